@@ -1,0 +1,390 @@
+"""ScriptedTransport: a real ``claude_agent_sdk.Transport`` that plays a Script to the real SDK.
+
+No SDK internals are patched: the SDK drives this object exactly as it drives the subprocess
+transport (connect, write the initialize request and prompts, read stdout, end_input, close).
+Everything here uses anyio primitives only, so one class serves asyncio and trio.
+
+Two properties matter for the oracles:
+
+* every emitted frame is logged with its provenance (segment, cause, prompts written before it);
+* it never hangs: when every task is blocked and the script has nothing left to release, the
+  stdout reader raises :class:`ScriptStalled` with a diagnosis, which the SDK hands to the
+  consumer, so a deadlocked candidate is a ``hang`` verdict in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from claude_agent_sdk import Transport
+
+from . import wire
+from .script import Script, Segment
+
+#: How long "every task blocked" must persist before it is a stall: lets a consumer's short
+#: ``sleep`` pass, while a real deadlock is still reported well under a second.
+STALL_GRACE_S = 0.2
+
+
+class ScriptedCLIError(Exception):
+    """Raised into the SDK's reader when the scripted CLI cannot go on."""
+
+
+class ScriptStalled(ScriptedCLIError):
+    """Every task is blocked and the script has nothing left to release."""
+
+
+@dataclass
+class Emission:
+    """One frame the scripted CLI wrote to stdout, with its provenance."""
+
+    seq: int
+    frame: dict[str, Any]
+    segment: str | None  # None for replies to SDK control requests
+    cause: str  # "prompt:k", "task:ID", "control", ...
+    index: int  # position in its segment
+    prompts_before: int  # user prompts written before this frame was emitted
+
+
+@dataclass
+class Write:
+    """One line the SDK wrote to the CLI's stdin."""
+
+    seq: int
+    data: Any  # the parsed JSON, or the raw text when it did not parse
+    prompts_before: int
+    after_end_input: bool
+    after_close: bool
+
+    @property
+    def type(self) -> str | None:
+        return self.data.get("type") if isinstance(self.data, dict) else None
+
+
+@dataclass
+class _Cursor:
+    segment: Segment
+    next: int = 0
+    wait: int = 0  # checkpoints before the next frame is due
+    awaiting: str | None = None  # request_id of a CLI->SDK request still unanswered
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.segment.frames)
+
+
+@dataclass
+class TransportLog:
+    """Everything that crossed the scripted CLI's pipes, in order."""
+
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    emissions: list[Emission] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # our request_id -> SDK's reply
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("connect", "end_input", "close"), 0))
+    stall: str | None = None
+
+    @property
+    def prompts(self) -> list[Write]:
+        return [w for w in self.writes if w.type == "user"]
+
+
+class ScriptedTransport(Transport):
+    """Plays ``script`` to the SDK. Pass it as ``query(transport=...)`` or
+    ``ClaudeSDKClient(transport=...)``; inspect :attr:`log` afterwards."""
+
+    def __init__(self, script: Script, *, stall_grace: float = STALL_GRACE_S) -> None:
+        self.script = script.validate()
+        self.log = TransportLog()
+        self._stall_grace = stall_grace
+        self._active: list[_Cursor] = []
+        self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
+        self._pending_on_block = [s for s in script.segments if s.trigger.on_block]
+        self._released: set[str] = set()
+        self._control_out: list[dict[str, Any]] = []
+        self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
+        self._prompts = 0
+        self._end_input = False
+        self._closed = False
+        self._seq = 0
+        self._changed = anyio.Event()
+
+    # ------------------------------------------------------------ Transport API
+    async def connect(self) -> None:
+        self._record("connect")
+        await self._suspend("connect")
+
+    async def write(self, data: str) -> None:
+        await self._suspend("write")
+        for line in data.splitlines():
+            if line.strip():
+                self._on_stdin_line(line)
+        self._notify()
+
+    def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        return self._stdout()
+
+    async def end_input(self) -> None:
+        await self._suspend("end_input")
+        if not self._end_input:
+            self._record("end_input")
+            self._end_input = True
+            self._notify()
+
+    async def close(self) -> None:
+        self._record("close")
+        self._closed = True
+        self._notify()
+        await self._suspend("close")
+
+    def is_ready(self) -> bool:
+        return self.log.counts["connect"] > 0 and not self._closed
+
+    # ------------------------------------------------------------ stdin
+    def _on_stdin_line(self, line: str) -> None:
+        try:
+            data: Any = json.loads(line)
+        except json.JSONDecodeError:
+            data = line
+        write = Write(self._next_seq(), data, self._prompts, self._end_input, self._closed)
+        self.log.writes.append(write)
+        self.log.events.append(("write", write))
+        if write.type == "control_request":
+            self._answer_sdk_request(data)
+        elif write.type == "user":
+            self._prompts += 1
+            for seg in self.script.segments:
+                if seg.trigger.prompt == self._prompts - 1:
+                    self._release(seg, preempt=False)
+        elif write.type == "control_response":
+            request_id = (data.get("response") or {}).get("request_id")
+            self.log.answers[request_id] = data["response"]
+            for cursor in self._active:
+                if cursor.awaiting == request_id:
+                    cursor.awaiting = None
+
+    def _answer_sdk_request(self, data: dict[str, Any]) -> None:
+        request_id = data.get("request_id", "")
+        subtype = (data.get("request") or {}).get("subtype", "")
+        reply = self.script.control_reply(subtype)
+        if reply.never:
+            self._unanswered_sdk_requests[request_id] = subtype
+        else:
+            self._control_out.append(wire.control_response(request_id, reply.payload, reply.error))
+
+    # ------------------------------------------------------------ stdout
+    async def _stdout(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            await self._suspend("read")
+            frame = await self._next_frame()
+            if frame is None:
+                return
+            yield frame
+
+    async def _next_frame(self) -> dict[str, Any] | None:
+        while not self._closed:
+            if self._control_out:
+                return self._emit(self._control_out.pop(0), None, "control", 0)
+            cursor = next((c for c in self._active if not c.done and c.wait == 0 and c.awaiting is None), None)
+            if cursor is not None:
+                return self._emit_from(cursor)
+            if self._eof_due():
+                return None
+            if any(c.wait for c in self._active if not c.done) or self._delayed:
+                await anyio.lowlevel.checkpoint()
+                self._tick()
+                continue
+            if await self._wait_for_change():
+                continue
+            if self._pending_on_block:
+                self._release(self._pending_on_block[0], preempt=False)
+                continue
+            self.log.stall = self._diagnose()
+            self._record("stall", self.log.stall)
+            raise ScriptStalled(self.log.stall)
+        return None
+
+    def _eof_due(self) -> bool:
+        if self.script.eof != "end_input" or not self._end_input:
+            return False
+        if any(not c.done for c in self._active) or self._delayed:
+            return False
+        if self._pending_on_block:  # what the CLI still had to say before it exits
+            self._release(self._pending_on_block[0], preempt=False)
+            return False
+        return True
+
+    def _emit_from(self, cursor: _Cursor) -> dict[str, Any]:
+        seg = cursor.segment
+        index = cursor.next
+        cursor.next += 1
+        cursor.wait = seg.gap
+        frame = wire.stamp(seg.frames[index], f"{seg.name}#{index}", self.script.session_id)
+        if frame.get("type") == "control_request":
+            cursor.awaiting = frame.get("request_id")
+        for other in self.script.segments:
+            if other.trigger.after == (seg.name, index):
+                self._release(other, preempt=True)
+        return self._emit(frame, seg.name, seg.cause, index)
+
+    def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:
+        emission = Emission(self._next_seq(), frame, segment, cause, index, self._prompts)
+        self.log.emissions.append(emission)
+        self.log.events.append(("emit", emission))
+        return frame
+
+    def _release(self, seg: Segment, *, preempt: bool) -> None:
+        if seg.name in self._released:
+            return
+        self._released.add(seg.name)
+        if seg in self._pending_on_block:
+            self._pending_on_block.remove(seg)
+        cursor = _Cursor(seg)
+        if seg.trigger.delay:
+            self._delayed.append((seg.trigger.delay, cursor, preempt))
+        else:
+            self._activate(cursor, preempt)
+        self._notify()
+
+    def _activate(self, cursor: _Cursor, preempt: bool) -> None:
+        if preempt:
+            self._active.insert(0, cursor)
+        else:
+            self._active.append(cursor)
+
+    def _tick(self) -> None:
+        for cursor in self._active:
+            cursor.wait = max(0, cursor.wait - 1)
+        still = []
+        for left, cursor, preempt in self._delayed:
+            if left <= 1:
+                self._activate(cursor, preempt)
+            else:
+                still.append((left - 1, cursor, preempt))
+        self._delayed = still
+
+    async def _wait_for_change(self) -> bool:
+        """Wait until stdin/close changes something (True) or every task is blocked (False)."""
+        changed = self._changed
+        blocked = False
+
+        async def watch_blocked() -> None:
+            nonlocal blocked
+            await anyio.wait_all_tasks_blocked()
+            with anyio.move_on_after(self._stall_grace):
+                await changed.wait()
+                return
+            blocked = True
+            tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_blocked)
+            await changed.wait()
+            tg.cancel_scope.cancel()
+        return not blocked
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    # ------------------------------------------------------------ helpers
+    async def _suspend(self, op: str) -> None:
+        for _ in range(self.script.checkpoints.get(op, 0)):
+            await anyio.lowlevel.checkpoint()
+
+    def _record(self, what: str, detail: Any = None) -> None:
+        if what in self.log.counts:
+            self.log.counts[what] += 1
+        self.log.events.append((what, detail))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _diagnose(self) -> str:
+        waits = []
+        if self._unanswered_sdk_requests:
+            waits.append("the SDK awaits a reply to " + ", ".join(sorted(set(self._unanswered_sdk_requests.values()))))
+        for cursor in self._active:
+            if cursor.awaiting:
+                waits.append(f"segment '{cursor.segment.name}' awaits the SDK's answer to {cursor.awaiting}")
+        if not waits:
+            waits.append(f"the SDK awaits more output after prompt {self._prompts - 1}" if self._prompts else "the SDK has written no prompt")
+        held = [
+            f"'{s.name}' ({len(s.frames)} frames, released when {s.trigger.describe()})"
+            for s in self.script.segments
+            if s.name not in self._released
+        ]
+        return (
+            f"scripted CLI stalled: every task is blocked; {'; '.join(waits)}; "
+            f"prompts written: {self._prompts}; end_input: {'yes' if self._end_input else 'no'}; "
+            f"script still holds: {', '.join(held) if held else 'nothing'}"
+        )
+
+    # ------------------------------------------------------------ after the run
+    def undelivered(self) -> list[str]:
+        """Scripted frames (of non-optional segments) that never reached stdout."""
+        emitted = {(e.segment, e.index) for e in self.log.emissions}
+        return [
+            f"{s.name}[{i}] {wire.kind(f)} (released when {s.trigger.describe()})"
+            for s in self.script.segments
+            if not s.optional
+            for i, f in enumerate(s.frames)
+            if (s.name, i) not in emitted
+        ]
+
+    def unexpected_writes(self) -> list[Write]:
+        """Writes the CLI would not understand: bad JSON or an unknown message type."""
+        return [w for w in self.log.writes if w.type not in ("user", "control_request", "control_response")]
+
+    def assert_played(self) -> None:
+        """Fail if scripted frames were never delivered or the SDK wrote something unexpected."""
+        problems = []
+        if missing := self.undelivered():
+            problems.append(
+                f"{len(missing)} scripted frame(s) never delivered: {'; '.join(missing[:5])}"
+                " (send the prompt that releases them, or mark the segment optional=True)"
+            )
+        if bad := self.unexpected_writes():
+            problems.append(f"unexpected writes to the CLI: {[w.data for w in bad][:3]}")
+        if self.log.stall:
+            problems.append(self.log.stall)
+        if problems:
+            raise AssertionError("ScriptedTransport: " + " | ".join(problems))
+
+    def attribute(self, messages: list[Any], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
+        """The emission behind each message the consumer received, in order.
+
+        The SDK hands frames to the consumer through one FIFO queue, skipping only the frames its
+        reader consumes and those its parser drops; so the k-th message received is the k-th
+        emitted frame that the release's own ``parse`` turns into a message.
+        """
+        visible = [
+            e
+            for e in self.log.emissions
+            if e.frame.get("type") not in wire.READER_CONSUMED_TYPES and _parses(parse, e.frame)
+        ]
+        if len(messages) > len(visible):
+            raise ScriptedCLIError(f"consumer received {len(messages)} messages but only {len(visible)} were emitted")
+        for message, emission in zip(messages, visible):
+            expected = type(parse(emission.frame)).__name__
+            if type(message).__name__ != expected:
+                raise ScriptedCLIError(
+                    f"message order diverged from stdout at frame {emission.seq}: got {type(message).__name__}, expected {expected}"
+                )
+        return visible[: len(messages)]
+
+
+def _parses(parse: Callable[[dict[str, Any]], Any], frame: dict[str, Any]) -> bool:
+    try:
+        return parse(frame) is not None
+    except Exception:  # the consumer gets an exception, not a message
+        return False
+
+
+__all__ = ["Emission", "ScriptStalled", "ScriptedCLIError", "ScriptedTransport", "TransportLog", "Write"]
