@@ -1,0 +1,38 @@
+"""pytest-agentsdk: script the Claude Code CLI, judge claude-agent-sdk releases against three
+lifecycle bugs, and give verdicts a maintainer can paste into a PR.
+
+Importing this package does not import claude_agent_sdk: names that need it load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it (loaded lazily)
+_EXPORTS = {
+    "Script": "script",
+    "ScriptError": "script",
+    "ScriptedTransport": "transport",
+    "ScriptStalled": "transport",
+    "wire": None,
+    "sdk_info": "compat",
+    "assert_clean_teardown": "observe",
+    "assert_turn_isolation": "bugs.late_task_notification",
+    "find_untruthful_completions": "bugs.premature_completion",
+    "assert_truthful_completions": "bugs.premature_completion",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pytest_agentsdk' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    if module is None:
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)

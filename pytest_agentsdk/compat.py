@@ -1,0 +1,101 @@
+"""What the installed claude-agent-sdk can do, found by probing it, never from a version table.
+
+Importing this module imports claude_agent_sdk; the plugin imports it lazily, so test sessions
+that never touch the SDK pay nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import inspect
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class SdkInfo:
+    version: str
+    cli_version: str | None  # the CLI a wheel bundles; None for an sdist install
+    features: dict[str, bool] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # why a feature is missing
+
+    def has(self, feature: str) -> bool:
+        return self.features.get(feature, False)
+
+    def backends(self) -> list[str]:
+        return ["asyncio"] + (["trio"] if self.has("trio") else [])
+
+    def backend_unsupported(self, backend: str) -> str | None:
+        """Why this release cannot run under ``backend``, or None."""
+        if backend == "trio" and not self.has("trio"):
+            return self.notes.get("trio", "release cannot run under trio")
+        return None
+
+
+def parse_message() -> Callable[[dict[str, Any]], Any]:
+    """The installed release's own stdout parser."""
+    from claude_agent_sdk._internal.message_parser import parse_message as parse
+
+    return parse
+
+
+def _bundled_cli_version() -> str | None:
+    """The CLI version a wheel bundles; an sdist install has no CLI."""
+    import claude_agent_sdk
+
+    if not (Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude").exists():
+        return None
+    try:
+        from claude_agent_sdk._cli_version import __cli_version__
+    except ImportError:
+        return None
+    return str(__cli_version__)
+
+
+def _probe_trio() -> tuple[bool, str]:
+    """Run a one-turn scripted ``query()`` under trio: the only sure way to know."""
+    if importlib.util.find_spec("trio") is None:
+        return False, "trio is not installed"
+    import anyio
+
+    from . import wire
+    from .script import Script
+    from .transport import ScriptedTransport
+
+    async def one_turn() -> None:
+        from claude_agent_sdk import query
+
+        transport = ScriptedTransport(Script().turn(wire.assistant("ok"), wire.result("ok")))
+        async for _ in query(prompt="probe", transport=transport):
+            pass
+
+    try:
+        anyio.run(one_turn, backend="trio")
+    except Exception as exc:  # the release's own failure is the finding
+        return False, f"release cannot run under trio: {type(exc).__name__}: {exc}"
+    return True, ""
+
+
+@functools.lru_cache(maxsize=1)
+def sdk_info() -> SdkInfo:
+    """Probe the installed release once per process."""
+    import claude_agent_sdk as sdk
+
+    parse = parse_message()
+    features: dict[str, bool] = {
+        "typed_task_messages": hasattr(sdk, "TaskNotificationMessage"),
+        "typed_task_updated": hasattr(sdk, "TaskUpdatedMessage"),
+        "assistant_stop_reason": "stop_reason" in {f.name for f in dataclasses.fields(sdk.AssistantMessage)},
+        "rate_limit_event": parse(
+            {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}, "uuid": "u", "session_id": "s"}
+        )
+        is not None,
+        "drops_sdk_host_only": "sdk_host_only" in inspect.getsource(sdk._internal.query.Query),
+    }
+    trio_ok, trio_note = _probe_trio()
+    features["trio"] = trio_ok
+    notes = {"trio": trio_note} if trio_note else {}
+    return SdkInfo(version=sdk.__version__, cli_version=_bundled_cli_version(), features=features, notes=notes)

@@ -1,0 +1,94 @@
+"""What the three bug scenarios share: running one example in a fresh event loop, and searching
+the example space with Hypothesis from a printed seed down to a minimal counterexample.
+
+A scenario (see :mod:`pytest_agentsdk.bugs`) supplies a strategy of JSON examples and a function
+that runs one example and returns an :class:`Outcome`. :func:`judge` turns that into a Verdict
+``Result``: the same seed gives the same examples, the same verdict and the same minimal example.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.errors import NoSuchExample
+
+from .verdict import Result
+
+if TYPE_CHECKING:
+    from .bugs import Scenario
+
+#: Last-resort wall-clock bound on one example; stalls are normally caught in milliseconds by
+#: the transport, this only catches a run whose stdout reader is not even running.
+EXAMPLE_WALL_S = 10.0
+
+
+@dataclass
+class Outcome:
+    """What one example showed: stable manifestation names, a hang, and evidence for the report."""
+
+    manifestations: list[str] = field(default_factory=list)
+    hang: str | None = None  # the stall diagnosis, when the run hung
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.manifestations) or self.hang is not None
+
+
+def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S) -> Any:
+    """Run ``main`` in a new event loop of ``backend``; raises TimeoutError past ``wall`` seconds."""
+
+    async def bounded() -> Any:
+        with anyio.fail_after(wall):
+            return await main()
+
+    return anyio.run(bounded, backend=backend)
+
+
+def replay_command(bug: str, backend: str, model: str | None, example: Any) -> str:
+    parts = ["python", "-m", "pytest_agentsdk", "replay", "--bug", bug, "--backend", backend]
+    if model:
+        parts += ["--model", model]
+    parts += ["--example", json.dumps(example, separators=(",", ":"), sort_keys=True)]
+    return shlex.join(parts)
+
+
+def judge(scenario: Scenario, backend: str, model: str | None, seed: int, max_examples: int) -> Result:
+    """Search ``scenario``'s examples for one that fails the oracle; shrink it; report."""
+    ran = 0
+
+    def fails(example: Any) -> bool:
+        nonlocal ran
+        ran += 1
+        return scenario.run_example(example, backend, model).failed
+
+    search = settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        minimal = find(scenario.examples(model), fails, settings=search, random=random.Random(seed))
+    except NoSuchExample:
+        return Result(scenario.name, "fixed", backend, model, examples=ran)
+    outcome = scenario.run_example(minimal, backend, model)
+    return Result(
+        bug=scenario.name,
+        verdict="hang" if outcome.hang else "reproduced",
+        backend=backend,
+        model=model,
+        examples=ran,
+        manifestations=sorted(set(outcome.manifestations)) + (["hang"] if outcome.hang else []),
+        counterexample=minimal,
+        replay=replay_command(scenario.name, backend, model, minimal),
+        evidence={**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {})},
+    )
