@@ -118,3 +118,112 @@ def render_markdown(report: CheckReport) -> str:
                 "</details>",
             ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- across subjects (matrix, verify)
+#: How a candidate's verdict relates to its baseline's, per (bug, model, backend).
+CHANGES = ("fixes", "still reproduces", "regresses", "unchanged", "error")
+_SHORT = {"not_applicable": "n/a"}
+
+
+def classify_change(baseline: str | None, candidate: str | None) -> str:
+    """``fixes`` failed -> fixed; ``still reproduces`` failed -> failed; ``regresses`` not failed ->
+    failed; ``error`` either side could not be judged; else ``unchanged``."""
+    failing = ("reproduced", "hang")
+    if baseline is None or candidate is None or "error" in (baseline, candidate):
+        return "error"
+    if baseline in failing:
+        return "still reproduces" if candidate in failing else ("fixes" if candidate == "fixed" else "unchanged")
+    return "regresses" if candidate in failing else "unchanged"
+
+
+def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any]]:
+    """One row per (bug, model, backend) judged on either side, in the candidate's report order."""
+    base = {(r.bug, r.model, r.backend): r for r in baseline.results}
+    cand = {(r.bug, r.model, r.backend): r for r in candidate.results}
+    rows = []
+    for key in list(cand) + [k for k in base if k not in cand]:
+        b, c = base.get(key), cand.get(key)
+        rows.append({
+            "bug": key[0], "model": key[1], "backend": key[2],
+            "baseline": b.verdict if b else None, "candidate": c.verdict if c else None,
+            "change": classify_change(b.verdict if b else None, c.verdict if c else None),
+            "baseline_manifestations": b.manifestations if b else [], "candidate_manifestations": c.manifestations if c else [],
+            "reason": (c.reason if c else None) or (b.reason if b else None),
+        })
+    return rows
+
+
+def _subject_label(report: CheckReport) -> str:
+    spec, version = report.subject.get("spec"), report.subject.get("sdk_version")
+    return str(version) if spec in (None, version, f"pypi:{version}") else f"{spec} ({version})"
+
+
+def _matrix_cells(report: CheckReport, columns: list[tuple[str, str | None]]) -> list[str]:
+    cells = []
+    for bug, model in columns:
+        results = [r for r in report.results if (r.bug, r.model) == (bug, model)]
+        verdicts = {r.verdict for r in results}
+        if not results:
+            cells.append("-")
+        elif len(verdicts) == 1:
+            cells.append(_SHORT.get(results[0].verdict, results[0].verdict))
+        else:
+            cells.append(" ".join(f"{r.backend}:{_SHORT.get(r.verdict, r.verdict)}" for r in results))
+    return cells
+
+
+def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
+    """Subject x bug (x model) table; a cell names the backend only where backends disagree."""
+    columns: list[tuple[str, str | None]] = []
+    for report in reports:
+        for r in report.results:
+            if (r.bug, r.model) not in columns:
+                columns.append((r.bug, r.model))
+    head = ["claude-agent-sdk"] + [bug + (f" [{model}]" if model else "") for bug, model in columns]
+    rows = [[_subject_label(rep)] + _matrix_cells(rep, columns) for rep in reports]
+    seeds = sorted({rep.seed for rep in reports})
+    footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines + ["", f"_{footer}_"])
+    widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head] + rows]
+    return "\n".join(lines + [footer])
+
+
+def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: bool = False) -> str:
+    """Candidate vs baseline per (bug, model, backend); Markdown adds the candidate's minimal
+    counterexamples and replay commands, for a PR comment."""
+    rows = compare(baseline, candidate)
+    title = f"candidate {_subject_label(candidate)} vs baseline {_subject_label(baseline)}, seed {candidate.seed}"
+    head = ["bug", "model", "backend", "baseline", "candidate", "change"]
+    table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", r["change"]] for r in rows]
+    if not markdown:
+        widths = [max(len(row[i]) for row in [head] + table) for i in range(len(head))]
+        lines = [title] + ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + table]
+        lines += [f"replay {r.bug}/{r.model or '-'}/{r.backend} (candidate): {r.replay}" for r in candidate.results if r.failed and r.replay]
+        return "\n".join(lines)
+    lines = [f"**pytest-agentsdk verify**: candidate `{_subject_label(candidate)}` vs baseline `{_subject_label(baseline)}`, seed `{candidate.seed}`", ""]
+    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row[:5] + [f"**{row[5]}**" if row[5] in ("fixes", "regresses") else row[5]]) + " |" for row in table]
+    for r in candidate.results:
+        if r.failed and r.counterexample is not None:
+            lines += [
+                "",
+                f"<details><summary>{r.bug} / {r.model or '-'} / {r.backend} on the candidate: {', '.join(r.manifestations)}</summary>",
+                "",
+                "Minimal counterexample:",
+                "",
+                "```json",
+                json.dumps(r.counterexample, indent=2, default=str),
+                "```",
+                "",
+                "Replay (in an env with the candidate installed):",
+                "",
+                "```sh",
+                r.replay or "",
+                "```",
+                "</details>",
+            ]
+    return "\n".join(lines)

@@ -1,0 +1,437 @@
+"""Isolated claude-agent-sdk environments, one per subject, built with uv and cached by content key.
+
+A *subject* is what ``matrix``/``verify``/``bisect`` judge: ``pypi:VERSION`` (or a bare version),
+``latest``, a local source tree, a wheel or sdist file, or a git URL (``git+file://...@ref``,
+``git+https://...``). The SDK is installed from its sdist by default, so no env carries the 324 MB
+bundled CLI; pass ``cli=True`` for a wheel when the real CLI is needed.
+
+Every env is built in a temporary directory and renamed into the cache only once the SDK imports,
+so an interrupted or failed build never leaves a half-built env behind. The cache lives under
+``$PYTEST_AGENTSDK_CACHE`` (default ``~/.cache/pytest-agentsdk``); uv's own cache makes a rebuild
+of a release seen before take a second or two.
+
+The harness is *not* installed into the env: the env sees only this very ``pytest_agentsdk``
+package, through a directory on ``PYTHONPATH`` holding one symlink to it. So the code that judges
+is always the code you are running (no stale copy per env, no env rebuild when the harness
+changes), and nothing else from the caller's site-packages leaks in to shadow the release under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from packaging.version import InvalidVersion, Version
+
+PACKAGE = "claude-agent-sdk"
+#: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
+MIN_SUPPORTED = Version("0.1.44")
+#: What ``python -m pytest_agentsdk check`` needs next to the SDK (pyproject's runtime + test deps).
+HARNESS_DEPS = ("anyio>=4.4", "hypothesis>=6.100", "pytest>=8", "pytest-asyncio>=0.23", "trio>=0.25", "packaging>=23")
+DEFAULT_INDEX = "https://pypi.org/simple"
+#: How long the cached release list is trusted before the index is asked again.
+RELEASES_TTL = 3600.0
+#: Bumped when the layout of an env changes, so old cache entries are not reused.
+_LAYOUT = 1
+_SKIP_DIRS = {".git", "__pycache__", ".venv", ".tox", "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+
+Progress = Callable[[str], None]
+
+
+class EnvError(Exception):
+    """Bad subject or failed build: one line for the user (exit 2)."""
+
+
+# ---------------------------------------------------------------- subjects
+@dataclass(frozen=True)
+class Spec:
+    """A parsed subject. ``kind`` is one of pypi, latest, path, file, git."""
+
+    kind: str
+    value: str  # version, absolute path, or git URL without the ref
+    text: str  # as the user wrote it
+    ref: str | None = None  # git ref
+
+    @property
+    def label(self) -> str:
+        return self.value if self.kind == "pypi" else self.text
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse a subject without touching the network; raises EnvError naming what is wrong."""
+    text = text.strip()
+    if not text:
+        raise EnvError("empty SDK spec: give a version, pypi:VERSION, latest, a path, or a git+ URL")
+    if text == "latest":
+        return Spec("latest", "latest", text)
+    if text.startswith("pypi:") or _looks_like_version(text):
+        raw = text.removeprefix("pypi:")
+        try:
+            return Spec("pypi", str(Version(raw)), text)
+        except InvalidVersion:
+            raise EnvError(f"{text}: {raw!r} is not a release version (e.g. pypi:0.1.48)") from None
+    if text.startswith("git+"):
+        return _parse_git(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        pyproject = path / "pyproject.toml"
+        if not pyproject.is_file() or not re.search(r'^name\s*=\s*["\']claude[-_.]agent[-_.]sdk["\']', pyproject.read_text(), re.M):
+            raise EnvError(f"{text}: not a claude-agent-sdk source tree (no pyproject.toml naming {PACKAGE})")
+        return Spec("path", str(path.resolve()), text)
+    if path.is_file():
+        if not re.match(r"claude[-_.]agent[-_.]sdk-.+\.(whl|tar\.gz|zip)$", path.name, re.I):
+            raise EnvError(f"{text}: not a claude-agent-sdk wheel or sdist (claude_agent_sdk-VERSION.whl/.tar.gz)")
+        return Spec("file", str(path.resolve()), text)
+    if os.sep in text or text.startswith(".") or text.endswith((".whl", ".tar.gz")):
+        raise EnvError(f"{text}: no such file or directory")
+    raise EnvError(f"{text}: not a version, pypi:VERSION, latest, a path, or a git+ URL")
+
+
+def _looks_like_version(text: str) -> bool:
+    return bool(re.fullmatch(r"v?\d+(\.\d+)*([a-z0-9.+-]*)", text, re.I)) and not Path(text).exists()
+
+
+def _parse_git(text: str) -> Spec:
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("git+file", "git+https", "git+http", "git+ssh"):
+        raise EnvError(f"{text}: git subjects look like git+file:///path@ref or git+https://host/repo@ref")
+    base, ref = rest, None
+    if "@" in rest and "/" not in rest.rsplit("@", 1)[1]:
+        base, ref = rest.rsplit("@", 1)
+    return Spec("git", f"{scheme}://{base}", text, ref or None)
+
+
+def unsupported_reason(version: str) -> str | None:
+    """Why the harness will not judge ``version`` (older than the supported range), or None."""
+    try:
+        if Version(version) < MIN_SUPPORTED:
+            return f"claude-agent-sdk {version} is older than the supported range (>= {MIN_SUPPORTED})"
+    except InvalidVersion:
+        return f"claude-agent-sdk reports an unparseable version {version!r}"
+    return None
+
+
+# ---------------------------------------------------------------- cache and registry
+def cache_dir() -> Path:
+    """Root of the env cache: ``$PYTEST_AGENTSDK_CACHE`` or ``~/.cache/pytest-agentsdk``."""
+    root = os.environ.get("PYTEST_AGENTSDK_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "pytest-agentsdk"
+
+
+def index_url() -> str:
+    """The package index to list releases from (and to pass to uv when set explicitly)."""
+    for var in ("PYTEST_AGENTSDK_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if os.environ.get(var):
+            return os.environ[var].rstrip("/")
+    return DEFAULT_INDEX
+
+
+def releases(*, refresh: bool = False, progress: Progress | None = None) -> list[str]:
+    """Final claude-agent-sdk releases that have an sdist, oldest first.
+
+    Asked from the index's simple API and cached for an hour; offline, a stale cached list is used
+    (with a note), and with no list at all this raises EnvError.
+    """
+    url = index_url()
+    path = cache_dir() / "releases.json"
+    cached: dict[str, Any] | None = None
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+        except ValueError:
+            cached = None
+    if cached and cached.get("index") == url and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
+        return list(cached["versions"])
+    try:
+        versions = _fetch_releases(url)
+    except (OSError, ValueError) as exc:
+        if cached and cached.get("index") == url:
+            if progress:
+                progress(f"package index unreachable ({_short(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
+            return list(cached["versions"])
+        raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
+    _atomic_write(path, json.dumps({"index": url, "fetched": time.time(), "versions": versions}))
+    return versions
+
+
+def _fetch_releases(url: str) -> list[str]:
+    request = urllib.request.Request(f"{url}/{PACKAGE}/", headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        body = response.read().decode()
+        is_json = "json" in response.headers.get("Content-Type", "")
+    if is_json:
+        names = [f["filename"] for f in json.loads(body)["files"] if not f.get("yanked")]
+    else:
+        names = re.findall(r">\s*([^<>\s]+)\s*</a>", body)
+    found = set()
+    for name in names:
+        m = re.fullmatch(r"claude[-_.]agent[-_.]sdk-(.+)\.tar\.gz", name, re.I)
+        if m:
+            try:
+                v = Version(m.group(1))
+            except InvalidVersion:
+                continue
+            if not v.is_prerelease:
+                found.add(v)
+    if not found:
+        raise ValueError(f"no {PACKAGE} sdists listed")
+    return [str(v) for v in sorted(found)]
+
+
+def latest_release(progress: Progress | None = None) -> str:
+    return releases(progress=progress)[-1]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _short(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason is not None else exc).splitlines()[0][:160] if str(reason or exc) else type(exc).__name__
+
+
+# ---------------------------------------------------------------- uv
+def uv_binary() -> str:
+    """uv from the ``uv`` PyPI package when installed here (pyproject's ``test`` extra), else PATH."""
+    try:
+        import uv  # type: ignore[import-not-found]
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if not found:
+        raise EnvError("uv not found: pip install uv (it builds the isolated SDK envs)")
+    return found
+
+
+def _uv(args: Sequence[str], what: str) -> None:
+    proc = subprocess.run([uv_binary(), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvError(f"{what}: {_uv_error(proc.stderr)}")
+
+
+def _uv_error(stderr: str) -> str:
+    """The one line of uv's report that says what went wrong."""
+    lines = [re.sub(r"^[\s×╰─▶│|]+", "", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("help:", "hint:"))]
+    for line in lines:
+        if line.startswith("Because") or "not found" in line or "does not exist" in line or "failed" in line.lower():
+            return line[:300]
+    return (lines[-1] if lines else "uv failed without a message")[:300]
+
+
+# ---------------------------------------------------------------- envs
+@dataclass(frozen=True)
+class Env:
+    """A built env: ``python`` runs the release, ``run_check`` judges it with this harness."""
+
+    spec: Spec
+    path: Path
+    sdk_version: str
+    key: str
+    reused: bool = False
+    build_seconds: float = 0.0
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def label(self) -> str:
+        return self.spec.label if self.spec.kind != "latest" else f"latest ({self.sdk_version})"
+
+    def environ(self) -> dict[str, str]:
+        """The caller's environment, with only this harness added to the import path."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PYTHONPATH"] = str(_harness_dir())
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+    def run(self, args: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the env's python with ``args`` (captured)."""
+        return subprocess.run([str(self.python), *args], env=self.environ(), capture_output=True, text=True, timeout=timeout)
+
+    def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed.
+
+        Exit 1 (something reproduced) is a normal answer; a run that prints no JSON raises EnvError
+        with the check's own last line. ``progress`` receives the check's stderr lines as they come.
+        """
+        cmd = [str(self.python), "-m", "pytest_agentsdk", "check", "--json", *args]
+        proc = subprocess.Popen(cmd, env=self.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out: list[str] = []
+        tail: list[str] = []
+
+        def pump_stdout() -> None:
+            assert proc.stdout is not None
+            out.append(proc.stdout.read())
+
+        def pump_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                tail[:] = (tail + [line.rstrip()])[-20:]
+                if progress:
+                    progress(line.rstrip())
+
+        readers = [threading.Thread(target=pump, daemon=True) for pump in (pump_stdout, pump_stderr)]
+        for reader in readers:
+            reader.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise EnvError(f"{self.label}: check did not finish within {timeout:.0f} s") from None
+        finally:
+            for reader in readers:
+                reader.join()
+        try:
+            data: dict[str, Any] = json.loads("".join(out))
+        except ValueError:
+            last = next((line for line in reversed(tail) if line.strip()), "no output")
+            raise EnvError(f"{self.label}: check exited {proc.returncode} without a verdict: {last}") from None
+        return data
+
+
+def _harness_dir() -> Path:
+    """A directory holding only a symlink to this ``pytest_agentsdk`` package (see module doc)."""
+    package = Path(__file__).resolve().parent
+    link_dir = cache_dir() / "harness" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
+    link = link_dir / "pytest_agentsdk"
+    if not (link.is_symlink() and link.resolve() == package):
+        link_dir.mkdir(parents=True, exist_ok=True)
+        tmp = link_dir / f".link.{os.getpid()}.{threading.get_ident()}"
+        tmp.symlink_to(package, target_is_directory=True)
+        os.replace(tmp, link)
+    return link_dir
+
+
+def _tree_digest(root: Path) -> str:
+    """Content hash of a source tree, so an edited (patched) tree gets a new env."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(dirpath) / name
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
+    return digest.hexdigest()
+
+
+def _git_commit(spec: Spec) -> str:
+    """Resolve a git subject's ref to a commit, so the cache key names exactly what is built."""
+    url = spec.value.removeprefix("git+")
+    ref = spec.ref or "HEAD"
+    proc = subprocess.run(["git", "ls-remote", url, ref], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise EnvError(f"{spec.text}: cannot read git repository {url}: {(proc.stderr.strip().splitlines() or ['git failed'])[-1]}")
+    for line in proc.stdout.splitlines():
+        sha, name = line.split("\t", 1)
+        if name in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"):
+            return sha
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ref  # a full commit id: uv fetches it, or fails the build naming it
+    raise EnvError(f"{spec.text}: git ref {ref!r} not found in {url}")
+
+
+def _install_target(spec: Spec, progress: Progress | None) -> tuple[str, str, list[str]]:
+    """(requirement for uv, content identity for the cache key, extra uv flags)."""
+    if spec.kind in ("pypi", "latest"):
+        version = spec.value
+        known: list[str] | None
+        try:
+            known = releases(progress=progress)
+        except EnvError:
+            if spec.kind == "latest":
+                raise
+            known = None  # offline and never listed: uv will say whether it can get the sdist
+        if spec.kind == "latest":
+            version = known[-1]  # type: ignore[index]
+        elif known is not None and version not in known:
+            raise EnvError(f"{spec.text}: unknown {PACKAGE} release {version} (releases with an sdist: {known[0]} ... {known[-1]})")
+        return f"{PACKAGE}=={version}", f"pypi:{version}", []
+    if spec.kind == "path":
+        # uv keys its build cache on the path and pyproject.toml mtime: refresh so edited sources rebuild
+        return spec.value, f"tree:{_tree_digest(Path(spec.value))}", ["--refresh-package", PACKAGE]
+    if spec.kind == "file":
+        return spec.value, f"file:{hashlib.sha256(Path(spec.value).read_bytes()).hexdigest()}", []
+    commit = _git_commit(spec)
+    return f"{PACKAGE} @ {spec.value}@{commit}", f"git:{spec.value}@{commit}", []
+
+
+def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None = None) -> Env:
+    """The env for ``spec``: reused from the cache when its content key is there, else built.
+
+    ``cli=True`` installs the SDK wheel (with the bundled CLI) instead of the sdist.
+    Raises EnvError (one line) for a bad subject or a failed build; the cache is left untouched then.
+    """
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    requirement, identity, extra = _install_target(spec, progress)
+    material = {"subject": identity, "python": sys.version, "executable": sys.executable, "deps": HARNESS_DEPS, "cli": cli, "layout": _LAYOUT}
+    key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
+    envs_root = cache_dir() / "envs"
+    final = envs_root / key
+    meta = final / "agentsdk-env.json"
+    if meta.is_file() and (final / "bin" / "python").exists():
+        return Env(spec, final, json.loads(meta.read_text())["sdk_version"], key, reused=True)
+
+    started = time.monotonic()
+    if progress:
+        progress(f"building env for {spec.label} ({identity}, {'wheel with CLI' if cli else 'sdist'})")
+    envs_root.mkdir(parents=True, exist_ok=True)
+    if final.exists():  # an entry whose interpreter went away: rebuild it
+        shutil.rmtree(final)
+    tmp = envs_root / f".build-{key}-{os.getpid()}-{threading.get_ident()}"
+    try:
+        _uv(["venv", "--quiet", "--relocatable", "--python", sys.executable, str(tmp)], f"{spec.text}: cannot create a venv")
+        install = ["pip", "install", "--quiet", "--python", str(tmp / "bin" / "python"), *extra]
+        if not cli and spec.kind != "file":
+            install += ["--no-binary", PACKAGE]
+        if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
+            install += ["--default-index", index_url()]
+        _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
+        probe = subprocess.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+        version = probe.stdout.strip()
+        (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished the same env first: use theirs
+            if not meta.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    env = Env(spec, final, version, key, reused=False, build_seconds=time.monotonic() - started)
+    if progress:
+        progress(f"env for {env.label} ready in {env.build_seconds:.1f} s")
+    return env
+
+
+
+def add_commands(subparsers: Any, add_output_flags: Callable[[Any], None]) -> None:
+    """Register ``matrix``, ``verify`` and ``bisect`` (their logic lives in :mod:`.machine`)."""
+    from . import machine
+
+    machine.add_commands(subparsers, add_output_flags)

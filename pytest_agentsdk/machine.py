@@ -1,0 +1,323 @@
+"""The verdict machine: ``matrix``, ``verify`` and ``bisect`` run ``check`` in isolated envs
+(:mod:`pytest_agentsdk.envs`) and compare what comes back.
+
+Every subject of one command is judged with the same seed, so differences between subjects are
+differences between SDKs, not between random draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from packaging.version import InvalidVersion, Version
+
+from . import envs, verdict
+from .bugs import BUG_NAMES, available
+
+#: What ``matrix`` judges without ``--sdk``/``--since``/``--all``: the releases the issues name.
+DEFAULT_SUBJECTS = ("0.1.44", "0.1.48", "0.1.50", "0.1.51", "0.1.60", "0.1.71", "0.2.87", "0.2.143", "latest")
+BACKENDS = ("asyncio", "trio")
+DEFAULT_EXAMPLES = 30
+
+
+class _Progress:
+    """Thread-safe progress lines on stderr, prefixed with the subject they are about."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        if not self.quiet:
+            with self.lock:
+                print(line, file=sys.stderr, flush=True)
+
+    def for_subject(self, label: str) -> Callable[[str], None]:
+        return lambda line: self(f"[{label}] {line.strip()}")
+
+
+# ---------------------------------------------------------------- judging one subject
+def _check_args(args: argparse.Namespace, seed: int) -> list[str]:
+    """The ``check`` options every env gets (quiet: the machine prints its own progress)."""
+    out = ["--seed", str(seed), "--examples", str(args.examples)]
+    for bug in args.bug or []:
+        out += ["--bug", bug]
+    for backend in args.backend or []:
+        out += ["--backend", backend]
+    for model in args.models or []:
+        out += ["--model", model]
+    return out
+
+
+def _error_report(spec: envs.Spec, version: str, reason: str, args: argparse.Namespace, seed: int) -> verdict.CheckReport:
+    """An ``error`` verdict for every selected bug/backend, without building anything."""
+    report = verdict.CheckReport({**verdict.subject_info(version, None), "spec": spec.text}, seed)
+    for bug in args.bug or available():
+        for backend in args.backend or BACKENDS:
+            report.results.append(verdict.Result(bug, "error", backend, None, reason=reason))
+    return report
+
+
+def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress) -> verdict.CheckReport:
+    """Build (or reuse) the env for ``spec`` and run ``check`` in it."""
+    if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
+        return _error_report(spec, spec.value, reason, args, seed)
+    say = progress.for_subject(spec.label)
+    env = envs.ensure_env(spec, progress=say)
+    if reason := envs.unsupported_reason(env.sdk_version):
+        return _error_report(spec, env.sdk_version, reason, args, seed)
+    say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
+    report = verdict.CheckReport.from_json(env.run_check(_check_args(args, seed), progress=say))
+    report.subject.update(spec=spec.text, env=str(env.path), env_reused=env.reused)
+    counts: dict[str, int] = {}
+    for r in report.results:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    say("done: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    return report
+
+
+def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress) -> list[verdict.CheckReport]:
+    """Judge every subject, in parallel bounded by the cores; reports in ``specs`` order.
+
+    A bad subject does not stop the others (their envs land in the cache); its EnvError is raised
+    once all are done.
+    """
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(specs)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(judge, spec, args, seed, progress) for spec in specs]
+        errors = [f.exception() for f in futures]
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return [f.result() for f in futures]
+
+
+# ---------------------------------------------------------------- commands
+def _parse_specs(texts: list[str]) -> list[envs.Spec]:
+    specs, seen = [], set()
+    for text in texts:
+        if text not in seen:
+            seen.add(text)
+            specs.append(envs.parse_spec(text))
+    return specs
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Check the options shared with ``check``; returns the seed."""
+    for bug in args.bug or []:
+        if bug not in BUG_NAMES:
+            raise envs.EnvError(f"--bug {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
+        if bug not in available():
+            raise envs.EnvError(f"--bug {bug}: this build of pytest-agentsdk does not ship that scenario yet")
+    if args.examples < 1:
+        raise envs.EnvError("--examples must be at least 1")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    if not args.quiet:
+        print(f"pytest-agentsdk {args.command}: seed {seed}", file=sys.stderr)
+    return int(seed)
+
+
+def _version(text: str, option: str) -> Version:
+    try:
+        return Version(text.removeprefix("pypi:"))
+    except InvalidVersion:
+        raise envs.EnvError(f"{option} {text}: not a release version") from None
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    seed = _validate(args)
+    progress = _Progress(args.quiet)
+    texts = list(args.sdk or [])
+    if args.all or args.since:
+        since = max(_version(args.since, "--since"), envs.MIN_SUPPORTED) if args.since else envs.MIN_SUPPORTED
+        texts += [v for v in envs.releases(progress=progress) if Version(v) >= since]
+    specs = _parse_specs(texts or list(DEFAULT_SUBJECTS))
+    reports = judge_all(specs, args, seed, progress)
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
+    else:
+        print(verdict.render_matrix(reports, markdown=args.markdown))
+    return max((r.exit_code for r in reports), key=[0, 2, 1].index, default=0)
+
+
+def _default_baseline(candidate_version: str, progress: _Progress) -> envs.Spec:
+    """The release the candidate's version names when it is on the index, else the latest."""
+    try:
+        if candidate_version in envs.releases(progress=progress):
+            return envs.parse_spec(f"pypi:{candidate_version}")
+    except envs.EnvError:
+        pass
+    return envs.parse_spec("latest")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    seed = _validate(args)
+    for bug in args.claims or []:
+        if bug not in BUG_NAMES:
+            raise envs.EnvError(f"--claims {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
+    progress = _Progress(args.quiet)
+    candidate_spec = envs.parse_spec(args.candidate)
+    baseline_spec = envs.parse_spec(args.baseline) if args.baseline else None
+    candidate_env = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label))
+    if baseline_spec is None:
+        baseline_spec = _default_baseline(candidate_env.sdk_version, progress)
+        progress(f"baseline: {baseline_spec.label} (from the candidate's version {candidate_env.sdk_version})")
+    candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress)
+    rows = verdict.compare(baseline, candidate)
+    unmet = [bug for bug in args.claims or []
+             if not any(r["bug"] == bug and r["change"] == "fixes" for r in rows)
+             or any(r["bug"] == bug and r["change"] == "still reproduces" for r in rows)]
+    if args.json:
+        print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
+                          "comparison": rows, "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
+    else:
+        text = verdict.render_comparison(baseline, candidate, markdown=args.markdown)
+        if args.claims:
+            claims = ", ".join(f"{bug}: {'unmet' if bug in unmet else 'met'}" for bug in args.claims)
+            text += f"\n\n{'**Claims**' if args.markdown else 'claims'}: {claims}"
+        print(text)
+    if any(r["change"] == "regresses" for r in rows) or unmet:
+        return 1
+    return 2 if any(r["change"] == "error" for r in rows) else 0
+
+
+def _signature(report: verdict.CheckReport, bug: str, manifestation: str | None) -> Any:
+    """What bisect compares: the verdicts of ``bug``'s results, or whether ``manifestation`` shows."""
+    results = sorted((r for r in report.results if r.bug == bug), key=lambda r: (r.model or "", r.backend))
+    if manifestation:
+        return any(manifestation in r.manifestations for r in results)
+    return tuple((r.model, r.backend, r.verdict) for r in results)
+
+
+def _describe(sig: Any, manifestation: str | None) -> str:
+    if manifestation:
+        return f"{manifestation} {'present' if sig else 'absent'}"
+    return ", ".join(f"{m + '/' if m else ''}{b}: {v}" for m, b, v in sig)
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """Galloping search: probe from+1, +2, +4, ... until the signature differs from the first
+    release's, then bisect that last gap. Costs O(log distance to the change), so a change near
+    ``--from`` takes a handful of envs even though the release list is long; like any bisection
+    it assumes one change between the probes it brackets."""
+    args.bug = [args.bug_name]
+    seed = _validate(args)
+    progress = _Progress(args.quiet)
+    lo_v = max(_version(args.from_, "--from"), envs.MIN_SUPPORTED) if args.from_ else envs.MIN_SUPPORTED
+    known = envs.releases(progress=progress)
+    hi_v = _version(args.to, "--to") if args.to else Version(known[-1])
+    for option, v in (("--from", args.from_), ("--to", args.to)):
+        if v and v.removeprefix("pypi:") not in known and str(_version(v, option)) not in known:
+            raise envs.EnvError(f"{option} {v}: unknown {envs.PACKAGE} release (releases with an sdist: {known[0]} ... {known[-1]})")
+    candidates = [v for v in known if lo_v <= Version(v) <= hi_v]
+    if len(candidates) < 2:
+        raise envs.EnvError(f"--from {lo_v} --to {hi_v}: fewer than two supported releases in that range")
+    judged: dict[int, verdict.CheckReport] = {}
+
+    def sig(i: int) -> Any:
+        if i not in judged:
+            judged[i] = judge(envs.parse_spec(f"pypi:{candidates[i]}"), args, seed, progress)
+            progress(f"bisect: {candidates[i]}: {_describe(_signature(judged[i], args.bug_name, args.manifestation), args.manifestation)}")
+        return _signature(judged[i], args.bug_name, args.manifestation)
+
+    first = sig(0)
+    last_same, step, boundary = 0, 1, None
+    while boundary is None:
+        probe = min(last_same + step, len(candidates) - 1)
+        if sig(probe) != first:
+            boundary = probe
+        elif probe == len(candidates) - 1:
+            break
+        else:
+            last_same, step = probe, step * 2
+    if boundary is not None:
+        while boundary - last_same > 1:
+            mid = (last_same + boundary) // 2
+            if sig(mid) == first:
+                last_same = mid
+            else:
+                boundary = mid
+    after = sig(boundary) if boundary is not None else None
+    reused = sum(1 for rep in judged.values() if rep.subject.get("env_reused"))
+    result: dict[str, Any] = {
+        "bug": args.bug_name, "manifestation": args.manifestation, "seed": seed,
+        "from": candidates[0], "to": candidates[-1], "releases_in_range": len(candidates),
+        "envs_judged": len(judged), "envs_built": len(judged) - reused, "envs_reused": reused,
+        "last_same": candidates[last_same], "first_different": candidates[boundary] if boundary is not None else None,
+        "before": _describe(first, args.manifestation),
+        "after": _describe(after, args.manifestation) if boundary is not None else None,
+        "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        what = f"{args.bug_name}" + (f" manifestation {args.manifestation}" if args.manifestation else " verdict")
+        if boundary is None:
+            print(f"{what}: no change from {candidates[0]} to {candidates[-1]} ({result['before']})")
+        else:
+            print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
+        print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser, with_bug: bool = True) -> None:
+    if with_bug:
+        p.add_argument("--bug", action="append", help="only this bug (repeatable)")
+    p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable; default: both)")
+    p.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (repeatable)")
+    p.add_argument("--seed", type=int, help="one seed for every subject (default: random, printed)")
+    p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
+    p.add_argument("--jobs", type=int, help="envs judged at once (default: the number of cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn an EnvError into the one-line, exit-2 answer every command gives for bad input."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except envs.EnvError as exc:
+            print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    subjects = "SPEC: VERSION, pypi:VERSION, latest, a source tree, a wheel/sdist file, git+file://...@ref, git+https://..."
+    matrix = sub.add_parser("matrix", help="judge several SDK releases, each in its own env",
+                            description=f"Run check in one isolated env per subject and print a release x bug table. {subjects}")
+    matrix.add_argument("--sdk", action="append", metavar="SPEC", help=f"a subject (repeatable; default: {' '.join(DEFAULT_SUBJECTS)})")
+    matrix.add_argument("--since", metavar="VERSION", help="every release since VERSION")
+    matrix.add_argument("--all", action="store_true", help=f"every release since {envs.MIN_SUPPORTED}")
+    _common(matrix)
+    add_output_flags(matrix)
+    matrix.set_defaults(func=_guarded(cmd_matrix))
+
+    verify = sub.add_parser("verify", help="judge a fix candidate against its baseline",
+                            description=f"Per bug/model/backend: fixes, still reproduces, regresses, unchanged. {subjects}",
+                            epilog="Exit 1 when the candidate regresses anything or a --claims bug is not fixed.")
+    verify.add_argument("--candidate", required=True, metavar="SPEC", help="the fix candidate")
+    verify.add_argument("--baseline", metavar="SPEC", help="default: the release the candidate's version names, else latest")
+    verify.add_argument("--claims", action="append", metavar="BUG", help="a bug the candidate claims to fix (repeatable)")
+    _common(verify)
+    add_output_flags(verify)
+    verify.set_defaults(func=_guarded(cmd_verify))
+
+    bisect = sub.add_parser("bisect", help="find the release where a bug's verdict changes",
+                            description="Search the PyPI releases for the first whose verdict (or manifestation) differs from --from's.")
+    bisect.add_argument("--bug", required=True, dest="bug_name", choices=BUG_NAMES)
+    bisect.add_argument("--manifestation", metavar="SIG", help="compare the presence of this manifestation instead of the verdicts")
+    bisect.add_argument("--from", dest="from_", metavar="VERSION", help=f"first release (default {envs.MIN_SUPPORTED})")
+    bisect.add_argument("--to", metavar="VERSION", help="last release (default: the latest)")
+    _common(bisect, with_bug=False)
+    bisect.add_argument("--json", action="store_true", help="print the boundary and every judged report as JSON")
+    bisect.set_defaults(func=_guarded(cmd_bisect))
