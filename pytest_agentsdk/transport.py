@@ -99,12 +99,12 @@ class ScriptedTransport(Transport):
     ``ClaudeSDKClient(transport=...)``; inspect :attr:`log` afterwards."""
 
     def __init__(self, script: Script, *, stall_grace: float = STALL_GRACE_S) -> None:
-        self.script = script.validate()
+        self.script = script  # may still be extended until connect(), which validates it
         self.log = TransportLog()
         self._stall_grace = stall_grace
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
-        self._pending_on_block = [s for s in script.segments if s.trigger.on_block]
+        self._pending_on_block: list[Segment] = []
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
         self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
@@ -116,6 +116,8 @@ class ScriptedTransport(Transport):
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
+        self.script.validate()
+        self._pending_on_block = [s for s in self.script.segments if s.trigger.on_block]
         self._record("connect")
         await self._suspend("connect")
 
@@ -193,8 +195,12 @@ class ScriptedTransport(Transport):
             cursor = next((c for c in self._active if not c.done and c.wait == 0 and c.awaiting is None), None)
             if cursor is not None:
                 return self._emit_from(cursor)
-            if self._eof_due():
-                return None
+            if self._stdout_may_close():
+                if not self._pending_on_block:
+                    return None
+                # what the CLI still had to say before it exits
+                self._release(self._pending_on_block[0], preempt=False)
+                continue
             if any(c.wait for c in self._active if not c.done) or self._delayed:
                 await anyio.lowlevel.checkpoint()
                 self._tick()
@@ -209,15 +215,14 @@ class ScriptedTransport(Transport):
             raise ScriptStalled(self.log.stall)
         return None
 
-    def _eof_due(self) -> bool:
-        if self.script.eof != "end_input" or not self._end_input:
-            return False
-        if any(not c.done for c in self._active) or self._delayed:
-            return False
-        if self._pending_on_block:  # what the CLI still had to say before it exits
-            self._release(self._pending_on_block[0], preempt=False)
-            return False
-        return True
+    def _stdout_may_close(self) -> bool:
+        """The CLI's rule: stdin closed and nothing released is still due."""
+        return (
+            self.script.eof == "end_input"
+            and self._end_input
+            and all(c.done for c in self._active)
+            and not self._delayed
+        )
 
     def _emit_from(self, cursor: _Cursor) -> dict[str, Any]:
         seg = cursor.segment

@@ -1,0 +1,187 @@
+"""ScriptedTransport against the real installed SDK, on asyncio and trio (anyio's pytest plugin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from pytest_agentsdk import wire
+from pytest_agentsdk.script import Script, ScriptError
+from pytest_agentsdk.transport import ScriptedTransport, ScriptStalled
+
+pytestmark = pytest.mark.anyio
+
+
+def names(messages: list[Any]) -> list[str]:
+    return [type(m).__name__ for m in messages]
+
+
+@pytest.mark.agentsdk(eof="close", checkpoints={"write": 1, "read": 1, "close": 2})
+async def test_two_turn_client_session(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.turn(wire.system_init(), wire.assistant("four"), wire.result("4"))
+    agentsdk_script.turn(wire.assistant("six"), wire.result("6"))
+    turns = []
+    async with ClaudeSDKClient(transport=scripted_transport) as client:
+        for prompt in ("2+2?", "3+3?"):
+            await client.query(prompt)
+            turns.append([m async for m in client.receive_response()])
+    assert [names(t) for t in turns] == [
+        ["SystemMessage", "AssistantMessage", "ResultMessage"],
+        ["AssistantMessage", "ResultMessage"],
+    ]
+    assert [t[-1].result for t in turns] == ["4", "6"]
+    log = scripted_transport.log
+    assert [p.data["message"]["content"] for p in log.prompts] == ["2+2?", "3+3?"]
+    turn2 = [e for e in log.emissions if e.cause == "prompt:1"]
+    assert all(e.prompts_before == 2 for e in turn2), "turn 2 frames are released only after prompt 2"
+    assert log.counts["close"] == 1
+
+
+async def test_query_session_answers_handshake_and_permission(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeAgentOptions, PermissionResultAllow, query
+
+    asked: list[str] = []
+
+    async def allow(tool_name: str, tool_input: dict[str, Any], context: Any) -> PermissionResultAllow:
+        asked.append(tool_name)
+        return PermissionResultAllow(updated_input=tool_input)
+
+    async def prompt():
+        yield {"type": "user", "message": {"role": "user", "content": "list files"}, "parent_tool_use_id": None, "session_id": ""}
+
+    agentsdk_script.turn(
+        wire.system_init(),
+        wire.can_use_tool("perm_1", "Bash", {"command": "ls"}),
+        wire.assistant(wire.tool_use("toolu_1", "Bash", {"command": "ls"}), stop_reason="tool_use"),
+        wire.user_tool_result("toolu_1", "a.txt"),
+        wire.assistant("one file"),
+        wire.result("one file"),
+    )
+    received = [m async for m in query(prompt=prompt(), options=ClaudeAgentOptions(can_use_tool=allow), transport=scripted_transport)]
+    assert names(received)[-1] == "ResultMessage"
+    assert asked == ["Bash"]
+    log = scripted_transport.log
+    assert log.answers["perm_1"]["response"]["behavior"] == "allow"
+    init = log.writes[0].data
+    assert init["type"] == "control_request" and init["request"]["subtype"] == "initialize"
+    reply = next(e for e in log.emissions if e.cause == "control")
+    assert reply.frame["response"]["request_id"] == init["request_id"]
+    assert log.counts["end_input"] == 1
+
+
+async def test_control_requests_get_scripted_replies(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.reply("mcp_status", {"mcpServers": [{"name": "x", "status": "connected"}]})
+    agentsdk_script.reply("set_model", error="model not allowed")
+    async with ClaudeSDKClient(transport=scripted_transport) as client:
+        await client.interrupt()
+        await client.set_permission_mode("acceptEdits")
+        status = await client.get_mcp_status()
+        with pytest.raises(Exception, match="model not allowed"):
+            await client.set_model("other")
+    assert status["mcpServers"][0]["name"] == "x"
+    subtypes = [w.data["request"]["subtype"] for w in scripted_transport.log.writes if w.type == "control_request"]
+    assert subtypes == ["initialize", "interrupt", "set_permission_mode", "mcp_status", "set_model"]
+
+
+@pytest.mark.agentsdk(strict=False)
+async def test_turn_that_never_ends_is_a_stall(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.turn(wire.system_init(), wire.assistant("thinking..."))  # no result: the turn never ends
+    with pytest.raises(Exception, match="stalled") as err:
+        async with ClaudeSDKClient(transport=scripted_transport) as client:
+            await client.query("hi")
+            async for _ in client.receive_response():
+                pass
+    assert "more output after prompt 0" in str(err.value)
+    assert scripted_transport.log.stall is not None
+
+
+@pytest.mark.agentsdk(strict=False)
+async def test_silent_control_reply_is_a_stall_not_a_60s_timeout(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.reply("interrupt", never=True)
+    with pytest.raises(Exception):
+        async with ClaudeSDKClient(transport=scripted_transport) as client:
+            await client.interrupt()
+    assert "reply to interrupt" in (scripted_transport.log.stall or "")
+
+
+async def test_autonomous_event_is_released_after_its_frame(agentsdk_backend) -> None:
+    from claude_agent_sdk import query
+
+    script = (
+        Script()
+        .turn(wire.system_init(), wire.task_started("t1"), wire.assistant("spawned"), wire.result("spawned"))
+        .event("task:t1", wire.task_notification("t1"), after=("turn0", 1), delay=3)
+        .event("late", wire.assistant("bye"), on_block=True, optional=True)
+    )
+    transport = ScriptedTransport(script)
+    received = [m async for m in query(prompt="go", transport=transport)]
+    order = [(e.segment, e.index) for e in transport.log.emissions if e.segment]
+    assert order.index(("task:t1", 0)) > order.index(("turn0", 1))
+    assert ("late", 0) in order, "on_block segments are said before stdout closes"
+    assert len(received) == 6
+    transport.assert_played()
+
+
+async def test_writes_after_end_input_are_recorded_not_crashed(agentsdk_backend) -> None:
+    transport = ScriptedTransport(Script())
+    await transport.connect()
+    await transport.end_input()
+    await transport.write('{"type": "user", "message": {"role": "user", "content": "late"}}\n')
+    await transport.write("not json\n")
+    assert [w.after_end_input for w in transport.log.writes] == [True, True]
+    assert [w.data for w in transport.unexpected_writes()] == ["not json"]
+    with pytest.raises(AssertionError, match="unexpected writes"):
+        transport.assert_played()
+
+
+async def test_undelivered_frames_fail_the_teardown_check(agentsdk_backend) -> None:
+    from claude_agent_sdk import query
+
+    script = Script().turn(wire.assistant("a"), wire.result("a")).turn(wire.assistant("never asked"), wire.result("b"))
+    transport = ScriptedTransport(script)
+    async for _ in query(prompt="only one prompt", transport=transport):
+        pass
+    with pytest.raises(AssertionError, match=r"2 scripted frame\(s\) never delivered: turn1\[0\]"):
+        transport.assert_played()
+
+
+async def test_invalid_script_fails_at_connect(agentsdk_backend) -> None:
+    transport = ScriptedTransport(Script().turn({"type": "nope"}))
+    with pytest.raises(ScriptError, match="unknown frame kind"):
+        await transport.connect()
+
+
+async def test_checkpoints_do_not_change_what_is_delivered(agentsdk_backend) -> None:
+    from claude_agent_sdk import query
+
+    def run_with(checkpoints: dict[str, int]) -> Script:
+        return Script(checkpoints=checkpoints).turn(wire.system_init(), wire.assistant("x"), wire.result("x"), gap=2)
+
+    outcomes = []
+    for cps in ({}, {"connect": 3, "write": 2, "read": 5, "end_input": 1, "close": 4}):
+        transport = ScriptedTransport(run_with(cps))
+        outcomes.append(names([m async for m in query(prompt="p", transport=transport)]))
+    assert outcomes[0] == outcomes[1] == ["SystemMessage", "AssistantMessage", "ResultMessage"]
+
+
+async def test_stall_raised_directly_from_reader(agentsdk_backend) -> None:
+    """Without the SDK: a reader with nothing to read and nobody to write stalls."""
+    transport = ScriptedTransport(Script(eof="close"))
+    await transport.connect()
+    with pytest.raises(ScriptStalled, match="has written no prompt"):
+        async for _ in transport.read_messages():
+            pass
+    await anyio.lowlevel.checkpoint()
