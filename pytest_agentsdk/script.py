@@ -3,7 +3,8 @@
 Frames are grouped into *segments* by cause: the response to user prompt k (``prompt:k``), a
 background task's lifecycle (``task:ID``), the CLI's own turn (``cli:...``). A segment is released
 by a trigger (a prompt written, another segment's frame emitted, N scheduler checkpoints later,
-or the moment every task is blocked); its frames are then emitted in order, ``gap`` checkpoints
+or the moment every task is blocked); each transport operation suspends for a scripted number of
+checkpoints (or seconds), as a real pipe does; its frames are then emitted in order, ``gap`` checkpoints
 apart. The transport records, for every emitted frame, its segment and how many prompts had been
 written: that provenance is what the oracles judge, never message order alone.
 
@@ -78,6 +79,7 @@ class ControlReply:
 class Script:
     segments: list[Segment] = field(default_factory=list)
     checkpoints: dict[str, int] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # seconds per op, for wall-clock realism
     control: dict[str, ControlReply] = field(default_factory=dict)
     eof: str = "end_input"
     session_id: str = wire.DEFAULT_SESSION
@@ -134,6 +136,11 @@ class Script:
                 raise ScriptError(f"checkpoints.{op}: unknown operation; use one of {', '.join(TRANSPORT_OPS)}")
             if not isinstance(count, int) or count < 0:
                 raise ScriptError(f"checkpoints.{op}: {count!r} must be a whole number >= 0")
+        for op, seconds in self.delays.items():
+            if op not in TRANSPORT_OPS:
+                raise ScriptError(f"delays.{op}: unknown operation; use one of {', '.join(TRANSPORT_OPS)}")
+            if not isinstance(seconds, (int, float)) or seconds < 0:
+                raise ScriptError(f"delays.{op}: {seconds!r} must be a number of seconds >= 0")
         names = [s.name for s in self.segments]
         for dup in {n for n in names if names.count(n) > 1}:
             raise ScriptError(f"segments: name {dup!r} is used twice; give each segment its own name")
@@ -212,6 +219,7 @@ class Script:
         return cls(
             segments=segments,
             checkpoints=dict(data.get("checkpoints", {})),
+            delays=dict(data.get("delays", {})),
             control=control,
             eof=data.get("eof", "end_input"),
             session_id=data.get("session_id", wire.DEFAULT_SESSION),

@@ -112,6 +112,7 @@ class ScriptedTransport(Transport):
         self._end_input = False
         self._closed = False
         self._seq = 0
+        self._sleeping = 0
         self._changed = anyio.Event()
 
     # ------------------------------------------------------------ Transport API
@@ -280,10 +281,13 @@ class ScriptedTransport(Transport):
 
         async def watch_blocked() -> None:
             nonlocal blocked
-            await anyio.wait_all_tasks_blocked()
-            with anyio.move_on_after(self._stall_grace):
-                await changed.wait()
-                return
+            while True:
+                await anyio.wait_all_tasks_blocked()
+                with anyio.move_on_after(self._stall_grace):
+                    await changed.wait()
+                    return
+                if not self._sleeping:
+                    break
             blocked = True
             tg.cancel_scope.cancel()
 
@@ -301,6 +305,12 @@ class ScriptedTransport(Transport):
     async def _suspend(self, op: str) -> None:
         for _ in range(self.script.checkpoints.get(op, 0)):
             await anyio.lowlevel.checkpoint()
+        if seconds := self.script.delays.get(op):
+            self._sleeping += 1  # a scripted delay is not a stall
+            try:
+                await anyio.sleep(seconds)
+            finally:
+                self._sleeping -= 1
 
     def _record(self, what: str, detail: Any = None) -> None:
         if what in self.log.counts:

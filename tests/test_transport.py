@@ -185,3 +185,13 @@ async def test_stall_raised_directly_from_reader(agentsdk_backend) -> None:
         async for _ in transport.read_messages():
             pass
     await anyio.lowlevel.checkpoint()
+
+
+async def test_scripted_delays_are_not_stalls(agentsdk_backend) -> None:
+    from claude_agent_sdk import query
+
+    script = Script(delays={"write": 0.3, "close": 0.3}).turn(wire.assistant("slow pipe"), wire.result("ok"))
+    transport = ScriptedTransport(script, stall_grace=0.05)
+    received = [m async for m in query(prompt="p", transport=transport)]
+    assert names(received) == ["AssistantMessage", "ResultMessage"]
+    assert transport.log.stall is None
