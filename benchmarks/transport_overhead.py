@@ -227,9 +227,8 @@ def report(
             versus = f"{value / floor:.2f}x" if isinstance(floor, float) else "-"
             print(f"{backend:<8} {name:<16} {1 / value:>11.0f} {value * 1e6:>11.0f} {versus:>11}")
     print()
-    print(
-        f"ratios of time per session (targets: scripted/trivial <= {TARGET_VS_TRIVIAL:.0f}x, scripted/cassette <= {TARGET_VS_CASSETTE:.0f}x)"
-    )
+    targets = f"scripted/trivial <= {TARGET_VS_TRIVIAL:.0f}x, scripted/cassette <= {TARGET_VS_CASSETTE:.0f}x"
+    print(f"ratios of time per session (targets: {targets})")
     for backend in args.backend:
         scripted = results.get((backend, "scripted"))
         if not isinstance(scripted, float):
