@@ -12,7 +12,7 @@ then (system init, assistant, result) and EOF. It runs over
 
 The cassette pins claude-agent-sdk < 0.2.140, so by default this script builds (once, with uv) an
 isolated env under ~/.cache/pytest-agentsdk/bench/ with such a release from sdist and re-executes
-itself there; ``--python PY`` runs it under another interpreter instead (cassette rows become n/a
+itself there; ``--python PY`` runs it under another interpreter instead (no cassette rows
 when that env lacks the cassette). Targets: scripted <= 2x trivial, scripted <= 1x cassette.
 """
 
