@@ -29,6 +29,9 @@ from .script import Script, Segment
 #: How long "every task blocked" must persist before it is a stall: lets a consumer's short
 #: ``sleep`` pass, while a real deadlock is still reported well under a second.
 STALL_GRACE_S = 0.2
+#: Scheduler passes to wait for a change before starting the (costlier) all-blocked watcher:
+#: the SDK writes the next line within one pass on asyncio and two on trio.
+FAST_PATH_CHECKPOINTS = 2
 
 
 class ScriptedCLIError(Exception):
@@ -277,6 +280,10 @@ class ScriptedTransport(Transport):
     async def _wait_for_change(self) -> bool:
         """Wait until stdin/close changes something (True) or every task is blocked (False)."""
         changed = self._changed
+        for _ in range(FAST_PATH_CHECKPOINTS):  # the SDK usually answers within a scheduler pass
+            await anyio.lowlevel.checkpoint()
+            if changed.is_set():
+                return True
         blocked = False
 
         async def watch_blocked() -> None:
