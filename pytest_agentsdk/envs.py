@@ -19,15 +19,18 @@ changes), and nothing else from the caller's site-packages leaks in to shadow th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +142,7 @@ def index_url() -> str:
 
 
 def releases(*, refresh: bool = False, progress: Progress | None = None) -> list[str]:
-    """Final claude-agent-sdk releases that have an sdist, oldest first.
+    """Final claude-agent-sdk releases that have an sdist (yanked ones included), oldest first.
 
     Asked from the index's simple API and cached for an hour; offline, a stale cached list is used
     (with a note), and with no list at all this raises EnvError.
@@ -171,8 +174,9 @@ def _fetch_releases(url: str) -> list[str]:
     with urllib.request.urlopen(request, timeout=15) as response:
         body = response.read().decode()
         is_json = "json" in response.headers.get("Content-Type", "")
+    # yanked releases stay: many old ones are yanked for storage, and an exact pin still installs them
     if is_json:
-        names = [f["filename"] for f in json.loads(body)["files"] if not f.get("yanked")]
+        names = [f["filename"] for f in json.loads(body)["files"]]
     else:
         names = re.findall(r">\s*([^<>\s]+)\s*</a>", body)
     found = set()
@@ -188,6 +192,29 @@ def _fetch_releases(url: str) -> list[str]:
     if not found:
         raise ValueError(f"no {PACKAGE} sdists listed")
     return [str(v) for v in sorted(found)]
+
+
+def sdist_source(version: str, dest: Path) -> Path:
+    """Download release ``version``'s sdist (hash-checked) and unpack it under ``dest``; returns the
+    source tree, ready to patch into a fix candidate for ``verify --candidate``."""
+    url = index_url()
+    request = urllib.request.Request(f"{url}/{PACKAGE}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            files = json.loads(response.read())["files"]
+        entry = next((f for f in files if re.fullmatch(rf"claude[-_.]agent[-_.]sdk-{re.escape(version)}\.tar\.gz", f["filename"], re.I)), None)
+        if entry is None:
+            raise EnvError(f"{PACKAGE} {version}: no sdist on {url}")
+        with urllib.request.urlopen(urllib.parse.urljoin(f"{url}/{PACKAGE}/", entry["url"]), timeout=60) as response:
+            data = response.read()
+    except (OSError, ValueError) as exc:
+        raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({_short(exc)})") from None
+    if hashlib.sha256(data).hexdigest() != entry["hashes"].get("sha256", hashlib.sha256(data).hexdigest()):
+        raise EnvError(f"{entry['filename']}: sha256 does not match the index")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.extractall(dest, filter="data")
+    return dest / entry["filename"].removesuffix(".tar.gz")
 
 
 def latest_release(progress: Progress | None = None) -> str:
@@ -343,7 +370,8 @@ def _git_commit(spec: Spec) -> str:
     ref = spec.ref or "HEAD"
     proc = subprocess.run(["git", "ls-remote", url, ref], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise EnvError(f"{spec.text}: cannot read git repository {url}: {(proc.stderr.strip().splitlines() or ['git failed'])[-1]}")
+        lines = proc.stderr.strip().splitlines() or ["git failed"]
+        raise EnvError(f"{spec.text}: cannot read git repository {url}: {next((x for x in lines if x.startswith('fatal:')), lines[-1])}")
     for line in proc.stdout.splitlines():
         sha, name = line.split("\t", 1)
         if name in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"):
@@ -353,21 +381,28 @@ def _git_commit(spec: Spec) -> str:
     raise EnvError(f"{spec.text}: git ref {ref!r} not found in {url}")
 
 
+def release_version(spec: Spec, progress: Progress | None = None) -> str:
+    """The release a pypi/latest subject names; EnvError when the index does not list it.
+
+    Offline with no cached list, a pinned version is trusted (uv says whether it can get it).
+    """
+    try:
+        known = releases(progress=progress)
+    except EnvError:
+        if spec.kind == "latest":
+            raise
+        return spec.value
+    if spec.kind == "latest":
+        return known[-1]
+    if spec.value not in known:
+        raise EnvError(f"{spec.text}: unknown {PACKAGE} release {spec.value} (releases with an sdist: {known[0]} ... {known[-1]})")
+    return spec.value
+
+
 def _install_target(spec: Spec, progress: Progress | None) -> tuple[str, str, list[str]]:
     """(requirement for uv, content identity for the cache key, extra uv flags)."""
     if spec.kind in ("pypi", "latest"):
-        version = spec.value
-        known: list[str] | None
-        try:
-            known = releases(progress=progress)
-        except EnvError:
-            if spec.kind == "latest":
-                raise
-            known = None  # offline and never listed: uv will say whether it can get the sdist
-        if spec.kind == "latest":
-            version = known[-1]  # type: ignore[index]
-        elif known is not None and version not in known:
-            raise EnvError(f"{spec.text}: unknown {PACKAGE} release {version} (releases with an sdist: {known[0]} ... {known[-1]})")
+        version = release_version(spec, progress)
         return f"{PACKAGE}=={version}", f"pypi:{version}", []
     if spec.kind == "path":
         # uv keys its build cache on the path and pyproject.toml mtime: refresh so edited sources rebuild

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -99,17 +100,21 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
 
 
 # ---------------------------------------------------------------- commands
-def _parse_specs(texts: list[str]) -> list[envs.Spec]:
+def _parse_specs(texts: list[str], progress: _Progress) -> list[envs.Spec]:
+    """Parse every subject and check named releases exist, before anything is built."""
     specs, seen = [], set()
     for text in texts:
         if text not in seen:
             seen.add(text)
-            specs.append(envs.parse_spec(text))
+            spec = envs.parse_spec(text)
+            if spec.kind == "pypi":
+                envs.release_version(spec, progress)
+            specs.append(spec)
     return specs
 
 
-def _validate(args: argparse.Namespace) -> int:
-    """Check the options shared with ``check``; returns the seed."""
+def _validate(args: argparse.Namespace) -> None:
+    """Check the options shared with ``check``, before any subject is looked at."""
     for bug in args.bug or []:
         if bug not in BUG_NAMES:
             raise envs.EnvError(f"--bug {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
@@ -117,33 +122,66 @@ def _validate(args: argparse.Namespace) -> int:
             raise envs.EnvError(f"--bug {bug}: this build of pytest-agentsdk does not ship that scenario yet")
     if args.examples < 1:
         raise envs.EnvError("--examples must be at least 1")
+
+
+def _seed(args: argparse.Namespace) -> int:
+    """The one seed of this command (printed, so any run can be repeated)."""
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     if not args.quiet:
         print(f"pytest-agentsdk {args.command}: seed {seed}", file=sys.stderr)
     return int(seed)
 
 
-def _version(text: str, option: str) -> Version:
+def _release(text: str, option: str, progress: _Progress) -> Version:
+    """A release named by an option; EnvError (naming the option) when the index lacks it."""
     try:
-        return Version(text.removeprefix("pypi:"))
-    except InvalidVersion:
-        raise envs.EnvError(f"{option} {text}: not a release version") from None
+        return Version(envs.release_version(envs.parse_spec(f"pypi:{text.removeprefix('pypi:')}"), progress))
+    except envs.EnvError as exc:
+        raise envs.EnvError(f"{option} {exc}") from None
+
+
+def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
+    """Check JSON recorded elsewhere (``tox`` envs): files, or directories of ``*.json`` by name."""
+    files: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if not path.exists():
+            raise envs.EnvError(f"--from-json {text}: no such file or directory")
+        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    reports = []
+    for file in files:
+        try:
+            data = json.loads(file.read_text())
+            reports += [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
+    if not reports:
+        raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
+    reports.sort(key=lambda r: Version(str(r.subject.get("sdk_version") or "0")))
+    return reports
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    seed = _validate(args)
-    progress = _Progress(args.quiet)
-    texts = list(args.sdk or [])
-    if args.all or args.since:
-        since = max(_version(args.since, "--since"), envs.MIN_SUPPORTED) if args.since else envs.MIN_SUPPORTED
-        texts += [v for v in envs.releases(progress=progress) if Version(v) >= since]
-    specs = _parse_specs(texts or list(DEFAULT_SUBJECTS))
-    reports = judge_all(specs, args, seed, progress)
+    if args.from_json:
+        reports = _load_reports(args.from_json)
+    else:
+        reports = judge_all(*_matrix_subjects(args))
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     else:
         print(verdict.render_matrix(reports, markdown=args.markdown))
     return max((r.exit_code for r in reports), key=[0, 2, 1].index, default=0)
+
+
+def _matrix_subjects(args: argparse.Namespace) -> tuple[list[envs.Spec], argparse.Namespace, int, _Progress]:
+    _validate(args)
+    progress = _Progress(args.quiet)
+    texts = list(args.sdk or [])
+    if args.all or args.since:
+        since = max(_release(args.since, "--since", progress), envs.MIN_SUPPORTED) if args.since else envs.MIN_SUPPORTED
+        texts += [v for v in envs.releases(progress=progress) if Version(v) >= since]
+    specs = _parse_specs(texts or list(DEFAULT_SUBJECTS), progress)
+    return specs, args, _seed(args), progress
 
 
 def _default_baseline(candidate_version: str, progress: _Progress) -> envs.Spec:
@@ -157,13 +195,14 @@ def _default_baseline(candidate_version: str, progress: _Progress) -> envs.Spec:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    seed = _validate(args)
+    _validate(args)
     for bug in args.claims or []:
         if bug not in BUG_NAMES:
             raise envs.EnvError(f"--claims {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
     progress = _Progress(args.quiet)
-    candidate_spec = envs.parse_spec(args.candidate)
-    baseline_spec = envs.parse_spec(args.baseline) if args.baseline else None
+    candidate_spec = _parse_specs([args.candidate], progress)[0]
+    baseline_spec = _parse_specs([args.baseline], progress)[0] if args.baseline else None
+    seed = _seed(args)
     candidate_env = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label))
     if baseline_spec is None:
         baseline_spec = _default_baseline(candidate_env.sdk_version, progress)
@@ -207,17 +246,15 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     ``--from`` takes a handful of envs even though the release list is long; like any bisection
     it assumes one change between the probes it brackets."""
     args.bug = [args.bug_name]
-    seed = _validate(args)
+    _validate(args)
     progress = _Progress(args.quiet)
-    lo_v = max(_version(args.from_, "--from"), envs.MIN_SUPPORTED) if args.from_ else envs.MIN_SUPPORTED
     known = envs.releases(progress=progress)
-    hi_v = _version(args.to, "--to") if args.to else Version(known[-1])
-    for option, v in (("--from", args.from_), ("--to", args.to)):
-        if v and v.removeprefix("pypi:") not in known and str(_version(v, option)) not in known:
-            raise envs.EnvError(f"{option} {v}: unknown {envs.PACKAGE} release (releases with an sdist: {known[0]} ... {known[-1]})")
+    lo_v = max(_release(args.from_, "--from", progress), envs.MIN_SUPPORTED) if args.from_ else envs.MIN_SUPPORTED
+    hi_v = _release(args.to, "--to", progress) if args.to else Version(known[-1])
     candidates = [v for v in known if lo_v <= Version(v) <= hi_v]
     if len(candidates) < 2:
         raise envs.EnvError(f"--from {lo_v} --to {hi_v}: fewer than two supported releases in that range")
+    seed = _seed(args)
     judged: dict[int, verdict.CheckReport] = {}
 
     def sig(i: int) -> Any:
@@ -298,6 +335,8 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.add_argument("--sdk", action="append", metavar="SPEC", help=f"a subject (repeatable; default: {' '.join(DEFAULT_SUBJECTS)})")
     matrix.add_argument("--since", metavar="VERSION", help="every release since VERSION")
     matrix.add_argument("--all", action="store_true", help=f"every release since {envs.MIN_SUPPORTED}")
+    matrix.add_argument("--from-json", action="append", metavar="PATH",
+                        help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's)")
     _common(matrix)
     add_output_flags(matrix)
     matrix.set_defaults(func=_guarded(cmd_matrix))

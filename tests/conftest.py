@@ -29,3 +29,11 @@ def sdk_release() -> Callable[[str], envs.Env]:
         return built[spec]
 
     return get
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "machine: builds isolated SDK envs with uv (matrix/verify/bisect); independent of the installed "
+        "release, so tox's per-release envs deselect it and the `machine` env runs it once",
+    )
