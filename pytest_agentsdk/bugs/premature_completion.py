@@ -256,8 +256,8 @@ def _why_untruthful(view: Transcript, task: Task, completed: list[Report]) -> tu
         return "its agent stopped right after a tool result, without answering it, and no result was reported", None
     if last.stop_reason is UNKNOWN:
         return None, (
-            "AssistantMessage has no stop_reason on this release, so an agent whose last message is text "
-            "cut off (stop_reason None) looks the same as one that ended its turn"
+            "the assistant messages carry no stop_reason (this release's AssistantMessage has no such field), "
+            "so an agent whose last message is text cut off (stop_reason None) looks the same as one that ended its turn"
         )
     if last.stop_reason != "end_turn":
         return f"its agent's last assistant message has stop_reason {last.stop_reason!r} (not end_turn) and no result was reported", None
@@ -322,7 +322,7 @@ def agent_ids(i: int) -> tuple[str, str]:
 def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     """The subagent's own frames: tool pairs, progress, then how it ends."""
     task_id, spawn = agent_ids(i)
-    on = {"parent_tool_use_id": spawn, "agent_id": task_id}
+    on: dict[str, Any] = {"parent_tool_use_id": spawn, "agent_id": task_id}
     frames: list[dict[str, Any]] = []
 
     def call(j: int, answered: bool) -> None:
@@ -363,13 +363,14 @@ def _terminal(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     task_id, spawn = agent_ids(i)
     status = agent["report"]
     frames = []
+    extra: dict[str, Any] = {}
     if agent["via"] in ("updated", "both"):
         frames.append(wire.task_updated(task_id, status))
     if agent["via"] in ("notification", "both"):
         if agent.get("result"):
             summary, extra = _last_text(i, agent), {"summary_is_report": True}
         else:
-            summary, extra = f'Agent "{_description(i, agent)}" {status}', {}
+            summary = f'Agent "{_description(i, agent)}" {status}'
         frames.append(wire.task_notification(task_id, status, summary, tool_use_id=spawn,
                                              usage={"total_tokens": 100, "tool_uses": int(agent.get("tools", 0)), "duration_ms": 5}, **extra))
     return frames
