@@ -4,6 +4,7 @@ scripted subagent transcripts on the installed SDK, and the verdicts across rele
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from copy import deepcopy
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from pytest_agentsdk import assert_truthful_completions, find_untruthful_completions
 from pytest_agentsdk.bugs import premature_completion as pc
 from pytest_agentsdk.compat import sdk_info
+from pytest_agentsdk.script import ScriptError
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = json.loads((Path(__file__).parent / "data" / "real_cli_subagent_traces.json").read_text())["traces"]
@@ -111,6 +113,21 @@ def test_guard_on_received_matches_oracle_on_emitted_and_the_spec(backend: str, 
     on_frames = {f.task_id for f in pc.audit(session.emitted).untruthful}
     assert on_frames == expected_lies(example)
     assert {f.task_id for f in find_untruthful_completions(session.received)} == on_frames
+
+
+@pytest.mark.parametrize(
+    ("example", "field"),
+    [
+        ([], "example:"),
+        ({"driver": "cli", "agents": [{}]}, "example.driver"),
+        ({"driver": "query", "agents": []}, "example.agents"),
+        ({"driver": "query", "agents": [{**pc.lie_example("text_cut")["agents"][0], "report": "done"}]}, "example.agents[0].report"),
+        ({"driver": "query", "gap": -1, "agents": [{}]}, "example.gap"),
+    ],
+)
+def test_bad_example_names_the_field(example: Any, field: str) -> None:
+    with pytest.raises(ScriptError, match=re.escape(field)):
+        pc.validate_example(example)
 
 
 def test_example_json_round_trips_to_the_same_script() -> None:

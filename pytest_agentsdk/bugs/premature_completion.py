@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from .. import wire
 from ..compat import SdkInfo
 from ..explore import Outcome, run_in_fresh_loop
-from ..script import Script
+from ..script import Script, ScriptError
 from ..verdict import Result
 from . import Scenario
 
@@ -388,10 +388,35 @@ def _texts(frame: dict[str, Any]) -> list[str]:
     return [b["text"] for b in frame["message"]["content"] if b.get("type") == "text"]
 
 
+def validate_example(example: Any) -> dict[str, Any]:
+    """A (replayed) example checked field by field; ScriptError names the first bad one."""
+    if not isinstance(example, dict):
+        raise ScriptError("example: expected a JSON object with driver, agents, interleave, gap")
+    if example.get("driver") not in DRIVERS:
+        raise ScriptError(f"example.driver: {example.get('driver')!r} is not one of {', '.join(DRIVERS)}")
+    gap = example.get("gap", 0)
+    if not isinstance(gap, int) or gap < 0:
+        raise ScriptError(f"example.gap: {gap!r} must be a whole number of checkpoints >= 0")
+    agents = example.get("agents")
+    if not isinstance(agents, list) or not agents:
+        raise ScriptError("example.agents: give a non-empty list of agent objects")
+    choices = {"end": ENDS, "report": STATUSES, "via": VIAS, "background": (True, False), "result": (True, False)}
+    for i, agent in enumerate(agents):
+        if not isinstance(agent, dict):
+            raise ScriptError(f"example.agents[{i}]: an agent is a JSON object")
+        for key, allowed in choices.items():
+            if agent.get(key) not in allowed:
+                raise ScriptError(f"example.agents[{i}].{key}: {agent.get(key)!r} is not one of {', '.join(map(str, allowed))}")
+        tools = agent.get("tools", 0)
+        if not isinstance(tools, int) or tools < 0:
+            raise ScriptError(f"example.agents[{i}].tools: {tools!r} must be a whole number >= 0")
+    return example
+
+
 def build_script(example: dict[str, Any]) -> Script:
     """The example as a Script: turn 0 spawns every agent; foreground agents run inside it, the
     background ones (and the CLI's own turn reacting to them) right after its result."""
-    agents = example["agents"]
+    agents = validate_example(example)["agents"]
     turn: list[dict[str, Any]] = [wire.system_init()]
     for i, agent in enumerate(agents):
         _, spawn = agent_ids(i)
@@ -592,4 +617,5 @@ __all__ = [
     "run_session",
     "seed_example",
     "transcript",
+    "validate_example",
 ]
