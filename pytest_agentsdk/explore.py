@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,15 +60,33 @@ def replay_command(bug: str, backend: str, model: str | None, example: Any) -> s
     return shlex.join(parts)
 
 
-def judge(scenario: Scenario, backend: str, model: str | None, seed: int, max_examples: int) -> Result:
-    """Search ``scenario``'s examples for one that fails the oracle; shrink it; report."""
+def judge(
+    scenario: Scenario,
+    backend: str,
+    model: str | None,
+    seed: int,
+    max_examples: int,
+    *,
+    sweep: Sequence[Any] = (),
+    seen: Callable[[Any, Outcome], None] | None = None,
+) -> Result:
+    """Search ``scenario``'s examples for one that fails the oracle; shrink it; report.
+
+    ``sweep``: named examples run first, in order, whatever the seed (a scenario's table of
+    flows); when the search finds nothing, the first failing one is the counterexample.
+    ``seen`` is called with every example run and its outcome (for per-flow evidence).
+    """
     ran = 0
 
-    def fails(example: Any) -> bool:
+    def run(example: Any) -> Outcome:
         nonlocal ran
         ran += 1
-        return scenario.run_example(example, backend, model).failed
+        outcome = scenario.run_example(example, backend, model)
+        if seen is not None:
+            seen(example, outcome)
+        return outcome
 
+    swept = [example for example in sweep if run(example).failed]
     search = settings(
         max_examples=max_examples,
         database=None,
@@ -77,9 +95,11 @@ def judge(scenario: Scenario, backend: str, model: str | None, seed: int, max_ex
         suppress_health_check=list(HealthCheck),
     )
     try:
-        minimal = find(scenario.examples(model), fails, settings=search, random=random.Random(seed))
+        minimal = find(scenario.examples(model), lambda ex: run(ex).failed, settings=search, random=random.Random(seed))
     except NoSuchExample:
-        return Result(scenario.name, "fixed", backend, model, examples=ran)
+        if not swept:
+            return Result(scenario.name, "fixed", backend, model, examples=ran)
+        minimal = swept[0]
     outcome = scenario.run_example(minimal, backend, model)
     return Result(
         bug=scenario.name,

@@ -1,0 +1,521 @@
+"""What teardown leaves behind: everything a successful run prints or raises after its work is done.
+
+Users judge a run by its stderr and exit status, so the harm we observe is every channel through
+which an SDK teardown problem reaches them: the asyncio loop's exception handler ("Task exception
+was never retrieved", "Task was destroyed but it is pending!", "an error occurred during closing
+of asynchronous generator"), ``sys.unraisablehook``, ERROR log records (trio logs failed async
+generator finalization there), ResourceWarning / RuntimeWarning, raw stderr, a cancellation the
+consumer's task never asked for, an exception escaping the consumer or the runner, tasks left
+pending, and what the scripted CLI saw (how often it was closed).
+
+Every event gets a stable *channel* name and, when the exception behind it is recognised, a
+*cause* name (``cancel_scope_cross_task`` for anyio's / trio's cross-task cancel-scope exit).
+:func:`run_observed` runs a coroutine the way ``asyncio.run`` / ``trio.run`` would, with the
+window covering the loop's own shutdown and garbage collection afterwards; every hook is
+restored afterwards. :func:`assert_clean_teardown` is the pytest-facing assertion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import io
+import logging
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transport import ScriptedTransport
+
+# ---------------------------------------------------------------- stable names
+#: Causes: what went wrong, recognised in any exception chain / message.
+CANCEL_SCOPE_CROSS_TASK = "cancel_scope_cross_task"
+CANCEL_SCOPE_MISNESTED = "cancel_scope_misnested"
+ASYNCGEN_IGNORED_EXIT = "asyncgen_ignored_exit"
+ASYNCGEN_ALREADY_RUNNING = "asyncgen_already_running"
+EVENT_LOOP_CLOSED = "event_loop_closed"
+#: Channels: how it reached the user.
+TASK_EXCEPTION_NEVER_RETRIEVED = "task_exception_never_retrieved"
+TASK_DESTROYED_PENDING = "task_destroyed_pending"
+ASYNCGEN_CLOSE_ERROR = "asyncgen_close_error"
+SHUTDOWN_TASK_ERROR = "shutdown_task_error"
+LOOP_EXCEPTION = "loop_exception"
+UNRAISABLE = "unraisable"
+LOGGED_ERROR = "logged_error"
+RESOURCE_WARNING = "resource_warning"
+RUNTIME_WARNING = "runtime_warning"
+STDERR_OUTPUT = "stderr_output"
+STRAY_CANCELLATION = "stray_cancellation"
+CONSUMER_ERROR = "consumer_error"
+RUN_ERROR = "run_error"
+TASK_LEFT_PENDING = "task_left_pending"
+TRANSPORT_NOT_CLOSED = "transport_not_closed"
+TRANSPORT_CLOSED_REPEATEDLY = "transport_closed_repeatedly"
+RESULT_MISSING = "result_missing"
+#: trio's ResourceWarning for an async generator collected before it was exhausted. For a
+#: generator the consumer itself abandoned it is the consumer's doing (a note, see
+#: :attr:`Teardown.abandoned`); for one of the SDK's own generators it is the SDK's.
+ASYNCGEN_GC_WARNING = "asyncgen_gc_warning"
+#: Manifestations Python hides by default (shown under pytest, ``-X dev``, ``-W default``).
+QUIET = frozenset({"resource_warning", ASYNCGEN_GC_WARNING})
+_GC_WARNING = re.compile(r"Async generator '([^']+)' was garbage collected before it had been exhausted")
+
+_CAUSE_TEXT = (
+    ("in a different task than it was entered in", CANCEL_SCOPE_CROSS_TASK),  # anyio, asyncio backend
+    ("Cancel scope stack corrupted", CANCEL_SCOPE_CROSS_TASK),  # trio
+    ("Nursery stack corrupted", CANCEL_SCOPE_CROSS_TASK),  # trio, the scope's nursery
+    ("isn't the current tasks's current cancel scope", CANCEL_SCOPE_MISNESTED),  # anyio's spelling
+    ("isn't the current task's current cancel scope", CANCEL_SCOPE_MISNESTED),
+    ("async generator ignored GeneratorExit", ASYNCGEN_IGNORED_EXIT),
+    ("asynchronous generator is already running", ASYNCGEN_ALREADY_RUNNING),
+    ("Event loop is closed", EVENT_LOOP_CLOSED),
+)
+_LOOP_MESSAGES = (
+    ("Task exception was never retrieved", TASK_EXCEPTION_NEVER_RETRIEVED),
+    ("Task was destroyed but it is pending", TASK_DESTROYED_PENDING),
+    ("an error occurred during closing of asynchronous generator", ASYNCGEN_CLOSE_ERROR),
+    ("Exception ignored during finalization of async generator", ASYNCGEN_CLOSE_ERROR),  # trio's logger
+    ("unhandled exception during asyncio.run() shutdown", SHUTDOWN_TASK_ERROR),
+)
+
+
+def loop_handler(teardown: Teardown) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An asyncio loop exception handler that records into ``teardown`` instead of logging."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", ""))
+        exc = context.get("exception")
+        detail = message + (f": {_describe(exc)}" if exc else "")
+        teardown.record(_channel_of(message, LOOP_EXCEPTION), detail, exc)
+
+    return handle
+
+
+def generator_name(agen: Any) -> str:
+    """An async generator's name as trio's warnings spell it (``module.qualname``)."""
+    frame = getattr(agen, "ag_frame", None)
+    module = frame.f_globals.get("__name__", "?") if frame is not None else "?"
+    return f"{module}.{agen.__qualname__}"
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc``, its causes and contexts, and the members of exception groups, each once."""
+    seen: set[int] = set()
+    todo = [exc] if exc is not None else []
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+        todo += list(getattr(e, "exceptions", ()))
+
+
+def causes(exc: BaseException | None, text: str = "") -> list[str]:
+    """Cause names recognised in ``exc``'s chain (or in ``text``), sorted."""
+    found = {name for needle, name in _CAUSE_TEXT if needle in text}
+    for e in _chain(exc):
+        found |= {name for needle, name in _CAUSE_TEXT if needle in str(e)}
+    return sorted(found)
+
+
+_ADDRESS = re.compile(r"\b(?:0x)?[0-9a-f]{9,16}\b")
+_TASK_NUMBER = re.compile(r"\bTask-\d+")
+
+
+def scrub(text: str) -> str:
+    """``text`` without what differs between identical runs (addresses, task numbers)."""
+    return _TASK_NUMBER.sub("Task-N", _ADDRESS.sub("0x…", text))
+
+
+def _channel_of(message: str, default: str) -> str:
+    return next((name for needle, name in _LOOP_MESSAGES if needle in message), default)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- the record
+@dataclass
+class Event:
+    """One thing the run left behind: how it surfaced (channel), why (causes), what it said."""
+
+    channel: str
+    causes: list[str]
+    detail: str
+    subject: str | None = None  # the async generator a gc warning is about
+
+    @property
+    def names(self) -> list[str]:
+        return [self.channel, *self.causes]
+
+    def describe(self) -> str:
+        why = f" [{', '.join(self.causes)}]" if self.causes else ""
+        return f"{self.channel}{why}: {self.detail}"
+
+
+@dataclass
+class Teardown:
+    """Everything one observed run left behind."""
+
+    events: list[Event] = field(default_factory=list)
+    #: generators the consumer abandoned on purpose (trio's names: ``module.qualname``)
+    abandoned: set[str] = field(default_factory=set)
+    hung: str | None = None  # set when the wall-clock bound ended the run
+    pending_at_return: list[str] = field(default_factory=list)  # tasks asyncio.run would cancel
+
+    def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None) -> None:
+        self.events.append(Event(channel, causes(exc, detail), scrub(detail), subject))
+
+    def record_exception(self, channel: str, exc: BaseException) -> None:
+        self.record(channel, _describe(exc), exc)
+
+    def check_transport(self, transport: ScriptedTransport) -> None:
+        """The CLI must be closed exactly once: never means a leaked process, twice a confused SDK."""
+        closes = transport.log.counts["close"]
+        if closes == 0:
+            self.record(TRANSPORT_NOT_CLOSED, "the SDK never closed the transport")
+        elif closes > 1:
+            self.record(TRANSPORT_CLOSED_REPEATEDLY, f"the SDK closed the transport {closes} times")
+
+    def check_result(self, received: bool) -> None:
+        if not received:
+            self.record(RESULT_MISSING, "the consumer never received its ResultMessage")
+
+    def _excused(self, event: Event) -> bool:
+        return event.channel == ASYNCGEN_GC_WARNING and event.subject in self.abandoned
+
+    @property
+    def harm(self) -> list[Event]:
+        return [e for e in self.events if not self._excused(e)]
+
+    @property
+    def manifestations(self) -> list[str]:
+        """Sorted stable names of everything harmful (notes excluded)."""
+        return sorted({n for e in self.harm for n in e.names})
+
+    @property
+    def notes(self) -> list[str]:
+        return [e.describe() for e in self.events if self._excused(e)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifestations": self.manifestations,
+            "events": [e.describe() for e in self.harm],
+            "notes": self.notes,
+            "pending_at_return": self.pending_at_return,
+            "hung": self.hung,
+        }
+
+
+# ---------------------------------------------------------------- the hooks
+class _LogCapture(logging.Handler):
+    def __init__(self, teardown: Teardown) -> None:
+        super().__init__(logging.ERROR)
+        self.teardown = teardown
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        detail = f"{record.name}: {message.splitlines()[0] if message else ''}"
+        if exc is not None:
+            detail += f" ({_describe(exc)})"
+        self.teardown.record(_channel_of(message, LOGGED_ERROR), detail, exc)
+
+
+class TeardownWatch:
+    """Installs every observation hook for a window and restores them after.
+
+    Usable as ``with`` (around ``asyncio.run(...)``: loop errors reach it through the ``asyncio``
+    logger) and as ``async with`` inside a running loop (it then also takes the loop's exception
+    handler, and lets pending finalizers run before it looks). With ``check_on_exit`` it raises
+    :class:`AssertionError` naming the manifestation and the pattern.
+    """
+
+    def __init__(self, *, pattern: str | None = None, transport: ScriptedTransport | None = None,
+                 check_on_exit: bool = False) -> None:
+        self.pattern = pattern
+        self.transport = transport
+        self.teardown = Teardown()
+        self._check_on_exit = check_on_exit
+        self._stack: contextlib.ExitStack | None = None
+
+    # ------------------------------------------------------------ hooks
+    def install(self) -> None:
+        stack = contextlib.ExitStack()
+        stack.enter_context(_swap(sys, "unraisablehook", self._unraisable))
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("always", ResourceWarning)
+        warnings.simplefilter("always", RuntimeWarning)
+        stack.enter_context(_swap(warnings, "showwarning", self._warning))
+        handler = _LogCapture(self.teardown)
+        logging.getLogger().addHandler(handler)
+        stack.callback(logging.getLogger().removeHandler, handler)
+        stderr = io.StringIO()
+        stack.enter_context(contextlib.redirect_stderr(stderr))
+        stack.callback(self._stderr, stderr)
+        self._stack = stack
+
+    def uninstall(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """Take ``loop``'s exception handler; returns the function that gives it back."""
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(loop_handler(self.teardown))
+        return lambda: loop.set_exception_handler(previous)
+
+    def _unraisable(self, unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        where = unraisable.err_msg or "Exception ignored in"
+        self.teardown.record(_channel_of(where, UNRAISABLE), f"{where} {unraisable.object!r}: {_describe(exc)}", exc)
+
+    def _warning(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        subject = None
+        if issubclass(category, ResourceWarning):
+            gc_warning = _GC_WARNING.search(text)
+            subject = gc_warning.group(1) if gc_warning else None
+            channel = ASYNCGEN_GC_WARNING if gc_warning else RESOURCE_WARNING
+        elif issubclass(category, RuntimeWarning):
+            channel = RUNTIME_WARNING
+        else:
+            return  # deprecations and the like say nothing about teardown
+        self.teardown.record(channel, f"{text.split('. ')[0]} ({filename}:{lineno})", subject=subject)
+
+    def _stderr(self, buffer: io.StringIO) -> None:
+        text = buffer.getvalue().strip()
+        if text:
+            self.teardown.record(STDERR_OUTPUT, text.splitlines()[-1][:300] + f" ({len(text.splitlines())} lines)")
+
+    # ------------------------------------------------------------ verdict
+    def failure(self) -> str | None:
+        """The assertion message for a noisy teardown, or None when it was clean."""
+        if self.transport is not None:
+            self.teardown.check_transport(self.transport)
+        harm = self.teardown.harm
+        if not harm and not self.teardown.hung:
+            return None
+        where = f" in consumer pattern {self.pattern!r}" if self.pattern else ""
+        lines = [f"unclean teardown{where}: {', '.join(self.teardown.manifestations) or 'hang'}"]
+        lines += [f"  - {e.describe()}" for e in harm[:8]]
+        if self.teardown.hung:
+            lines.append(f"  - hang: {self.teardown.hung}")
+        lines.append("  (which consumer patterns are safe on this SDK release: python -m pytest_agentsdk check --bug cross_task_close)")
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        message = self.failure()
+        if message:
+            raise AssertionError(message)
+
+    # ------------------------------------------------------------ context managers
+    def __enter__(self) -> TeardownWatch:
+        self.install()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        gc.collect()  # "never retrieved" / "destroyed pending" are reported when the task is collected
+        self.uninstall()
+        if self._check_on_exit and et is None:
+            self.check()
+
+    async def __aenter__(self) -> TeardownWatch:
+        self.install()
+        self._restore_loop = self._attach_running_loop()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        import anyio
+
+        try:
+            gc.collect()
+            await anyio.sleep(0)  # finalizer hooks schedule aclose() tasks: let them start and finish
+            await anyio.wait_all_tasks_blocked()
+            gc.collect()
+        finally:
+            self._restore_loop()
+            self.uninstall()
+        if self._check_on_exit and et is None:
+            self.check()
+
+    def _attach_running_loop(self) -> Callable[[], None]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: no loop exception handler; errors surface through the other hooks
+            return lambda: None
+        return self.attach_loop(loop)
+
+
+@contextlib.contextmanager
+def _swap(owner: Any, name: str, value: Any) -> Iterator[None]:
+    previous = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, previous)
+
+
+# ---------------------------------------------------------------- the runner
+def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wall: float = 10.0,
+                 pattern: str | None = None, schedule: int = 0) -> tuple[Any, Teardown]:
+    """Run ``main(teardown)`` as ``asyncio.run`` / ``trio.run`` would, observing the whole run.
+
+    The window covers the loop's shutdown (asyncio.run's cancellation of leftover tasks and
+    ``shutdown_asyncgens``, trio's end-of-run async generator finalization) and a garbage
+    collection after it. Anything escaping ``main`` is what the consumer's task received: a
+    cancellation it never asked for (``stray_cancellation``) or an error (``consumer_error``);
+    anything escaping the runner after that is a ``run_error``. Automatic GC is paused during the
+    run so that when generators are collected is decided by ``main`` (explicit ``gc.collect()``),
+    not by allocation counts: same example, same interleaving. trio breaks ties between runnable
+    tasks at random; ``schedule`` seeds that choice (asyncio's FIFO scheduler has none).
+    """
+    watch = TeardownWatch(pattern=pattern)
+    teardown = watch.teardown
+    result: list[Any] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()  # what existed before the run is not ours; keeps each collection cheap
+    watch.install()
+    try:
+        try:
+            _RUNNERS[backend](_guarded(main, teardown, result), teardown, wall, schedule)
+        except BaseException as exc:  # what the runner itself raised after main: trio's corruption errors
+            teardown.record_exception(STRAY_CANCELLATION if _is_cancellation(exc) else RUN_ERROR, exc)
+        gc.collect()
+    finally:
+        watch.uninstall()
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+    return (result[0] if result else None), teardown
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    names = {"CancelledError", "Cancelled"}
+    return any(type(e).__name__ in names for e in _chain(exc))
+
+
+def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out: list[Any]) -> Callable[[], Awaitable[None]]:
+    async def consumer() -> None:
+        import anyio
+
+        try:
+            out.append(await main(teardown))
+        except anyio.get_cancelled_exc_class() as exc:
+            if not teardown.hung:
+                teardown.record(STRAY_CANCELLATION, "the consumer's task was cancelled by nobody it asked: "
+                                + (_describe(exc) or type(exc).__name__), exc)
+        except Exception as exc:
+            teardown.record_exception(CONSUMER_ERROR, exc)
+            if not causes(exc):  # an unrecognised error: keep the traceback for the report
+                teardown.events[-1].detail += "\n" + "".join(traceback.format_exception(exc, limit=-6))
+
+    return consumer
+
+
+def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loops.append(loop)
+        task = asyncio.current_task()
+        assert task is not None
+        loop.set_exception_handler(loop_handler(teardown))  # kept by the closed loop for late reports
+
+        def bound() -> None:
+            teardown.hung = f"the run exceeded its {wall} s wall-clock bound"
+            task.cancel()
+
+        handle = loop.call_later(wall, bound)
+        try:
+            await consumer()
+        finally:
+            handle.cancel()
+            teardown.pending_at_return = sorted(
+                scrub(f"{t.get_name()} {getattr(t.get_coro(), '__qualname__', '?')}")
+                for t in asyncio.all_tasks(loop) if t is not task and not t.done()
+            )
+
+    try:
+        asyncio.run(main())  # what the consumer's program does: cancel leftovers, shutdown_asyncgens, close
+    finally:
+        for loop in loops:
+            _left_pending(loop, teardown)
+
+
+def _left_pending(loop: asyncio.AbstractEventLoop, teardown: Teardown) -> None:
+    for task in asyncio.all_tasks(loop):
+        if not task.done():
+            teardown.record(TASK_LEFT_PENDING, f"{task.get_name()} still pending after the loop closed: {task.get_coro()!r}")
+
+
+def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
+    import trio
+    import trio._core._run as trio_run
+
+    async def main() -> None:
+        async def bound() -> None:
+            await trio.sleep(wall)
+            teardown.hung = f"the run exceeded its {wall} s wall-clock bound"
+            raise TimeoutError(teardown.hung)  # a system task failing ends trio.run
+
+        trio.lowlevel.spawn_system_task(bound)
+        await consumer()
+
+    tiebreak = trio_run._r  # the scheduler's RNG (Hypothesis's trio plugin seeds it the same way)
+    state = tiebreak.getstate()
+    tiebreak.seed(schedule)
+    try:
+        trio.run(main)  # trio finalizes leftover async generators before it returns
+    finally:
+        tiebreak.setstate(state)
+
+
+_RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int], None]] = {
+    "asyncio": _run_asyncio,
+    "trio": _run_trio,
+}
+
+
+# ---------------------------------------------------------------- the pytest surface
+def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *, backend: str = "asyncio",
+                          pattern: str | None = None, transport: ScriptedTransport | None = None) -> Any:
+    """Fail when a run's teardown is noisy, naming the manifestation and the consumer pattern.
+
+    * ``assert_clean_teardown(main, backend="trio")`` runs ``main()`` in a fresh loop as
+      ``asyncio.run`` / ``trio.run`` would (loop shutdown included) and returns its result;
+    * ``with assert_clean_teardown(pattern="cli"): asyncio.run(app())`` wraps your own run;
+    * ``async with assert_clean_teardown(transport=t): ...`` inside an async test.
+
+    With ``transport`` (a ScriptedTransport), it also requires the CLI to have been closed once.
+    """
+    if main is None:
+        return TeardownWatch(pattern=pattern, transport=transport, check_on_exit=True)
+    if backend not in _RUNNERS:
+        raise ValueError(f"backend {backend!r}: use one of {', '.join(_RUNNERS)}")
+    value, teardown = run_observed(lambda _: main(), backend, pattern=pattern)
+    watch = TeardownWatch(pattern=pattern, transport=transport)
+    watch.teardown = teardown
+    watch.check()
+    return value
+
+
+__all__ = ["Event", "Teardown", "TeardownWatch", "assert_clean_teardown", "causes", "run_observed"]
