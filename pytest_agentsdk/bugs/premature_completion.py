@@ -56,8 +56,8 @@ class Step:
     text: str = ""
 
     def describe(self) -> str:
-        """The seed report's notation: ``[assistant] stop_reason: None TOOL: Read(id)``."""
-        parts = [f"[{self.role}]"]
+        """The seed report's notation, after the message's index: ``#7 [assistant] stop_reason: None TOOL: Read(id)``."""
+        parts = [f"#{self.position} [{self.role}]"]
         if self.role == "assistant":
             parts.append(f"stop_reason: {self.stop_reason}")
         if self.text:
@@ -71,11 +71,9 @@ class Step:
 class Report:
     """A terminal status a task_notification or task_updated message claims."""
 
-    position: int
     status: str
     source: str  # "task_notification" | "task_updated"
     has_result: bool  # a ``result`` or ``summary_is_report`` (the ``<result>`` the parent sees)
-    summary: str | None = None
 
 
 @dataclass
@@ -165,7 +163,7 @@ def _absorb(view: Transcript, position: int, frame: dict[str, Any]) -> None:
         task = view.task(str(frame.get("task_id")))
         task.tool_use_id = task.tool_use_id or frame.get("tool_use_id")
         has_result = bool(frame.get("result")) or bool(frame.get("summary_is_report"))
-        task.reports.append(Report(position, status, k.split("/")[1], has_result, frame.get("summary")))
+        task.reports.append(Report(status, k.split("/")[1], has_result))
     elif k in ("assistant", "user"):
         _absorb_conversation(view, position, frame)
 
