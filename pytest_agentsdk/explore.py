@@ -69,12 +69,15 @@ def judge(
     *,
     sweep: Sequence[Any] = (),
     seen: Callable[[Any, Outcome], None] | None = None,
+    target: Callable[[Any, Outcome], bool] | None = None,
 ) -> Result:
     """Search ``scenario``'s examples for one that fails the oracle; shrink it; report.
 
     ``sweep``: named examples run first, in order, whatever the seed (a scenario's table of
     flows); when the search finds nothing, the first failing one is the counterexample.
     ``seen`` is called with every example run and its outcome (for per-flow evidence).
+    ``target``: what the search looks for (default: any failure), e.g. only failures the sweep
+    has not already shown, so a known finding does not end the search at its first example.
     """
     ran = 0
 
@@ -95,7 +98,8 @@ def judge(
         suppress_health_check=list(HealthCheck),
     )
     try:
-        minimal = find(scenario.examples(model), lambda ex: run(ex).failed, settings=search, random=random.Random(seed))
+        wanted = target or (lambda _, outcome: outcome.failed)
+        minimal = find(scenario.examples(model), lambda ex: wanted(ex, run(ex)), settings=search, random=random.Random(seed))
     except NoSuchExample:
         if not swept:
             return Result(scenario.name, "fixed", backend, model, examples=ran)

@@ -265,6 +265,7 @@ PATTERNS: dict[str, Callable[[Run], Awaitable[None]]] = {
     )
 }
 CLIENT_PATTERNS = frozenset({"client_split_tasks", "client_context_exception"})
+RETURNING = frozenset({"break_then_return", "complete"})  # return at once: ``after`` does not apply
 #: The deterministic sweep: each pattern as users write it (stop at the result, refcount GC),
 #: with a consumer that keeps running a little after a drop, so a stray cancellation can land.
 SWEEP_AFTER = 3
@@ -291,7 +292,7 @@ def make_example(pattern: str, *, stop: int | str = "result", gc_timing: str = "
 
 
 def sweep_examples() -> list[dict[str, Any]]:
-    return [make_example(p, after=SWEEP_AFTER) for p in PATTERNS]
+    return [make_example(p, after=0 if p in RETURNING else SWEEP_AFTER) for p in PATTERNS]
 
 
 @st.composite
@@ -373,22 +374,33 @@ class CrossTaskClose(Scenario):
         patterns: dict[str, dict[str, Any]] = {
             p: {"safe": True, "status": "safe", "manifestations": [], "examples": 0} for p in PATTERNS
         }
+        sweep = sweep_examples()
+        swept: dict[str, set[str]] = {}  # what the sweep showed, per pattern
 
         def seen(example: Any, outcome: Outcome) -> None:
             entry = patterns[example["pattern"]]
             entry["examples"] += 1
             if outcome.failed:
-                names = set(outcome.manifestations) | ({"hang"} if outcome.hang else set())
-                entry["manifestations"] = sorted(set(entry["manifestations"]) | names)
+                entry["manifestations"] = sorted(set(entry["manifestations"]) | _names(outcome))
                 entry["safe"] = False
                 entry["status"] = "warnings" if set(entry["manifestations"]) <= observe.QUIET else "unsafe"
                 entry.setdefault("example", example)
+            if sum(e["examples"] for e in patterns.values()) == len(sweep):
+                swept.update({p: set(e["manifestations"]) for p, e in patterns.items()})
 
-        result = judge(self, backend, model, seed, max_examples, sweep=sweep_examples(), seen=seen)
+        def novel(example: Any, outcome: Outcome) -> bool:
+            """The search looks for what the sweep has not shown, so a known finding cannot end it."""
+            return bool(_names(outcome) - swept[example["pattern"]])
+
+        result = judge(self, backend, model, seed, max_examples, sweep=sweep, seen=seen, target=novel)
         result.manifestations = sorted({n for e in patterns.values() for n in e["manifestations"]})
         result.evidence["patterns"] = patterns
         result.evidence["safe_patterns"] = [p for p, e in patterns.items() if e["safe"]]
         return result
+
+
+def _names(outcome: Outcome) -> set[str]:
+    return set(outcome.manifestations) | ({"hang"} if outcome.hang else set())
 
 
 SCENARIO = CrossTaskClose()
