@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import verdict
+from .script import ScriptError
 
 BACKENDS = ("asyncio", "trio")
 DEFAULT_EXAMPLES = 30
@@ -85,8 +86,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 raise UsageError(f"--model {m}: unknown CLI behaviour model; choose from {', '.join(sorted(known))}")
     if args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    selected = _selected_bugs(args.bug)
     print(f"pytest-agentsdk check: seed {seed}", file=sys.stderr)
-    report = run_check(_selected_bugs(args.bug), args.backend or list(BACKENDS), args.models, seed, args.examples, progress=not args.quiet)
+    report = run_check(selected, args.backend or list(BACKENDS), args.models, seed, args.examples, progress=not args.quiet)
     _emit(report, args)
     return report.exit_code
 
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, ScriptError) as exc:
         print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
