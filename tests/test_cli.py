@@ -1,0 +1,83 @@
+"""``python -m pytest_agentsdk check|replay`` on the installed SDK: the JSON contract, exit codes,
+determinism per seed, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+RESULT_KEYS = {"bug", "verdict", "backend", "model", "examples", "manifestations", "counterexample", "replay"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_agentsdk", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def check_json() -> tuple[int, dict]:
+    proc = run("check", "--json", "--seed", "7", "--examples", "5", "--backend", "asyncio")
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_check_json_has_the_versioned_contract(check_json, sdk_info) -> None:
+    code, report = check_json
+    assert report["schema"].startswith("pytest-agentsdk/verdict/")
+    assert report["subject"]["sdk_version"] == sdk_info.version
+    assert report["seed"] == 7
+    assert {r["bug"] for r in report["results"]} == {"cross_task_close", "late_task_notification", "premature_completion"}
+    for result in report["results"]:
+        assert RESULT_KEYS <= set(result)
+        assert result["verdict"] in {"reproduced", "fixed", "hang", "not_applicable", "error"}
+        assert result["verdict"] != "error", result.get("reason")
+    failed = any(r["verdict"] in ("reproduced", "hang") for r in report["results"])
+    assert code == (1 if failed else 0)
+
+
+def test_late_task_notification_is_judged_per_model(check_json) -> None:
+    _, report = check_json
+    models = {r["model"] for r in report["results"] if r["bug"] == "late_task_notification"}
+    assert models == {"notify-only", "wake-parent"}
+
+
+def test_same_seed_same_verdicts_and_counterexamples(check_json) -> None:
+    _, first = check_json
+    again = json.loads(run("check", "--json", "--seed", "7", "--examples", "5", "--backend", "asyncio").stdout)
+
+    def essence(report: dict) -> list:
+        return [(r["bug"], r["model"], r["verdict"], r["manifestations"], r["counterexample"]) for r in report["results"]]
+
+    assert essence(again) == essence(first)
+
+
+def test_replay_command_reproduces_the_counterexample(check_json) -> None:
+    _, report = check_json
+    failing = [r for r in report["results"] if r["verdict"] == "reproduced"]
+    assert failing, "the latest release is expected to reproduce at least one bug"
+    result = failing[0]
+    args = ["replay", "--bug", result["bug"], "--backend", result["backend"], "--example", json.dumps(result["counterexample"])]
+    if result["model"]:
+        args += ["--model", result["model"]]
+    proc = run(*args)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["failed"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--bug", "nope"], "--bug nope: unknown bug"),
+        (["check", "--model", "psychic"], "--model psychic: unknown CLI behaviour model"),
+        (["check", "--examples", "0"], "--examples must be at least 1"),
+        (["replay", "--bug", "premature_completion", "--example", "/no/such/file"], "neither JSON nor a readable file"),
+        (["replay", "--bug", "premature_completion", "--example", "{not json"], "not valid JSON"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
