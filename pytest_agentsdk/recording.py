@@ -20,6 +20,7 @@ class Call:
     prompts_sent: int  # prompts the consumer had sent (query() returned) when the call began
     messages: list[Any] = field(default_factory=list)
     error: BaseException | None = None
+    completed: bool = False  # the iterator ran out by itself (no exception, no early exit)
 
     @property
     def turn(self) -> int:
@@ -52,6 +53,7 @@ class RecordingClient:
             async for message in source:
                 call.messages.append(message)
                 yield message
+            call.completed = True
         except Exception as exc:
             call.error = exc
             raise

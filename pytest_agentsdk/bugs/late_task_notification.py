@@ -41,6 +41,8 @@ NAME = "late_task_notification"
 MODELS = ("notify-only", "wake-parent")
 #: When a background task started in turn s completes, relative to the consumer's turns.
 #: The seed's timing comes first, so it is what Hypothesis tries first and shrinks towards.
+#: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between them) spread
+#: between / mid_next / later completions; the others are emitted as one block.
 DONE = (
     "between",  # after turn s's result, before prompt s+1 (the consumer's pace decides)
     "at_prompt",  # as prompt s+1 is written, before its first frame
@@ -241,9 +243,11 @@ def build_script(example: dict[str, Any], model: str) -> Script:
     for task in (t for t in tasks if t.background):
         frames = _progress_frames(task) + _completion_frames(task, wake)
         # A wake-parent CLI's own turn follows the completion at once, as one block: a real CLI
-        # never interleaves two turns of the main agent.
+        # never interleaves two turns of the main agent. in_turn and at_prompt completions keep
+        # their promise (before that result / before that first frame) the same way.
         own = wake and task.wakes
-        delay, gap = (0, 0) if own else (task.delay, task.gap)
+        spread = not own and task.done not in ("in_turn", "at_prompt")
+        delay, gap = (task.delay, task.gap) if spread else (0, 0)
         s = task.turn
         if task.done in ("at_prompt", "mid_next") and s + 1 >= prompts:
             raise ScriptError(f"tasks[{task.index}].done: {task.done!r} needs a prompt after turn {s}; raise prompts or start it earlier")
@@ -278,16 +282,9 @@ class Session:
     error: str | None = None
 
 
-async def _settle(transport: ScriptedTransport, pace: str | int, quiet: int) -> None:
-    """The consumer's pause before its next prompt, in scheduler checkpoints (never sleeps).
-
-    ``"late"`` is the seed's ``sleep(65)``: wait until the CLI has said all it had to say, i.e.
-    ``quiet`` checkpoints pass without a frame emitted.
-    """
-    if pace != "late":
-        for _ in range(int(pace)):
-            await anyio.lowlevel.checkpoint()
-        return
+async def wait_until_quiet(transport: ScriptedTransport, quiet: int = 8) -> None:
+    """The seed's ``sleep(65)`` in scheduler checkpoints: return once ``quiet`` checkpoints pass
+    without the scripted CLI emitting a frame, i.e. it has said all it had to say for now."""
     seen, still = len(transport.log.emissions), 0
     for _ in range(_LATE_LIMIT):
         if still >= quiet:
@@ -298,7 +295,16 @@ async def _settle(transport: ScriptedTransport, pace: str | int, quiet: int) -> 
         seen = now
 
 
-def _quiet_window(script: Script) -> int:
+async def _settle(transport: ScriptedTransport, pace: str | int, quiet: int) -> None:
+    """The consumer's pause before its next prompt: ``"late"`` or a number of checkpoints."""
+    if pace == "late":
+        await wait_until_quiet(transport, quiet)
+        return
+    for _ in range(int(pace)):
+        await anyio.lowlevel.checkpoint()
+
+
+def quiet_window(script: Script) -> int:
     """Checkpoints without output after which the scripted CLI has surely nothing left due."""
     longest = max((s.trigger.delay + s.gap for s in script.segments), default=0)
     per_frame = sum(script.checkpoints.get(op, 0) for op in ("read", "write"))
@@ -311,7 +317,7 @@ async def play(script: Script, pace: Sequence[str | int], prompts: int) -> Sessi
 
     transport = ScriptedTransport(script)
     session = Session(transport, [])
-    quiet = _quiet_window(script)
+    quiet = quiet_window(script)
 
     async def consume() -> None:
         client = ClaudeSDKClient(options=ClaudeAgentOptions(), transport=transport)
@@ -349,6 +355,7 @@ async def play(script: Script, pace: Sequence[str | int], prompts: int) -> Sessi
 class TurnReport:
     turn: int
     stale: list[str] = field(default_factory=list)
+    stale_at: list[int] = field(default_factory=list)  # their positions among the call's messages
     ended_on: str | None = None  # the cause of the call's last ResultMessage
     misattributed: bool = False
 
@@ -359,7 +366,8 @@ class Isolation:
 
     turns: list[TurnReport]
     lost: list[str]
-    hang: str | None = None
+    hang: str | None = None  # the scripted CLI's stall diagnosis
+    hung_turn: int | None = None  # the turn whose call never returned
 
     @property
     def manifestations(self) -> list[str]:
@@ -377,6 +385,7 @@ class Isolation:
                 {"turn": t.turn, "stale": t.stale, "ended_on": t.ended_on, "misattributed": t.misattributed} for t in bad
             ],
             "lost": self.lost,
+            **({"hung_turn": self.hung_turn} if self.hang else {}),
         }
 
     def describe(self) -> str:
@@ -387,7 +396,8 @@ class Isolation:
             if t.misattributed:
                 lines.append(f"turn {t.turn}: ended on {t.ended_on or 'no result'}, not the result answering prompt {t.turn}")
         if self.hang:
-            lines.append(f"a call never returned: {self.hang}")
+            where = f"turn {self.hung_turn}'s call" if self.hung_turn is not None else "the session"
+            lines.append(f"{where} never returned: {self.hang}")
         return "\n".join(lines)
 
 
@@ -443,7 +453,7 @@ def judge_session(
     log = log.log if isinstance(log, ScriptedTransport) else log
     if isinstance(calls, RecordingClient):
         calls = calls.calls
-    records = [c if isinstance(c, Call) else Call("receive_response", k + 1, list(c)) for k, c in enumerate(calls)]
+    records = [c if isinstance(c, Call) else Call("receive_response", k + 1, list(c), completed=True) for k, c in enumerate(calls)]
     parse = parse or parse_message()
     matched = _match(log.emissions, [m for c in records for m in c.messages], parse)
     turns = []
@@ -453,10 +463,12 @@ def judge_session(
         pos += len(call.messages)
         if call.method != "receive_response":
             continue
-        report = TurnReport(call.turn, stale=[_describe(e) for e in mine if e.prompts_before <= call.turn])
+        stale_at = [i for i, e in enumerate(mine) if e.prompts_before <= call.turn]
+        report = TurnReport(call.turn, [_describe(mine[i]) for i in stale_at], stale_at)
         results = [e for e in mine if e.frame.get("type") == "result"]
         report.ended_on = f"result of {results[-1].cause}" if results else None
-        report.misattributed = call.error is None and (not results or results[-1].cause != f"prompt:{call.turn}")
+        # a call that raised or was left early has no end to judge
+        report.misattributed = call.completed and (not results or results[-1].cause != f"prompt:{call.turn}")
         turns.append(report)
     received = {e.seq for e in matched}
     last = max(received, default=0)
@@ -469,7 +481,8 @@ def judge_session(
         and not e.frame.get("sdk_host_only")  # host-only frames: a release drops them by design
         and _parses(parse, e.frame)
     ]
-    return Isolation(turns, lost, log.stall)
+    hung = next((c.turn for c in records if not c.completed), None) if log.stall else None
+    return Isolation(turns, lost, log.stall, hung)
 
 
 def _parses(parse: Callable[[dict[str, Any]], Any], frame: dict[str, Any]) -> bool:
@@ -536,7 +549,7 @@ class LateTaskNotification(Scenario):
                     backend,
                     model,
                     examples=n,
-                    manifestations=outcome.manifestations + (["hang"] if outcome.hang else []),
+                    manifestations=sorted(outcome.manifestations) + (["hang"] if outcome.hang else []),
                     counterexample=example,
                     replay=replay_command(self.name, backend, model, example),
                     evidence={"pattern": pattern, **surface, **outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {})},
@@ -602,4 +615,6 @@ __all__ = [
     "build_script",
     "judge_session",
     "play",
+    "quiet_window",
+    "wait_until_quiet",
 ]
