@@ -364,7 +364,7 @@ def _tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _git_commit(spec: Spec) -> str:
+def git_commit(spec: Spec) -> str:
     """Resolve a git subject's ref to a commit, so the cache key names exactly what is built."""
     url = spec.value.removeprefix("git+")
     ref = spec.ref or "HEAD"
@@ -409,7 +409,7 @@ def _install_target(spec: Spec, progress: Progress | None) -> tuple[str, str, li
         return spec.value, f"tree:{_tree_digest(Path(spec.value))}", ["--refresh-package", PACKAGE]
     if spec.kind == "file":
         return spec.value, f"file:{hashlib.sha256(Path(spec.value).read_bytes()).hexdigest()}", []
-    commit = _git_commit(spec)
+    commit = git_commit(spec)
     return f"{PACKAGE} @ {spec.value}@{commit}", f"git:{spec.value}@{commit}", []
 
 

@@ -101,14 +101,16 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
 
 # ---------------------------------------------------------------- commands
 def _parse_specs(texts: list[str], progress: _Progress) -> list[envs.Spec]:
-    """Parse every subject and check named releases exist, before anything is built."""
+    """Parse every subject and check named releases and git refs exist, before anything is built."""
     specs, seen = [], set()
     for text in texts:
         if text not in seen:
             seen.add(text)
             spec = envs.parse_spec(text)
-            if spec.kind == "pypi":
+            if spec.kind in ("pypi", "latest"):
                 envs.release_version(spec, progress)
+            elif spec.kind == "git":
+                envs.git_commit(spec)
             specs.append(spec)
     return specs
 
