@@ -21,7 +21,15 @@ import anyio
 from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ClaudeSDKClient, ResultMessage, TextBlock
 
 from pytest_agentsdk import ScriptedTransport
-from pytest_agentsdk.bugs.late_task_notification import MODELS, SEED_EXAMPLE, Isolation, build_script, judge_session, quiet_window, wait_until_quiet
+from pytest_agentsdk.bugs.late_task_notification import (
+    MODELS,
+    SEED_EXAMPLE,
+    Isolation,
+    build_script,
+    judge_session,
+    quiet_window,
+    wait_until_quiet,
+)
 from pytest_agentsdk.recording import RecordingClient
 
 

@@ -414,35 +414,50 @@ def _describe(e: Emission) -> str:
     return f"{what} [{e.cause}, emitted with {e.prompts_before} prompt(s) written]"
 
 
-def _match(emissions: list[Emission], messages: list[Any], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
+def _delivered(log: TransportLog, parse: Callable[[dict[str, Any]], Any]) -> list[tuple[Emission, Any]]:
+    """Every emitted frame the release hands to the consumer, with the message it becomes."""
+    out = []
+    for emission in log.emissions:
+        if emission.frame.get("type") in wire.READER_CONSUMED_TYPES:
+            continue
+        try:
+            message = parse(emission.frame)
+        except Exception:  # the consumer gets an exception for it, not a message
+            continue
+        if message is not None:
+            out.append((emission, message))
+    return out
+
+
+def _match(delivered: list[tuple[Emission, Any]], messages: list[Any]) -> list[Emission]:
     """The emission behind each received message, allowing frames the SDK dropped.
 
     The SDK delivers stdout in order, so the received messages are a subsequence of the parsed
-    emissions; each is matched to the next emission that parses to an equal message.
+    emissions (:meth:`ScriptedTransport.attribute` assumes none is dropped; a fix candidate may
+    drop some); each is matched to the next emission that parses to an equal message.
     """
     matched: list[Emission] = []
     pos = 0
     for message in messages:
-        while pos < len(emissions):
-            emission = emissions[pos]
+        while pos < len(delivered) and delivered[pos][1] != message:
             pos += 1
-            if emission.frame.get("type") in wire.READER_CONSUMED_TYPES:
-                continue
-            try:
-                candidate = parse(emission.frame)
-            except Exception:  # the consumer got an exception for it, not a message
-                continue
-            if candidate == message:
-                matched.append(emission)
-                break
-        else:
+        if pos == len(delivered):
             raise AssertionError(f"received {type(message).__name__} that the scripted CLI never emitted (in order): {message!r}")
+        matched.append(delivered[pos][0])
+        pos += 1
     return matched
+
+
+def _as_call(turn: int, call: Call | Sequence[Any]) -> Call:
+    """A plain list of messages is the completed receive_response() call of prompt ``turn``."""
+    if isinstance(call, Call):
+        return call
+    return Call("receive_response", turn + 1, list(call), completed=True)
 
 
 def judge_session(
     log: TransportLog | ScriptedTransport,
-    calls: Sequence[Call] | Sequence[Sequence[Any]] | RecordingClient,
+    calls: Sequence[Call | Sequence[Any]] | RecordingClient,
     parse: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Isolation:
     """Read a recorded session with the turn-isolation oracle (see the module docstring).
@@ -451,11 +466,10 @@ def judge_session(
     messages each ``receive_response()`` yielded, the k-th list answering prompt k.
     """
     log = log.log if isinstance(log, ScriptedTransport) else log
-    if isinstance(calls, RecordingClient):
-        calls = calls.calls
-    records = [c if isinstance(c, Call) else Call("receive_response", k + 1, list(c), completed=True) for k, c in enumerate(calls)]
-    parse = parse or parse_message()
-    matched = _match(log.emissions, [m for c in records for m in c.messages], parse)
+    given = calls.calls if isinstance(calls, RecordingClient) else calls
+    records = [_as_call(k, c) for k, c in enumerate(given)]
+    delivered = _delivered(log, parse or parse_message())
+    matched = _match(delivered, [m for c in records for m in c.messages])
     turns = []
     pos = 0
     for call in records:
@@ -474,27 +488,17 @@ def judge_session(
     last = max(received, default=0)
     lost = [
         _describe(e)
-        for e in log.emissions
-        if e.seq < last
-        and e.seq not in received
-        and e.frame.get("type") not in wire.READER_CONSUMED_TYPES
-        and not e.frame.get("sdk_host_only")  # host-only frames: a release drops them by design
-        and _parses(parse, e.frame)
+        for e, _ in delivered
+        # host-only frames: releases from 0.2.160 drop them by design
+        if e.seq < last and e.seq not in received and not e.frame.get("sdk_host_only")
     ]
     hung = next((c.turn for c in records if not c.completed), None) if log.stall else None
     return Isolation(turns, lost, log.stall, hung)
 
 
-def _parses(parse: Callable[[dict[str, Any]], Any], frame: dict[str, Any]) -> bool:
-    try:
-        return parse(frame) is not None
-    except Exception:
-        return False
-
-
 def assert_turn_isolation(
     log: TransportLog | ScriptedTransport,
-    calls: Sequence[Call] | Sequence[Sequence[Any]] | RecordingClient,
+    calls: Sequence[Call | Sequence[Any]] | RecordingClient,
     parse: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Isolation:
     """Fail if any ``receive_response()`` call yielded a frame from before its prompt (stale), or
