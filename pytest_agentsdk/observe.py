@@ -174,6 +174,8 @@ class Teardown:
     #: generators the consumer abandoned on purpose (trio's names: ``module.qualname``)
     abandoned: set[str] = field(default_factory=set)
     hung: str | None = None  # set when the wall-clock bound ended the run
+    #: what the program holds until it exits: released after the loop closed, inside the window
+    kept: list[Any] = field(default_factory=list)
     pending_at_return: list[str] = field(default_factory=list)  # tasks asyncio.run would cancel
 
     def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None) -> None:
@@ -398,6 +400,7 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
             _RUNNERS[backend](_guarded(main, teardown, result), teardown, wall, schedule)
         except BaseException as exc:  # what the runner itself raised after main: trio's corruption errors
             teardown.record_exception(STRAY_CANCELLATION if _is_cancellation(exc) else RUN_ERROR, exc)
+        teardown.kept.clear()
         gc.collect()
     finally:
         watch.uninstall()

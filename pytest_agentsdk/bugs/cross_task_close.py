@@ -59,7 +59,7 @@ class Run:
     backend: str
     received: list[Any] = field(default_factory=list)
     abandoned: set[str] = field(default_factory=set)  # generators this consumer let go unfinished
-    kept: list[Any] = field(default_factory=list)  # outlives main: closed by the loop's shutdown
+    kept: list[Any] = field(default_factory=list)  # outlives main: closed by the loop's own shutdown
 
     def stops_at(self, message: Any) -> bool:
         from claude_agent_sdk import ResultMessage
@@ -347,9 +347,12 @@ class CrossTaskClose(Scenario):
 
         pattern, script = _validated(example)
         run = Run(example, ScriptedTransport(script), backend)
-        _, teardown = observe.run_observed(lambda _: PATTERNS[pattern](run), backend, wall=EXAMPLE_WALL_S,
-                                           pattern=pattern, schedule=example["schedule"])
-        run.kept.clear()
+
+        async def main(teardown: observe.Teardown) -> None:
+            run.kept = teardown.kept
+            await PATTERNS[pattern](run)
+
+        _, teardown = observe.run_observed(main, backend, wall=EXAMPLE_WALL_S, pattern=pattern, schedule=example["schedule"])
         teardown.abandoned |= run.abandoned
         teardown.check_transport(run.transport)
         if _expects_result(example, script):

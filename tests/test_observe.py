@@ -1,0 +1,176 @@
+"""observe.py on real asyncio / trio runs: every channel a teardown problem reaches users through,
+the cross-task cancel-scope cause on both backends, hooks restored, and assert_clean_teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import warnings
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from pytest_agentsdk import ScriptedTransport, assert_clean_teardown, wire
+from pytest_agentsdk.observe import Teardown, generator_name, run_observed, scrub
+from pytest_agentsdk.script import Script
+
+BACKENDS = ["asyncio", "trio"]
+
+
+async def task_group_across_yield() -> AsyncIterator[int]:
+    """The seed's shape in six lines: a task group's scope held open across ``yield``."""
+    async with anyio.create_task_group():
+        yield 1
+        yield 2
+
+
+async def leave_early(teardown: Teardown) -> None:
+    """``break`` and return: the generator is finalized by the loop, in another task."""
+    async for _ in task_group_across_yield():
+        break
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cross_task_scope_exit_is_named_on_both_backends(backend: str) -> None:
+    _, teardown = run_observed(leave_early, backend)
+    assert "cancel_scope_cross_task" in teardown.manifestations, teardown.to_json()
+
+
+def test_clean_run_leaves_nothing_and_every_hook_is_restored() -> None:
+    hooks = (sys.unraisablehook, warnings.showwarning, sys.stderr, list(logging.getLogger().handlers), list(warnings.filters))
+    enabled = gc.isenabled()
+
+    async def main(teardown: Teardown) -> str:
+        await anyio.sleep(0)
+        return "done"
+
+    for backend in BACKENDS:
+        value, teardown = run_observed(main, backend)
+        assert (value, teardown.manifestations, teardown.events) == ("done", [], [])
+    assert (sys.unraisablehook, warnings.showwarning, sys.stderr, list(logging.getLogger().handlers), list(warnings.filters)) == hooks
+    assert gc.isenabled() == enabled
+
+
+class _RaisesOnDelete:
+    def __del__(self) -> None:
+        raise ValueError("from __del__")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_channel_gets_its_stable_name(backend: str) -> None:
+    async def noisy(teardown: Teardown) -> None:
+        warnings.warn("unclosed thing", ResourceWarning)
+        logging.getLogger("some.library").error("something failed during shutdown")
+        print("Traceback (most recent call last): ...", file=sys.stderr)
+        _RaisesOnDelete()
+        raise KeyError("consumer body")
+
+    _, teardown = run_observed(noisy, backend)
+    assert teardown.manifestations == ["consumer_error", "logged_error", "resource_warning", "stderr_output", "unraisable"]
+
+
+def test_asyncio_loop_channels() -> None:
+    """Never-retrieved task exceptions, pending tasks destroyed, asyncio.run's shutdown errors."""
+
+    async def main(teardown: Teardown) -> None:
+        async def fail() -> None:
+            raise RuntimeError("background failure")
+
+        async def fail_on_cancel() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise OSError("cleanup failed") from None
+
+        asyncio.ensure_future(fail())
+        asyncio.ensure_future(fail_on_cancel())
+        await asyncio.sleep(0)
+
+    _, teardown = run_observed(main, "asyncio")
+    assert teardown.manifestations == ["shutdown_task_error", "task_exception_never_retrieved"]
+    assert [p.rsplit(".", 1)[-1] for p in teardown.pending_at_return] == ["fail_on_cancel"]
+
+
+def test_cancellation_the_consumer_never_asked_for() -> None:
+    async def main(teardown: Teardown) -> None:
+        consumer = asyncio.current_task()
+        assert consumer is not None
+        asyncio.get_running_loop().call_soon(consumer.cancel)
+        await asyncio.Event().wait()
+
+    _, teardown = run_observed(main, "asyncio")
+    assert teardown.manifestations == ["stray_cancellation"]
+
+
+async def two() -> AsyncIterator[int]:
+    yield 1
+    yield 2
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_trio_gc_warning_is_a_note_only_for_what_the_consumer_abandoned(declared: bool) -> None:
+    """trio warns about every unexhausted generator it collects: the consumer's own is its doing."""
+
+    async def abandon(teardown: Teardown) -> None:
+        gen = two()
+        await gen.__anext__()
+        if declared:
+            teardown.abandoned.add(generator_name(gen))
+
+    _, teardown = run_observed(abandon, "trio")
+    assert teardown.manifestations == ([] if declared else ["asyncgen_gc_warning"])
+    assert len(teardown.notes) == (1 if declared else 0)
+
+
+def test_transport_checks() -> None:
+    teardown = Teardown()
+    teardown.check_transport(ScriptedTransport(Script().turn(wire.result())))
+    teardown.check_result(False)
+    assert teardown.manifestations == ["result_missing", "transport_not_closed"]
+
+
+def test_scrub_removes_what_differs_between_identical_runs() -> None:
+    assert scrub("<Task pending name='Task-29'> at 0x7fc3734b5ee0 scope 7fc3734b5ee0") == "<Task pending name='Task-N'> at 0x… scope 0x…"
+
+
+# ---------------------------------------------------------------- assert_clean_teardown
+def test_helper_runs_main_and_names_manifestation_and_pattern() -> None:
+    async def main() -> None:
+        await leave_early(Teardown())
+
+    with pytest.raises(AssertionError, match=r"consumer pattern 'break_then_return': .*cancel_scope_cross_task") as info:
+        assert_clean_teardown(main, backend="asyncio", pattern="break_then_return")
+    assert "check --bug cross_task_close" in str(info.value)
+
+
+def test_helper_returns_the_value_of_a_clean_run() -> None:
+    async def main() -> int:
+        return 42
+
+    assert assert_clean_teardown(main, backend="trio") == 42
+
+
+def test_context_manager_around_the_users_own_asyncio_run() -> None:
+    """No handler is installed on the user's loop: its default handler's log record is caught."""
+    with pytest.raises(AssertionError, match=r"'cli main': cancel_scope_cross_task"):
+        with assert_clean_teardown(pattern="cli main"):
+            asyncio.run(leave_early(Teardown()))
+
+
+@pytest.mark.anyio
+async def test_async_context_manager_passes_a_clean_session(anyio_backend: str) -> None:
+    transport = ScriptedTransport(Script().turn(wire.result()))
+    async with assert_clean_teardown(transport=transport, pattern="connect/close"):
+        await transport.connect()
+        await transport.close()
+
+
+@pytest.mark.anyio
+async def test_async_context_manager_fails_when_the_cli_is_never_closed(anyio_backend: str) -> None:
+    transport = ScriptedTransport(Script().turn(wire.result()))
+    with pytest.raises(AssertionError, match="transport_not_closed"):
+        async with assert_clean_teardown(transport=transport, pattern="forgot to close"):
+            await anyio.sleep(0)
