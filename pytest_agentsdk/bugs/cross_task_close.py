@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from .. import observe, wire
 from ..compat import SdkInfo
-from ..explore import EXAMPLE_WALL_S, Outcome, judge
+from ..explore import EXAMPLE_WALL_S, Outcome, judge, replay_command
 from ..script import Script, ScriptError
 from ..transport import ScriptedTransport
 from ..verdict import Result
@@ -379,8 +379,11 @@ class CrossTaskClose(Scenario):
         }
         sweep = sweep_examples()
         swept: dict[str, set[str]] = {}  # what the sweep showed, per pattern
+        sweep_failures: list[tuple[Any, Outcome]] = []
 
         def seen(example: Any, outcome: Outcome) -> None:
+            if len(sweep_failures) < len(sweep) and outcome.failed and not swept:
+                sweep_failures.append((example, outcome))
             entry = patterns[example["pattern"]]
             entry["examples"] += 1
             if outcome.failed:
@@ -396,10 +399,31 @@ class CrossTaskClose(Scenario):
             return bool(_names(outcome) - swept[example["pattern"]])
 
         result = judge(self, backend, model, seed, max_examples, sweep=sweep, seen=seen, target=novel)
+        if sweep_failures and result.counterexample != sweep_failures[0][0]:
+            result = self._prefer_sweep(result, *sweep_failures[0])
         result.manifestations = sorted({n for e in patterns.values() for n in e["manifestations"]})
         result.evidence["patterns"] = patterns
         result.evidence["safe_patterns"] = [p for p, e in patterns.items() if e["safe"]]
         return result
+
+
+    def _prefer_sweep(self, searched: Result, example: Any, outcome: Outcome) -> Result:
+        """The first failing pattern, as users write it, is the counterexample users recognise; the
+        search's own minimal example stays in ``evidence["search"]`` unless it is the louder one."""
+        if not _loud(set(outcome.manifestations)) and _loud(set(searched.manifestations)):
+            return searched
+        search = {"counterexample": searched.counterexample, "manifestations": searched.manifestations, "replay": searched.replay}
+        return Result(
+            self.name, "hang" if outcome.hang else "reproduced", searched.backend, searched.model,
+            examples=searched.examples, counterexample=example,
+            replay=replay_command(self.name, searched.backend, searched.model, example),
+            evidence={**outcome.evidence, "search": search},
+        )
+
+
+def _loud(names: set[str]) -> bool:
+    """Anything users see without turning warnings on."""
+    return bool(names - observe.QUIET)
 
 
 def _names(outcome: Outcome) -> set[str]:
