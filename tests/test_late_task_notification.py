@@ -309,6 +309,16 @@ def test_hiding_notifications_is_not_a_fix(candidate: Any) -> None:
     assert "system/task_notification" not in stale_kinds(results["notify-only"])
 
 
+def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:
+    """Discarding what is buffered when the next prompt is sent passes the seed's flow, but a frame
+    the SDK's reader holds, not yet queued, when the prompt goes out still leaks."""
+    report = candidate("drain_buffer_at_query").run_check([*CHECK_ARGS, "--model", "notify-only"], timeout=600)
+    (result,) = report["results"]
+    assert (result["verdict"], result["manifestations"]) == ("reproduced", ["stale"])
+    assert result["evidence"]["pattern"] != next(iter(ltn.PATTERNS)), "the seed's own flow is fixed"
+    assert result["counterexample"]["pace"] == [0]
+
+
 def test_candidate_blocking_in_receive_response_is_a_hang(candidate: Any) -> None:
     """Reading on past the result until agents settle blocks forever when an agent outlives the
     next turn: the stall is diagnosed and reported as a hang, the run does not hang."""

@@ -10,6 +10,7 @@ never touched. Patches name their anchor text; a base release that moved on fail
 | turn_epoch | the reader tags each frame with the number of prompts written when it was read; a frame read before the latest prompt is diverted to ``Query.stale_messages`` | notify-only fixed (stale frames show as lost); wake-parent still misattributed |
 | turn_epoch_origin | turn_epoch, and ``receive_response()`` does not stop at a result whose ``origin`` is an injected turn | fixed under both models |
 | hide_notifications | ``receive_response()`` skips TaskNotificationMessage (silences the seed's symptom) | not a fix: reproduced under both |
+| drain_buffer_at_query | ``query()`` first discards what the SDK has buffered | racy: a frame the reader holds but has not queued yet still leaks (notify-only reproduced) |
 | drain_until_settled | ``receive_response()`` reads on past the result while agent tasks are in flight (the seed's "consume them in turn 1") | hangs when a task outlives the next turn |
 """
 
@@ -98,6 +99,19 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
             "            if isinstance(message, ResultMessage):\n"
             "                return\n",
         ),
+    ),
+    "drain_buffer_at_query": (
+        Patch(
+            "client.py",
+            "        # Handle string prompts\n        if isinstance(prompt, str):\n",
+            "        while True:\n"
+            "            try:\n"
+            "                self._query._message_receive.receive_nowait()\n"
+            "            except (anyio.WouldBlock, anyio.EndOfStream):\n"
+            "                break\n"
+            "        # Handle string prompts\n        if isinstance(prompt, str):\n",
+        ),
+        Patch("client.py", "\nimport json\n", "\nimport json\n\nimport anyio\n"),
     ),
     "drain_until_settled": (
         Patch(
