@@ -387,10 +387,14 @@ class CrossTaskClose(Scenario):
             entry = patterns[example["pattern"]]
             entry["examples"] += 1
             if outcome.failed:
+                adds = sorted(_names(outcome) - set(entry["manifestations"]))
+                if "example" not in entry:
+                    entry["example"] = example
+                elif adds:  # each later example that showed something new, to replay it
+                    entry.setdefault("more", []).append({"adds": adds, "example": example})
                 entry["manifestations"] = sorted(set(entry["manifestations"]) | _names(outcome))
                 entry["safe"] = False
                 entry["status"] = "warnings" if set(entry["manifestations"]) <= observe.QUIET else "unsafe"
-                entry.setdefault("example", example)
             if sum(e["examples"] for e in patterns.values()) == len(sweep):
                 swept.update({p: set(e["manifestations"]) for p, e in patterns.items()})
 
