@@ -64,7 +64,7 @@ RESULT_MISSING = "result_missing"
 #: :attr:`Teardown.abandoned`); for one of the SDK's own generators it is the SDK's.
 ASYNCGEN_GC_WARNING = "asyncgen_gc_warning"
 #: Manifestations Python hides by default (shown under pytest, ``-X dev``, ``-W default``).
-QUIET = frozenset({"resource_warning", ASYNCGEN_GC_WARNING})
+QUIET = frozenset({RESOURCE_WARNING, ASYNCGEN_GC_WARNING})
 _GC_WARNING = re.compile(r"Async generator '([^']+)' was garbage collected before it had been exhausted")
 
 _CAUSE_TEXT = (
@@ -253,6 +253,7 @@ class TeardownWatch:
         self.teardown = Teardown()
         self._check_on_exit = check_on_exit
         self._stack: contextlib.ExitStack | None = None
+        self._restore_loop: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------ hooks
     def install(self) -> None:
@@ -398,6 +399,8 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     try:
         try:
             _RUNNERS[backend](_guarded(main, teardown, result), teardown, wall, schedule)
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as exc:  # what the runner itself raised after main: trio's corruption errors
             teardown.record_exception(STRAY_CANCELLATION if _is_cancellation(exc) else RUN_ERROR, exc)
         teardown.kept.clear()
@@ -411,8 +414,8 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
 
 
 def _is_cancellation(exc: BaseException) -> bool:
-    names = {"CancelledError", "Cancelled"}
-    return any(type(e).__name__ in names for e in _chain(exc))
+    """asyncio's CancelledError or trio's Cancelled (without importing trio)."""
+    return isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "Cancelled"
 
 
 def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out: list[Any]) -> Callable[[], Awaitable[None]]:
@@ -428,7 +431,7 @@ def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out
         except Exception as exc:
             teardown.record_exception(CONSUMER_ERROR, exc)
             if not causes(exc):  # an unrecognised error: keep the traceback for the report
-                teardown.events[-1].detail += "\n" + "".join(traceback.format_exception(exc, limit=-6))
+                teardown.events[-1].detail += "\n" + scrub("".join(traceback.format_exception(exc, limit=-6)))
 
     return consumer
 
