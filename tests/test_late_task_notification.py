@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -256,8 +254,8 @@ def test_untyped_release_is_judged_through_plain_system_messages(verdicts: Any) 
         assert "system/task_notification" in stale_kinds(old[model])
 
 
-def test_repro_exits_1_on_the_latest_release() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "repros" / "late_task_notification.py")], check=False, capture_output=True, text=True, timeout=120)
+def test_repro_exits_1_on_the_latest_release(sdk_release: Any) -> None:
+    proc = sdk_release("latest").run([str(ROOT / "repros" / "late_task_notification.py")], timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "msg#1 TaskNotificationMessage" in proc.stdout and "STALE" in proc.stdout
     assert "not the answer to prompt 2" in proc.stdout
