@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +43,32 @@ class Outcome:
         return bool(self.manifestations) or self.hang is not None
 
 
-def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S) -> Any:
-    """Run ``main`` in a new event loop of ``backend``; raises TimeoutError past ``wall`` seconds."""
+@contextmanager
+def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
+    """trio breaks ties between runnable tasks at random; seeding its scheduler's RNG (the object
+    Hypothesis's trio support seeds too) makes a trio run repeatable. asyncio is FIFO already."""
+    import trio._core._run as trio_run
+
+    state = trio_run._r.getstate()
+    trio_run._r.seed(schedule)
+    try:
+        yield
+    finally:
+        trio_run._r.setstate(state)
+
+
+def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S, schedule: int = 0) -> Any:
+    """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded with ``schedule``);
+    raises TimeoutError past ``wall`` seconds."""
 
     async def bounded() -> Any:
         with anyio.fail_after(wall):
             return await main()
 
-    return anyio.run(bounded, backend=backend)
+    if backend != "trio":
+        return anyio.run(bounded, backend=backend)
+    with seeded_trio_scheduler(schedule):
+        return anyio.run(bounded, backend=backend)
 
 
 def replay_command(bug: str, backend: str, model: str | None, example: Any) -> str:

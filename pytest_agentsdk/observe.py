@@ -26,10 +26,13 @@ import re
 import sys
 import traceback
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from .explore import seeded_trio_scheduler
 
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
@@ -436,11 +439,40 @@ def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out
     return consumer
 
 
+class _OrderedAsyncgens:
+    """The loop's registry of live async generators, in creation order.
+
+    asyncio keeps them in a WeakSet, whose order follows memory addresses, so
+    ``shutdown_asyncgens`` would close them in a different order from run to run, and which
+    generator reports "already running" would change with it. Same seed, same evidence.
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[Any]] = {}
+
+    def add(self, agen: Any) -> None:
+        key = id(agen)
+        self._refs[key] = weakref.ref(agen, lambda _: self._refs.pop(key, None))
+
+    def discard(self, agen: Any) -> None:
+        self._refs.pop(id(agen), None)
+
+    def clear(self) -> None:
+        self._refs.clear()
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([agen for ref in list(self._refs.values()) if (agen := ref()) is not None])
+
+
 def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        loop._asyncgens = _OrderedAsyncgens()  # type: ignore[attr-defined]
         loops.append(loop)
         task = asyncio.current_task()
         assert task is not None
@@ -475,7 +507,6 @@ def _left_pending(loop: asyncio.AbstractEventLoop, teardown: Teardown) -> None:
 
 def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
     import trio
-    import trio._core._run as trio_run
 
     async def main() -> None:
         async def bound() -> None:
@@ -486,13 +517,8 @@ def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall:
         trio.lowlevel.spawn_system_task(bound)
         await consumer()
 
-    tiebreak = trio_run._r  # the scheduler's RNG (Hypothesis's trio plugin seeds it the same way)
-    state = tiebreak.getstate()
-    tiebreak.seed(schedule)
-    try:
+    with seeded_trio_scheduler(schedule):
         trio.run(main)  # trio finalizes leftover async generators before it returns
-    finally:
-        tiebreak.setstate(state)
 
 
 _RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int], None]] = {

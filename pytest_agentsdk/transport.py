@@ -96,6 +96,40 @@ class TransportLog:
     def prompts(self) -> list[Write]:
         return [w for w in self.writes if w.type == "user"]
 
+    def consumer_frames(self, parse: Callable[[dict[str, Any]], Any]) -> list[tuple[Emission, Any]]:
+        """Every emitted frame the release hands to its consumer, with the message it becomes
+        (``parse`` is the release's own parser; frames its reader consumes are left out)."""
+        out = []
+        for emission in self.emissions:
+            if emission.frame.get("type") in wire.READER_CONSUMED_TYPES:
+                continue
+            try:
+                message = parse(emission.frame)
+            except Exception:  # the consumer gets an exception for it, not a message
+                continue
+            if message is not None:
+                out.append((emission, message))
+        return out
+
+    def attribute(self, messages: list[Any], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
+        """The emission behind each message the consumer received, in order.
+
+        The SDK hands stdout to the consumer through one FIFO queue, so the received messages are
+        a subsequence of :meth:`consumer_frames` (a release or a fix may drop some, e.g. host-only
+        state frames): each is matched to the next emission that parses to an equal message.
+        """
+        delivered = self.consumer_frames(parse)
+        matched: list[Emission] = []
+        pos = 0
+        for message in messages:
+            while pos < len(delivered) and delivered[pos][1] != message:
+                pos += 1
+            if pos == len(delivered):
+                raise ScriptedCLIError(f"received {type(message).__name__} that the scripted CLI never emitted (in order): {message!r}")
+            matched.append(delivered[pos][0])
+            pos += 1
+        return matched
+
 
 class ScriptedTransport(Transport):
     """Plays ``script`` to the SDK. Pass it as ``query(transport=...)`` or
@@ -117,6 +151,8 @@ class ScriptedTransport(Transport):
         self._seq = 0
         self._sleeping = 0
         self._changed = anyio.Event()
+        #: set when the scripted CLI diagnoses a stall, for drivers that wait off the stream
+        self.stalled = anyio.Event()
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
@@ -216,6 +252,7 @@ class ScriptedTransport(Transport):
                 continue
             self.log.stall = self._diagnose()
             self._record("stall", self.log.stall)
+            self.stalled.set()
             raise ScriptStalled(self.log.stall)
         return None
 
@@ -378,35 +415,6 @@ class ScriptedTransport(Transport):
             problems.append(self.log.stall)
         if problems:
             raise AssertionError("ScriptedTransport: " + " | ".join(problems))
-
-    def attribute(self, messages: list[Any], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
-        """The emission behind each message the consumer received, in order.
-
-        The SDK hands frames to the consumer through one FIFO queue, skipping only the frames its
-        reader consumes and those its parser drops; so the k-th message received is the k-th
-        emitted frame that the release's own ``parse`` turns into a message.
-        """
-        visible = [
-            e
-            for e in self.log.emissions
-            if e.frame.get("type") not in wire.READER_CONSUMED_TYPES and _parses(parse, e.frame)
-        ]
-        if len(messages) > len(visible):
-            raise ScriptedCLIError(f"consumer received {len(messages)} messages but only {len(visible)} were emitted")
-        for message, emission in zip(messages, visible):
-            expected = type(parse(emission.frame)).__name__
-            if type(message).__name__ != expected:
-                raise ScriptedCLIError(
-                    f"message order diverged from stdout at frame {emission.seq}: got {type(message).__name__}, expected {expected}"
-                )
-        return visible[: len(messages)]
-
-
-def _parses(parse: Callable[[dict[str, Any]], Any], frame: dict[str, Any]) -> bool:
-    try:
-        return parse(frame) is not None
-    except Exception:  # the consumer gets an exception, not a message
-        return False
 
 
 __all__ = ["Emission", "ScriptStalled", "ScriptedCLIError", "ScriptedTransport", "TransportLog", "Write"]

@@ -20,7 +20,7 @@ from pytest_agentsdk.compat import parse_message
 from pytest_agentsdk.explore import judge
 from pytest_agentsdk.recording import RecordingClient
 from pytest_agentsdk.script import Script, ScriptError
-from pytest_agentsdk.transport import Emission, ScriptedTransport, TransportLog
+from pytest_agentsdk.transport import Emission, ScriptedCLIError, ScriptedTransport, TransportLog
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = json.loads((Path(__file__).parent / "data" / "real_cli_subagent_traces.json").read_text())["traces"]["c_client_bg_2turn"]
@@ -160,7 +160,7 @@ def test_dropped_notification_is_isolated_but_reported_lost() -> None:
 def test_a_message_never_emitted_is_a_harness_error() -> None:
     log = recorded("notify-only", [("turn0", 1)])
     alien = parse_message()(wire.stamp(wire.result("from elsewhere"), "x"))
-    with pytest.raises(AssertionError, match="never emitted"):
+    with pytest.raises(ScriptedCLIError, match="never emitted"):
         ltn.judge_session(log, [received(log, "turn0") + [alien]])
 
 

@@ -337,8 +337,7 @@ async def play(script: Script, pace: Sequence[str | int], prompts: int) -> Sessi
 
     async def watch_stall() -> None:
         """Cancel a consumer that stays blocked after the CLI stalled (blocked off the stream)."""
-        while transport.log.stall is None:
-            await anyio.sleep(0.01)
+        await transport.stalled.wait()
         await anyio.sleep(_STALL_SURFACE_S)
         tg.cancel_scope.cancel()
 
@@ -414,40 +413,6 @@ def _describe(e: Emission) -> str:
     return f"{what} [{e.cause}, emitted with {e.prompts_before} prompt(s) written]"
 
 
-def _delivered(log: TransportLog, parse: Callable[[dict[str, Any]], Any]) -> list[tuple[Emission, Any]]:
-    """Every emitted frame the release hands to the consumer, with the message it becomes."""
-    out = []
-    for emission in log.emissions:
-        if emission.frame.get("type") in wire.READER_CONSUMED_TYPES:
-            continue
-        try:
-            message = parse(emission.frame)
-        except Exception:  # the consumer gets an exception for it, not a message
-            continue
-        if message is not None:
-            out.append((emission, message))
-    return out
-
-
-def _match(delivered: list[tuple[Emission, Any]], messages: list[Any]) -> list[Emission]:
-    """The emission behind each received message, allowing frames the SDK dropped.
-
-    The SDK delivers stdout in order, so the received messages are a subsequence of the parsed
-    emissions (:meth:`ScriptedTransport.attribute` assumes none is dropped; a fix candidate may
-    drop some); each is matched to the next emission that parses to an equal message.
-    """
-    matched: list[Emission] = []
-    pos = 0
-    for message in messages:
-        while pos < len(delivered) and delivered[pos][1] != message:
-            pos += 1
-        if pos == len(delivered):
-            raise AssertionError(f"received {type(message).__name__} that the scripted CLI never emitted (in order): {message!r}")
-        matched.append(delivered[pos][0])
-        pos += 1
-    return matched
-
-
 def _as_call(turn: int, call: Call | Sequence[Any]) -> Call:
     """A plain list of messages is the completed receive_response() call of prompt ``turn``."""
     if isinstance(call, Call):
@@ -468,8 +433,9 @@ def judge_session(
     log = log.log if isinstance(log, ScriptedTransport) else log
     given = calls.calls if isinstance(calls, RecordingClient) else calls
     records = [_as_call(k, c) for k, c in enumerate(given)]
-    delivered = _delivered(log, parse or parse_message())
-    matched = _match(delivered, [m for c in records for m in c.messages])
+    parse = parse or parse_message()
+    delivered = log.consumer_frames(parse)
+    matched = log.attribute([m for c in records for m in c.messages], parse)
     turns = []
     pos = 0
     for call in records:
