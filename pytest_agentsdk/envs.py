@@ -32,9 +32,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -46,11 +47,13 @@ HARNESS_DEPS = ("anyio>=4.4", "hypothesis>=6.100", "pytest>=8", "pytest-asyncio>
 DEFAULT_INDEX = "https://pypi.org/simple"
 #: How long the cached release list is trusted before the index is asked again.
 RELEASES_TTL = 3600.0
-#: Bumped when the layout of an env changes, so old cache entries are not reused.
-_LAYOUT = 1
+#: Bumped when the layout of an env or of the release list changes, so old cache entries are not reused.
+CACHE_LAYOUT = 1
 _SKIP_DIRS = {".git", "__pycache__", ".venv", ".tox", "build", "dist", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 
 Progress = Callable[[str], None]
+#: The distribution's name in file names, however a tool normalised it.
+_DIST = r"claude[-_.]agent[-_.]sdk"
 
 
 class EnvError(Exception):
@@ -90,11 +93,11 @@ def parse_spec(text: str) -> Spec:
     path = Path(text).expanduser()
     if path.is_dir():
         pyproject = path / "pyproject.toml"
-        if not pyproject.is_file() or not re.search(r'^name\s*=\s*["\']claude[-_.]agent[-_.]sdk["\']', pyproject.read_text(), re.M):
+        if not pyproject.is_file() or not re.search(rf'^name\s*=\s*["\']{_DIST}["\']', pyproject.read_text(), re.MULTILINE):
             raise EnvError(f"{text}: not a claude-agent-sdk source tree (no pyproject.toml naming {PACKAGE})")
         return Spec("path", str(path.resolve()), text)
     if path.is_file():
-        if not re.match(r"claude[-_.]agent[-_.]sdk-.+\.(whl|tar\.gz|zip)$", path.name, re.I):
+        if not re.match(rf"{_DIST}-.+\.(whl|tar\.gz|zip)$", path.name, re.IGNORECASE):
             raise EnvError(f"{text}: not a claude-agent-sdk wheel or sdist (claude_agent_sdk-VERSION.whl/.tar.gz)")
         return Spec("file", str(path.resolve()), text)
     if os.sep in text or text.startswith(".") or text.endswith((".whl", ".tar.gz")):
@@ -103,7 +106,7 @@ def parse_spec(text: str) -> Spec:
 
 
 def _looks_like_version(text: str) -> bool:
-    return bool(re.fullmatch(r"v?\d+(\.\d+)*([a-z0-9.+-]*)", text, re.I)) and not Path(text).exists()
+    return bool(re.fullmatch(r"v?\d+(\.\d+)*([a-z0-9.+-]*)", text, re.IGNORECASE)) and not Path(text).exists()
 
 
 def _parse_git(text: str) -> Spec:
@@ -155,70 +158,78 @@ def releases(*, refresh: bool = False, progress: Progress | None = None) -> list
             cached = json.loads(path.read_text())
         except ValueError:
             cached = None
-    if cached and cached.get("index") == url and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
+    if cached and (cached.get("index"), cached.get("layout")) != (url, CACHE_LAYOUT):
+        cached = None  # another index, or listed by an older harness
+    if cached and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
         return list(cached["versions"])
     try:
         versions = _fetch_releases(url)
     except (OSError, ValueError) as exc:
-        if cached and cached.get("index") == url:
+        if cached:
             if progress:
                 progress(f"package index unreachable ({_short(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
             return list(cached["versions"])
         raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
-    _atomic_write(path, json.dumps({"index": url, "fetched": time.time(), "versions": versions}))
+    _atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "versions": versions}))
     return versions
 
 
-def _fetch_releases(url: str) -> list[str]:
-    request = urllib.request.Request(f"{url}/{PACKAGE}/", headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+def _sdists(url: str) -> dict[str, tuple[str, str | None]]:
+    """The index's sdists of the SDK: version -> (download URL, sha256 or None).
+
+    Yanked releases stay: many old ones are yanked to free storage, and an exact pin still installs them.
+    """
+    page = f"{url}/{PACKAGE}/"
+    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
     with urllib.request.urlopen(request, timeout=15) as response:
         body = response.read().decode()
         is_json = "json" in response.headers.get("Content-Type", "")
-    # yanked releases stay: many old ones are yanked for storage, and an exact pin still installs them
     if is_json:
-        names = [f["filename"] for f in json.loads(body)["files"]]
+        links = [(f["filename"], f["url"], f.get("hashes", {}).get("sha256")) for f in json.loads(body)["files"]]
     else:
-        names = re.findall(r">\s*([^<>\s]+)\s*</a>", body)
-    found = set()
-    for name in names:
-        m = re.fullmatch(r"claude[-_.]agent[-_.]sdk-(.+)\.tar\.gz", name, re.I)
-        if m:
-            try:
-                v = Version(m.group(1))
-            except InvalidVersion:
-                continue
-            if not v.is_prerelease:
-                found.add(v)
+        links = [(name, href.split("#")[0], (re.findall(r"#sha256=([0-9a-f]{64})", href) or [None])[0])
+                 for href, name in re.findall(r'<a[^>]*href="([^"]+)"[^>]*>\s*([^<\s]+)\s*</a>', body)]
+    found: dict[str, tuple[str, str | None]] = {}
+    for name, href, sha in links:
+        m = re.fullmatch(rf"{_DIST}-(.+)\.tar\.gz", name, re.IGNORECASE)
+        try:
+            version = Version(m.group(1)) if m else None
+        except InvalidVersion:
+            continue
+        if version is not None and not version.is_prerelease:
+            found[str(version)] = (urllib.parse.urljoin(page, href), sha)
     if not found:
         raise ValueError(f"no {PACKAGE} sdists listed")
-    return [str(v) for v in sorted(found)]
+    return found
+
+
+def _fetch_releases(url: str) -> list[str]:
+    return sorted(_sdists(url), key=Version)
 
 
 def sdist_source(version: str, dest: Path) -> Path:
     """Download release ``version``'s sdist (hash-checked) and unpack it under ``dest``; returns the
     source tree, ready to patch into a fix candidate for ``verify --candidate``."""
     url = index_url()
-    request = urllib.request.Request(f"{url}/{PACKAGE}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            files = json.loads(response.read())["files"]
-        entry = next((f for f in files if re.fullmatch(rf"claude[-_.]agent[-_.]sdk-{re.escape(version)}\.tar\.gz", f["filename"], re.I)), None)
-        if entry is None:
+        sdists = _sdists(url)
+        if version not in sdists:
             raise EnvError(f"{PACKAGE} {version}: no sdist on {url}")
-        with urllib.request.urlopen(urllib.parse.urljoin(f"{url}/{PACKAGE}/", entry["url"]), timeout=60) as response:
+        href, sha = sdists[version]
+        with urllib.request.urlopen(href, timeout=60) as response:
             data = response.read()
     except (OSError, ValueError) as exc:
         raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({_short(exc)})") from None
-    if hashlib.sha256(data).hexdigest() != entry["hashes"].get("sha256", hashlib.sha256(data).hexdigest()):
-        raise EnvError(f"{entry['filename']}: sha256 does not match the index")
+    if sha is not None and hashlib.sha256(data).hexdigest() != sha:
+        raise EnvError(f"{PACKAGE} {version} sdist: sha256 does not match the index")
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        archive.extractall(dest, filter="data")
-    return dest / entry["filename"].removesuffix(".tar.gz")
-
-
-def latest_release(progress: Progress | None = None) -> str:
-    return releases(progress=progress)[-1]
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse unsafe members
+            archive.extractall(dest, filter="data")
+        else:
+            archive.extractall(dest)
+        top = archive.getnames()[0].split("/")[0]
+    return dest / top
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -229,15 +240,16 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return str(reason if reason is not None else exc).splitlines()[0][:160] if str(reason or exc) else type(exc).__name__
+    """One short line for a network error (urllib wraps the useful part in ``reason``)."""
+    text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    return text.splitlines()[0][:160]
 
 
 # ---------------------------------------------------------------- uv
 def uv_binary() -> str:
     """uv from the ``uv`` PyPI package when installed here (pyproject's ``test`` extra), else PATH."""
     try:
-        import uv  # type: ignore[import-not-found]
+        import uv  # type: ignore[import-not-found, unused-ignore]
 
         return str(uv.find_uv_bin())
     except (ImportError, FileNotFoundError):
@@ -421,7 +433,9 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     requirement, identity, extra = _install_target(spec, progress)
-    material = {"subject": identity, "python": sys.version, "executable": sys.executable, "deps": HARNESS_DEPS, "cli": cli, "layout": _LAYOUT}
+    # keyed on the base interpreter (uv builds every env on it), so callers in different venvs
+    # of the same Python (tox envs, .venv, CI) share one env per subject
+    material = {"subject": identity, "python": sys.version, "base_prefix": sys.base_prefix, "deps": HARNESS_DEPS, "cli": cli, "layout": CACHE_LAYOUT}
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
     envs_root = cache_dir() / "envs"
     final = envs_root / key

@@ -12,9 +12,10 @@ import json
 import os
 import sys
 import threading
-from pathlib import Path
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -142,6 +143,13 @@ def _release(text: str, option: str, progress: _Progress) -> Version:
         raise envs.EnvError(f"{option} {exc}") from None
 
 
+def _sort_version(text: Any) -> Version:
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        return Version("0")
+
+
 def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     """Check JSON recorded elsewhere (``tox`` envs): files, or directories of ``*.json`` by name."""
     files: list[Path] = []
@@ -154,12 +162,15 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     for file in files:
         try:
             data = json.loads(file.read_text())
-            reports += [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
+            loaded = [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
         except (ValueError, KeyError, TypeError) as exc:
             raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
+        for report in loaded:
+            report.subject.setdefault("spec", file.stem)  # tox's env name: tells a candidate from its release
+        reports += loaded
     if not reports:
         raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
-    reports.sort(key=lambda r: Version(str(r.subject.get("sdk_version") or "0")))
+    reports.sort(key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
     return reports
 
 

@@ -154,6 +154,15 @@ def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any
     return rows
 
 
+def _fixed_width(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _md_table(rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(row) + " |" for row in rows[1:]]
+
+
 def _subject_label(report: CheckReport) -> str:
     spec, version = report.subject.get("spec"), report.subject.get("sdk_version")
     return str(version) if spec in (None, version, f"pypi:{version}") else f"{spec} ({version})"
@@ -185,45 +194,23 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
     if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines + ["", f"_{footer}_"])
-    widths = [max(len(row[i]) for row in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head] + rows]
-    return "\n".join(lines + [footer])
+        return "\n".join(_md_table([head] + rows) + ["", f"_{footer}_"])
+    return "\n".join(_fixed_width([head] + rows) + [footer])
 
 
 def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: bool = False) -> str:
-    """Candidate vs baseline per (bug, model, backend); Markdown adds the candidate's minimal
-    counterexamples and replay commands, for a PR comment."""
+    """Candidate vs baseline per (bug, model, backend); Markdown adds the candidate's own report
+    (minimal counterexamples and replay commands), for a PR comment."""
     rows = compare(baseline, candidate)
     title = f"candidate {_subject_label(candidate)} vs baseline {_subject_label(baseline)}, seed {candidate.seed}"
     head = ["bug", "model", "backend", "baseline", "candidate", "change"]
     table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", r["change"]] for r in rows]
     if not markdown:
-        widths = [max(len(row[i]) for row in [head] + table) for i in range(len(head))]
-        lines = [title] + ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + table]
+        lines = [title] + _fixed_width([head] + table)
         lines += [f"replay {r.bug}/{r.model or '-'}/{r.backend} (candidate): {r.replay}" for r in candidate.results if r.failed and r.replay]
         return "\n".join(lines)
     lines = [f"**pytest-agentsdk verify**: candidate `{_subject_label(candidate)}` vs baseline `{_subject_label(baseline)}`, seed `{candidate.seed}`", ""]
-    lines += ["| " + " | ".join(head) + " |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(row[:5] + [f"**{row[5]}**" if row[5] in ("fixes", "regresses") else row[5]]) + " |" for row in table]
-    for r in candidate.results:
-        if r.failed and r.counterexample is not None:
-            lines += [
-                "",
-                f"<details><summary>{r.bug} / {r.model or '-'} / {r.backend} on the candidate: {', '.join(r.manifestations)}</summary>",
-                "",
-                "Minimal counterexample:",
-                "",
-                "```json",
-                json.dumps(r.counterexample, indent=2, default=str),
-                "```",
-                "",
-                "Replay (in an env with the candidate installed):",
-                "",
-                "```sh",
-                r.replay or "",
-                "```",
-                "</details>",
-            ]
+    lines += _md_table([head] + [row[:5] + [f"**{row[5]}**" if row[5] in ("fixes", "regresses") else row[5]] for row in table])
+    # the candidate's own report: its minimal counterexamples, folded, with their replay commands
+    lines += ["", "Candidate's verdicts (replay in an env with the candidate installed):", "", render_markdown(candidate)]
     return "\n".join(lines)
