@@ -20,9 +20,12 @@ _EXPORTS = {
     "wire": None,
     "sdk_info": "compat",
     "assert_clean_teardown": "observe",
+    "TeardownWatch": "observe",
+    "RecordingClient": "recording",
     "assert_turn_isolation": "bugs.late_task_notification",
     "find_untruthful_completions": "bugs.premature_completion",
     "assert_truthful_completions": "bugs.premature_completion",
+    "UntruthfulCompletion": "bugs.premature_completion",
 }
 
 

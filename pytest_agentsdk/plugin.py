@@ -17,11 +17,13 @@ import pytest
 
 if TYPE_CHECKING:
     from .compat import SdkInfo
+    from .observe import TeardownWatch
     from .script import Script
     from .transport import ScriptedTransport
     from .verdict import Result
 
 _RESULTS = pytest.StashKey[list["Result"]]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -148,6 +150,31 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     yield transport
     if _marker_options(request).get("strict", True):
         transport.assert_played()
+
+
+@pytest.fixture
+def agentsdk_teardown(request: pytest.FixtureRequest) -> Iterator[TeardownWatch]:
+    """Fails a test whose SDK teardown was noisy: a cancel scope exited in another task, "Task
+    exception was never retrieved", errors closing async generators, unraisable exceptions,
+    ResourceWarnings, stray cancellations. The error names the manifestation and the test.
+    Set ``agentsdk_teardown.transport = scripted_transport`` to also require the CLI closed once.
+    Not checked when the test itself failed (its own error says more)."""
+    from .observe import TeardownWatch
+
+    watch = TeardownWatch(pattern=request.node.name)
+    with watch:
+        yield watch
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is not None and report.passed:
+        watch.check()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
 
 
 @pytest.fixture

@@ -89,3 +89,27 @@ def test_undelivered_frames_fail_the_test_at_teardown(pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*2 scripted frame(s) never delivered: turn1[[]0[]]*mark the segment optional=True*"])
+
+
+def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        async def boom():
+            raise RuntimeError("Attempted to exit cancel scope in a different task than it was entered in")
+
+        def test_noisy(agentsdk_teardown):
+            async def main():
+                asyncio.get_running_loop().create_task(boom())
+                await asyncio.sleep(0)
+            asyncio.run(main())
+
+        def test_quiet(agentsdk_teardown):
+            asyncio.run(asyncio.sleep(0))
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk")
+    result.assert_outcomes(passed=2, errors=1)  # test_noisy's call passed; its teardown errored
+    result.stdout.fnmatch_lines(["*unclean teardown in consumer pattern 'test_noisy': cancel_scope_cross_task*"])
