@@ -29,6 +29,7 @@ class Result:
     replay: str | None = None  # a command that replays the counterexample
     reason: str | None = None  # why not_applicable / error
     evidence: dict[str, Any] = field(default_factory=dict)  # bug-specific detail (patterns, frames, tasks)
+    notes: list[str] = field(default_factory=list)  # what a user should know, one line each (shown under tables)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -90,6 +91,8 @@ def render_table(report: CheckReport) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     for r in report.results:
+        lines += [f"{r.bug}/{r.model or '-'}/{r.backend}: {note}" for note in r.notes]
+    for r in report.results:
         if r.failed and r.replay:
             lines.append(f"replay {r.bug}/{r.model or '-'}/{r.backend}: {r.replay}")
     return "\n".join(lines)
@@ -104,6 +107,9 @@ def render_markdown(report: CheckReport) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in report.results]
+    notes = [f"- **{r.bug} / {r.model or '-'} / {r.backend}**: {note}" for r in report.results for note in r.notes]
+    if notes:
+        lines += ["", *notes]
     for r in report.results:
         if r.failed and r.counterexample is not None:
             lines += [

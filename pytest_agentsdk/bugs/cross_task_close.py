@@ -408,6 +408,9 @@ class CrossTaskClose(Scenario):
         result.manifestations = sorted({n for e in patterns.values() for n in e["manifestations"]})
         result.evidence["patterns"] = patterns
         result.evidence["safe_patterns"] = [p for p, e in patterns.items() if e["safe"]]
+        result.notes = [f"safe consumer patterns: {', '.join(result.evidence['safe_patterns']) or 'none'}"] + [
+            f"{entry['status']}: {p} ({', '.join(entry['manifestations'])})" for p, entry in patterns.items() if not entry["safe"]
+        ]
         return result
 
 

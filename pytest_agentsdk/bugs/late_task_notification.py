@@ -523,13 +523,28 @@ class LateTaskNotification(Scenario):
                     counterexample=example,
                     replay=replay_command(self.name, backend, model, example),
                     evidence={"pattern": pattern, **surface, **outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {})},
+                    notes=_turn_notes(outcome),
                 )
             if outcome.evidence.get("lost"):
                 lost[pattern] = outcome.evidence["lost"]
         result = judge(self, backend, model, seed, max_examples)
         result.examples += len(PATTERNS)
         result.evidence = {**surface, **({"lost_in_patterns": lost} if lost else {}), **result.evidence}
+        result.notes = [f"a fix here silences frames ({pattern}): {', '.join(frames)}" for pattern, frames in lost.items()]
         return result
+
+
+def _turn_notes(outcome: Outcome) -> list[str]:
+    """One line per turn that went wrong: the frames it should not have yielded, what it ended on."""
+    notes = []
+    for turn in outcome.evidence.get("turns", []):
+        if turn["stale"]:
+            notes.append(f"turn {turn['turn']} yielded {len(turn['stale'])} stale frame(s): {'; '.join(turn['stale'])}")
+        if turn["misattributed"]:
+            notes.append(f"turn {turn['turn']} ended on the {turn['ended_on']}, not on the answer to its prompt")
+    if outcome.hang:
+        notes.append(f"hang: {outcome.hang}")
+    return notes
 
 
 def outcome_of(session: Session) -> Outcome:

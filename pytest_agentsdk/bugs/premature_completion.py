@@ -569,6 +569,8 @@ class PrematureCompletion(Scenario):
         if result.verdict in ("reproduced", "fixed"):
             result.evidence.update(detectability(backend))
             result.evidence.setdefault("semantics", SEMANTICS)
+            seen = "yes" if result.evidence["detectable_by_consumer"] else "no"
+            result.notes = [f"detectable by the consumer through the typed API: {seen} ({result.evidence['detectability_reason']})"]
         return result
 
 
