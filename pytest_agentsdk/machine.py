@@ -75,7 +75,11 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
     if reason := envs.unsupported_reason(env.sdk_version):
         return _error_report(spec, env.sdk_version, reason, args, seed)
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
-    report = verdict.CheckReport.from_json(env.run_check(_check_args(args, seed), progress=say))
+    try:
+        report = verdict.CheckReport.from_json(env.run_check(_check_args(args, seed), progress=say))
+    except envs.EnvError as exc:  # the env is fine but check gave no verdict: one error row, the sweep goes on
+        say(str(exc))
+        return _error_report(spec, env.sdk_version, str(exc), args, seed)
     report.subject.update(spec=spec.text, env=str(env.path), env_reused=env.reused)
     counts: dict[str, int] = {}
     for r in report.results:

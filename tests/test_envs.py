@@ -182,6 +182,17 @@ def test_source_trees_are_keyed_by_content(release_0150_trees: dict[str, Path], 
     assert envs.ensure_env(str(copy)).key == plain.key
 
 
+def test_git_subjects_are_keyed_by_commit(release_0150_trees: dict[str, Path], tmp_path: Path) -> None:
+    repo = tmp_path / "sdk"
+    subprocess.run(["cp", "-r", str(release_0150_trees["plain"]), str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "0.1.50"], ["tag", "v0.1.50"]):
+        subprocess.run(git + step, check=True)
+    by_branch = envs.ensure_env(f"git+file://{repo}@main")
+    assert by_branch.sdk_version == "0.1.50"
+    assert envs.ensure_env(f"git+file://{repo}@v0.1.50").key == by_branch.key  # same commit, same env
+
+
 # ---------------------------------------------------------------- verify, bisect, matrix
 def verify(candidate: Path) -> tuple[int, dict[str, Any]]:
     proc = cli("verify", "--candidate", str(candidate), "--claims", "cross_task_close", "--bug", "cross_task_close",
