@@ -76,7 +76,11 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
         return _error_report(spec, env.sdk_version, reason, args, seed)
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
     try:
-        report = verdict.CheckReport.from_json(env.run_check(_check_args(args, seed), progress=say))
+        data = env.run_check(_check_args(args, seed), progress=say)
+        try:
+            report = verdict.CheckReport.from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise envs.EnvError(f"{spec.label}: check printed JSON this harness cannot read ({type(exc).__name__}: {exc})") from None
     except envs.EnvError as exc:  # the env is fine but check gave no verdict: one error row, the sweep goes on
         say(str(exc))
         return _error_report(spec, env.sdk_version, str(exc), args, seed)
