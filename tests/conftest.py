@@ -37,3 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "machine: builds isolated SDK envs with uv (matrix/verify/bisect); independent of the installed "
         "release, so tox's per-release envs deselect it and the `machine` env runs it once",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that builds release envs is a ``machine`` test, whoever wrote it."""
+    for item in items:
+        if "sdk_release" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.machine)

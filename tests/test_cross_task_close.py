@@ -128,7 +128,6 @@ def verdicts_on(sdk_release: Any) -> Any:
     return get
 
 
-@pytest.mark.machine
 @pytest.mark.parametrize("spec", ["0.1.48", "0.1.50"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_cross_task_close_reproduces_before_the_fix(verdicts_on: Any, spec: str, backend: str) -> None:
@@ -141,7 +140,6 @@ def test_cross_task_close_reproduces_before_the_fix(verdicts_on: Any, spec: str,
     assert result["counterexample"]["pattern"] == "break_then_return", "shrunk to the seed's own flow"
 
 
-@pytest.mark.machine
 @pytest.mark.parametrize("spec", ["0.1.51", "latest"])
 def test_cross_task_close_is_gone_from_the_fix_on(verdicts_on: Any, spec: str) -> None:
     for backend, result in verdicts_on(spec).items():
@@ -151,19 +149,16 @@ def test_cross_task_close_is_gone_from_the_fix_on(verdicts_on: Any, spec: str) -
     assert verdicts_on(spec)["asyncio"]["verdict"] in ("reproduced", "fixed"), "judged, not skipped"
 
 
-@pytest.mark.machine
 def test_trio_is_not_applicable_where_the_release_cannot_run_it(verdicts_on: Any) -> None:
     result = verdicts_on("0.1.51")["trio"]
     assert result["verdict"] == "not_applicable" and "no running event loop" in result["reason"]
 
 
-@pytest.mark.machine
 def test_same_seed_same_verdict_across_processes(sdk_release: Any, verdicts_on: Any) -> None:
     again = {r["backend"]: r for r in sdk_release("0.1.48").run_check(CHECK_ARGS, timeout=300)["results"]}
     assert again == verdicts_on("0.1.48")
 
 
-@pytest.mark.machine
 def test_replay_command_reproduces_the_counterexample(sdk_release: Any, verdicts_on: Any) -> None:
     replay = shlex.split(verdicts_on("0.1.48")["asyncio"]["replay"])
     assert replay[:3] == ["python", "-m", "pytest_agentsdk"]
@@ -172,7 +167,6 @@ def test_replay_command_reproduces_the_counterexample(sdk_release: Any, verdicts
     assert "cancel_scope_cross_task" in json.loads(proc.stdout)["manifestations"]
 
 
-@pytest.mark.machine
 @pytest.mark.parametrize(("spec", "code"), [("0.1.48", 1), ("0.1.51", 0)])
 def test_repro_exit_code_flips_with_the_fix(sdk_release: Any, spec: str, code: int) -> None:
     proc = sdk_release(spec).run([str(ROOT / "repros" / "cross_task_close.py")], timeout=120)
