@@ -110,6 +110,7 @@ def judge(
 
     swept = [example for example in sweep if run(example).failed]
     search = settings(
+        settings.get_profile("default"),  # a user's loaded profile (derandomize, ...) must not change verdicts
         max_examples=max_examples,
         database=None,
         deadline=None,
