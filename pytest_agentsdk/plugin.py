@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,12 +64,25 @@ def _installed_sdk_version() -> str | None:
         return None
 
 
+def _bundled_cli_version() -> str | None:
+    """The CLI a wheel bundles, read from the package files without importing the SDK."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if not (package / "_bundled" / "claude").exists():
+        return None
+    match = re.search(r"__cli_version__\s*=\s*['\"]([^'\"]+)", (package / "_cli_version.py").read_text())
+    return match.group(1) if match else None
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     version = _installed_sdk_version()
     if version is None:
         return "agentsdk: claude-agent-sdk not installed"
+    cli = _bundled_cli_version()
     backends = "asyncio, trio" if importlib.util.find_spec("trio") else "asyncio (trio not installed)"
-    return f"agentsdk: claude-agent-sdk {version}; backends: {backends} (features and CLI in the summary)"
+    return f"agentsdk: claude-agent-sdk {version}, CLI {cli or 'none bundled (sdist)'}; backends: {backends}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -31,7 +31,7 @@ def test_loading_the_plugin_does_not_import_the_sdk() -> None:
 
 def test_report_header_names_the_release(pytester, sdk_info) -> None:
     header = pytester.runpytest_subprocess("-p", "agentsdk").stdout.str()
-    assert f"agentsdk: claude-agent-sdk {sdk_info.version}; backends:" in header
+    assert f"agentsdk: claude-agent-sdk {sdk_info.version}, CLI {sdk_info.cli_version or 'none bundled (sdist)'}; backends:" in header
 
 
 def test_known_bug_marker_is_strict_xfail_on_matching_releases(pytester, sdk_info) -> None:

@@ -195,3 +195,47 @@ async def test_scripted_delays_are_not_stalls(agentsdk_backend) -> None:
     received = [m async for m in query(prompt="p", transport=transport)]
     assert names(received) == ["AssistantMessage", "ResultMessage"]
     assert transport.log.stall is None
+
+
+async def test_hook_callback_request_is_answered_and_recorded(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, HookMatcher
+
+    seen: list[str] = []
+
+    async def pre_tool_use(hook_input: dict[str, Any], tool_use_id: str | None, context: Any) -> dict[str, Any]:
+        seen.append(hook_input["tool_name"])
+        return {"continue_": True}
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.turn(
+        wire.hook_callback("hook_req_1", "hook_0", {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {}}, "toolu_1"),
+        wire.assistant("ran it"),
+        wire.result("ran it"),
+    )
+    options = ClaudeAgentOptions(hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[pre_tool_use])]})
+    async with ClaudeSDKClient(options=options, transport=scripted_transport) as client:
+        await client.query("go")
+        messages = [m async for m in client.receive_response()]
+    assert names(messages) == ["AssistantMessage", "ResultMessage"]
+    assert seen == ["Bash"]
+    init = scripted_transport.log.writes[0].data["request"]
+    assert init["hooks"]["PreToolUse"][0]["hookCallbackIds"] == ["hook_0"]
+    assert scripted_transport.log.answers["hook_req_1"]["response"]["continue"] is True
+
+
+async def test_stop_task_and_context_usage_where_the_release_has_them(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.reply("get_context_usage", {"totalTokens": 42})
+    sent = []
+    async with ClaudeSDKClient(transport=scripted_transport) as client:
+        if hasattr(client, "stop_task"):
+            await client.stop_task("t1")
+            sent.append("stop_task")
+        if hasattr(client, "get_context_usage"):
+            usage = await client.get_context_usage()
+            assert usage["totalTokens"] == 42
+            sent.append("get_context_usage")
+    subtypes = [w.data["request"]["subtype"] for w in scripted_transport.log.writes if w.type == "control_request"]
+    assert subtypes == ["initialize", *sent]
