@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -113,3 +114,20 @@ def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -
     result = pytester.runpytest_subprocess("-p", "agentsdk")
     result.assert_outcomes(passed=2, errors=1)  # test_noisy's call passed; its teardown errored
     result.stdout.fnmatch_lines(["*unclean teardown in consumer pattern 'test_noisy': cancel_scope_cross_task*"])
+
+
+def test_agentsdk_check_results_go_to_the_report_and_summary(pytester, sdk_info) -> None:
+    pytester.makepyfile(
+        """
+        def test_premature_completion_on_installed(agentsdk_check):
+            result = agentsdk_check("premature_completion", examples=5)
+            assert result.verdict in ("reproduced", "fixed", "not_applicable")
+        """
+    )
+    report = pytester.path / "verdicts.json"
+    result = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={report}", "--agentsdk-seed=3")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*premature_completion*asyncio*", f"agentsdk: verdicts written to {report}"])
+    data = json.loads(report.read_text())
+    assert data["seed"] == 3 and data["subject"]["sdk_version"] == sdk_info.version
+    assert [r["bug"] for r in data["results"]] == ["premature_completion"]
