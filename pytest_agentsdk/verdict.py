@@ -199,9 +199,23 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     rows = [[_subject_label(rep)] + _matrix_cells(rep, columns) for rep in reports]
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
+    found = _manifestation_lines(reports)
     if markdown:
-        return "\n".join(_md_table([head] + rows) + ["", f"_{footer}_"])
-    return "\n".join(_fixed_width([head] + rows) + [footer])
+        return "\n".join(_md_table([head] + rows) + ["", f"_{footer}_"] + (["", "Manifestations:", ""] + [f"- {line}" for line in found] if found else []))
+    return "\n".join(_fixed_width([head] + rows) + [footer] + (["manifestations:"] + [f"  {line}" for line in found] if found else []))
+
+
+def _manifestation_lines(reports: list[CheckReport]) -> list[str]:
+    """What each subject showed per bug (all backends): a verdict can stay ``reproduced`` across
+    releases while what users suffer changes, and this is where that flip is visible."""
+    lines = []
+    for report in reports:
+        shown: dict[str, set[str]] = {}
+        for r in report.results:
+            if r.manifestations:
+                shown.setdefault(r.bug + (f" [{r.model}]" if r.model else ""), set()).update(r.manifestations)
+        lines += [f"{_subject_label(report)}  {bug}: {', '.join(sorted(names))}" for bug, names in shown.items()]
+    return lines
 
 
 def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: bool = False) -> str:
