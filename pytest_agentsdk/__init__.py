@@ -18,6 +18,7 @@ _EXPORTS = {
     "ScriptedTransport": "transport",
     "ScriptStalled": "transport",
     "wire": None,
+    "strategies": None,
     "sdk_info": "compat",
     "assert_clean_teardown": "observe",
     "TeardownWatch": "observe",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import find, given
 
 from pytest_agentsdk import wire
 from pytest_agentsdk.script import Script, ScriptError
+from pytest_agentsdk.strategies import bug_examples, transport_checkpoints
 
 
 def two_turns() -> Script:
@@ -61,3 +65,18 @@ def test_loads_rejects_non_json_in_one_line() -> None:
         Script.loads("{segments: [")
     with pytest.raises(ScriptError, match="schema"):
         Script.loads('{"schema": 99}')
+
+
+@given(transport_checkpoints())
+def test_drawn_checkpoints_make_valid_scripts(checkpoints: dict[str, int]) -> None:
+    assert Script(checkpoints=checkpoints).validate().checkpoints == checkpoints
+
+
+def test_simplest_checkpoints_suspend_nowhere() -> None:
+    assert find(transport_checkpoints(), lambda _: True) == {}
+
+
+@pytest.mark.parametrize(("bug", "model"), [("cross_task_close", None), ("late_task_notification", "wake-parent"), ("premature_completion", None)])
+def test_bug_examples_are_json(bug: str, model: str | None) -> None:
+    example = find(bug_examples(bug, model), lambda _: True)
+    assert json.loads(json.dumps(example)) == example

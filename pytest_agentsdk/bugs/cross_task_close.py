@@ -30,6 +30,7 @@ from .. import observe, wire
 from ..compat import SdkInfo
 from ..explore import EXAMPLE_WALL_S, Outcome, judge, replay_command
 from ..script import Script, ScriptError
+from ..strategies import transport_checkpoints
 from ..transport import ScriptedTransport
 from ..verdict import Result
 from . import Scenario
@@ -298,7 +299,7 @@ def sweep_examples() -> list[dict[str, Any]]:
 @st.composite
 def _examples(draw: st.DrawFn) -> dict[str, Any]:
     pattern = draw(st.sampled_from(list(PATTERNS)))
-    checkpoints = {op: draw(st.integers(0, MAX_CHECKPOINTS), label=op) for op in EXPLORED_OPS}
+    checkpoints = draw(transport_checkpoints(EXPLORED_OPS, MAX_CHECKPOINTS))
     return make_example(
         pattern,
         stop=draw(st.one_of(st.just("result"), st.integers(0, MAX_ASSISTANTS))),
@@ -306,7 +307,7 @@ def _examples(draw: st.DrawFn) -> dict[str, Any]:
         after=draw(st.integers(0, MAX_CHECKPOINTS)),
         schedule=draw(st.integers(0, MAX_SCHEDULE)),
         assistants=draw(st.integers(0, MAX_ASSISTANTS)),
-        checkpoints={op: n for op, n in checkpoints.items() if n},
+        checkpoints=checkpoints,
     )
 
 

@@ -33,6 +33,7 @@ from ..compat import SdkInfo, parse_message
 from ..explore import Outcome, judge, replay_command, run_in_fresh_loop
 from ..recording import Call, RecordingClient
 from ..script import Script, ScriptError
+from ..strategies import transport_checkpoints
 from ..transport import Emission, ScriptedTransport, TransportLog
 from ..verdict import Result
 from . import Scenario
@@ -571,10 +572,7 @@ def _examples_with(prompts: int) -> st.SearchStrategy[dict[str, Any]]:
     foreground = st.fixed_dictionaries(
         {"turn": turn, "background": st.just(False), "report": st.sampled_from(REPORTS), "progress": st.integers(0, 2)}
     )
-    checkpoints = st.fixed_dictionaries(
-        {},
-        optional={"read": st.integers(1, 2), "write": st.integers(1, 3), "connect": st.integers(1, 2), "close": st.integers(1, 2)},
-    )
+    checkpoints = transport_checkpoints(("read", "write", "connect", "close"))
     return st.fixed_dictionaries(
         {
             "prompts": st.just(prompts),
