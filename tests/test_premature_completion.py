@@ -22,6 +22,16 @@ from pytest_agentsdk.script import ScriptError
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = json.loads((Path(__file__).parent / "data" / "real_cli_subagent_traces.json").read_text())["traces"]
 BACKENDS = ["asyncio", "trio"]
+#: Releases before 0.1.51 have no AssistantMessage.stop_reason: an agent cut off mid-text looks finished.
+SEES_STOP_REASON = sdk_info().has("assistant_stop_reason")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend the installed release can run under (0.1.51 to 0.1.66 cannot run under trio)."""
+    if reason := sdk_info().backend_unsupported(request.param):
+        pytest.skip(f"claude-agent-sdk {sdk_info().version}: {reason}")
+    return str(request.param)
 
 
 def expected_lies(example: dict[str, Any]) -> set[str]:
@@ -73,6 +83,9 @@ def test_real_cli_trace_turned_into_the_lie_is_flagged() -> None:
 @pytest.mark.parametrize("end", ["unanswered_tool_use", "after_tool_result", "text_cut"])
 def test_guard_flags_each_shape_of_the_lie(end: str) -> None:
     session = pc.run_session(pc.lie_example(end))
+    if end == "text_cut" and not SEES_STOP_REASON:
+        assert find_untruthful_completions(session.received) == [], "without stop_reason a cut text looks finished"
+        return
     (found,) = find_untruthful_completions(session.received)
     assert found.task_id == "a000" and found.reported_by == ("task_notification",)
     with pytest.raises(AssertionError, match="task a000: reported completed"):
@@ -103,16 +116,20 @@ def test_a_report_rescues_a_cut_text_but_not_a_pending_tool_call() -> None:
     assert len(find_untruthful_completions(pc.run_session(one_agent(end="unanswered_tool_use", result=True)).received)) == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(example=pc.examples())
 def test_guard_on_received_matches_oracle_on_emitted_and_the_spec(backend: str, example: dict[str, Any]) -> None:
     """Several agents, foreground and background, both drivers: the guard over what the consumer
-    received, the oracle over what the CLI emitted, and the spec agree."""
+    received, the oracle over what the CLI emitted, and the spec agree (the guard may see less
+    only where the release hides stop_reason)."""
     session = pc.run_session(example, backend)
     on_frames = {f.task_id for f in pc.audit(session.emitted).untruthful}
     assert on_frames == expected_lies(example)
-    assert {f.task_id for f in find_untruthful_completions(session.received)} == on_frames
+    guarded = {f.task_id for f in find_untruthful_completions(session.received)}
+    if SEES_STOP_REASON:
+        assert guarded == on_frames
+    else:
+        assert guarded <= on_frames
 
 
 @pytest.mark.parametrize(
@@ -137,9 +154,11 @@ def test_example_json_round_trips_to_the_same_script() -> None:
 
 
 # ---------------------------------------------------------------- the scenario on the installed SDK
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_check_reproduces_on_installed_release_with_evidence(backend: str) -> None:
     result = pc.SCENARIO.judge(sdk_info(), backend, None, seed=3, max_examples=10)
+    if not sdk_info().has("typed_task_messages"):
+        assert result.verdict == "not_applicable" and "TaskNotificationMessage" in (result.reason or "")
+        return
     assert result.verdict == "reproduced"
     assert result.manifestations == ["untruthful_completed_passed_through"]
     (task,) = result.evidence["tasks"]
@@ -157,6 +176,9 @@ def test_same_seed_same_verdict_and_counterexample() -> None:
 
 def test_repro_exits_1_and_prints_both_notifications() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "repros" / "subagent_stop_reason_none.py")], capture_output=True, text=True, timeout=60)
+    if not sdk_info().has("typed_task_messages"):
+        assert proc.returncode == 2 and "not applicable" in proc.stderr  # cannot judge: not "absent"
+        return
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.count("<status>completed</status>") == 2
     assert proc.stdout.count("<result>") == 1
