@@ -350,7 +350,9 @@ class Env:
 
 
 def _harness_dir() -> Path:
-    """A directory holding only a symlink to this ``pytest_agentsdk`` package (see module doc)."""
+    """A directory holding only a symlink to this ``pytest_agentsdk`` package (see module doc), and
+    the package's metadata with its ``pytest11`` entry point, so ``pytest -p agentsdk`` (and
+    plugin autoload) find the plugin inside the env as they do where the harness is installed."""
     package = Path(__file__).resolve().parent
     link_dir = cache_dir() / "harness" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
     link = link_dir / "pytest_agentsdk"
@@ -359,6 +361,18 @@ def _harness_dir() -> Path:
         tmp = link_dir / f".link.{os.getpid()}.{threading.get_ident()}"
         tmp.symlink_to(package, target_is_directory=True)
         os.replace(tmp, link)
+    from . import __version__
+
+    dist_info = link_dir / f"pytest_agentsdk-{__version__}.dist-info"
+    if not (dist_info / "entry_points.txt").exists():
+        staging = link_dir / f".dist-info.{os.getpid()}.{threading.get_ident()}"
+        staging.mkdir()
+        (staging / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pytest-agentsdk\nVersion: {__version__}\n")
+        (staging / "entry_points.txt").write_text("[pytest11]\nagentsdk = pytest_agentsdk.plugin\n")
+        try:
+            os.rename(staging, dist_info)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
     return link_dir
 
 
