@@ -42,6 +42,27 @@ class Outcome:
     def failed(self) -> bool:
         return bool(self.manifestations) or self.hang is not None
 
+    @property
+    def names(self) -> list[str]:
+        """Manifestation names, with ``hang`` for a run that hung."""
+        return sorted(set(self.manifestations)) + (["hang"] if self.hang else [])
+
+
+def failing_result(bug: str, backend: str, model: str | None, example: Any, outcome: Outcome, examples: int, **evidence: Any) -> Result:
+    """The verdict for a failing example: reproduced or hang, its names, the replay command, and
+    the outcome's evidence (with the stall diagnosis) plus ``evidence``."""
+    return Result(
+        bug=bug,
+        verdict="hang" if outcome.hang else "reproduced",
+        backend=backend,
+        model=model,
+        examples=examples,
+        manifestations=outcome.names,
+        counterexample=example,
+        replay=replay_command(bug, backend, model, example),
+        evidence={**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {}), **evidence},
+    )
+
 
 @contextmanager
 def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
@@ -57,17 +78,17 @@ def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
         trio_run._r.setstate(state)
 
 
-def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S, schedule: int = 0) -> Any:
-    """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded with ``schedule``);
-    raises TimeoutError past ``wall`` seconds."""
+def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str) -> Any:
+    """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded, so a run repeats);
+    raises TimeoutError past EXAMPLE_WALL_S."""
 
     async def bounded() -> Any:
-        with anyio.fail_after(wall):
+        with anyio.fail_after(EXAMPLE_WALL_S):
             return await main()
 
     if backend != "trio":
         return anyio.run(bounded, backend=backend)
-    with seeded_trio_scheduler(schedule):
+    with seeded_trio_scheduler():
         return anyio.run(bounded, backend=backend)
 
 
@@ -124,15 +145,4 @@ def judge(
         if not swept:
             return Result(scenario.name, "fixed", backend, model, examples=ran)
         minimal = swept[0]
-    outcome = scenario.run_example(minimal, backend, model)
-    return Result(
-        bug=scenario.name,
-        verdict="hang" if outcome.hang else "reproduced",
-        backend=backend,
-        model=model,
-        examples=ran,
-        manifestations=sorted(set(outcome.manifestations)) + (["hang"] if outcome.hang else []),
-        counterexample=minimal,
-        replay=replay_command(scenario.name, backend, model, minimal),
-        evidence={**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {})},
-    )
+    return failing_result(scenario.name, backend, model, minimal, scenario.run_example(minimal, backend, model), ran)

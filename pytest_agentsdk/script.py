@@ -36,6 +36,14 @@ class ScriptError(ValueError):
     """A script that cannot run; the message names the field and what to do."""
 
 
+def whole_number(where: str, value: Any, low: int = 0, high: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) within [low, high]; else a ScriptError naming ``where``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ScriptError(f"{where}: {value!r} must be a whole number {bound}")
+    return value
+
+
 @dataclass
 class Trigger:
     """When a segment is released. Exactly one of ``prompt``, ``after``, ``on_block`` is set;
@@ -131,11 +139,12 @@ class Script:
         """Reject a script that cannot run, naming the field; returns self for chaining."""
         if self.eof not in EOF_POLICIES:
             raise ScriptError(f"eof: {self.eof!r} is not one of {', '.join(EOF_POLICIES)}")
+        if not isinstance(self.checkpoints, dict) or not isinstance(self.delays, dict):
+            raise ScriptError("checkpoints / delays: give a JSON object {operation: amount}")
         for op, count in self.checkpoints.items():
             if op not in TRANSPORT_OPS:
                 raise ScriptError(f"checkpoints.{op}: unknown operation; use one of {', '.join(TRANSPORT_OPS)}")
-            if not isinstance(count, int) or count < 0:
-                raise ScriptError(f"checkpoints.{op}: {count!r} must be a whole number >= 0")
+            whole_number(f"checkpoints.{op}", count)
         for op, seconds in self.delays.items():
             if op not in TRANSPORT_OPS:
                 raise ScriptError(f"delays.{op}: unknown operation; use one of {', '.join(TRANSPORT_OPS)}")
@@ -157,10 +166,10 @@ class Script:
         t = s.trigger
         if sum([t.prompt is not None, t.after is not None, t.on_block]) != 1:
             raise ScriptError(f"{where}.trigger: set exactly one of prompt, after, on_block")
-        if t.prompt is not None and t.prompt < 0:
-            raise ScriptError(f"{where}.trigger.prompt: {t.prompt} must be >= 0")
-        if t.delay < 0 or s.gap < 0:
-            raise ScriptError(f"{where}: delay and gap must be >= 0 checkpoints")
+        if t.prompt is not None:
+            whole_number(f"{where}.trigger.prompt", t.prompt)
+        whole_number(f"{where}.trigger.delay", t.delay)
+        whole_number(f"{where}.gap", s.gap)
         if t.after is not None:
             target, index = t.after
             if target not in by_name:
@@ -218,8 +227,8 @@ class Script:
             raise ScriptError(f"segments: malformed segment or trigger ({exc})") from None
         return cls(
             segments=segments,
-            checkpoints=dict(data.get("checkpoints", {})),
-            delays=dict(data.get("delays", {})),
+            checkpoints=data.get("checkpoints", {}),
+            delays=data.get("delays", {}),
             control=control,
             eof=data.get("eof", "end_input"),
             session_id=data.get("session_id", wire.DEFAULT_SESSION),

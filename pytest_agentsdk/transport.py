@@ -142,6 +142,7 @@ class ScriptedTransport(Transport):
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
+        self._released_after: dict[tuple[str, int], list[Segment]] = {}  # (segment, frame) -> segments it releases
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
         self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
@@ -158,6 +159,9 @@ class ScriptedTransport(Transport):
     async def connect(self) -> None:
         self.script.validate()
         self._pending_on_block = [s for s in self.script.segments if s.trigger.on_block]
+        for seg in self.script.segments:
+            if seg.trigger.after is not None:
+                self._released_after.setdefault(tuple(seg.trigger.after), []).append(seg)
         self._record("connect")
         await self._suspend("connect")
 
@@ -273,9 +277,8 @@ class ScriptedTransport(Transport):
         frame = wire.stamp(seg.frames[index], f"{seg.name}#{index}", self.script.session_id)
         if frame.get("type") == "control_request":
             cursor.awaiting = frame.get("request_id")
-        for other in self.script.segments:
-            if other.trigger.after == (seg.name, index):
-                self._release(other, preempt=True)
+        for other in self._released_after.get((seg.name, index), ()):
+            self._release(other, preempt=True)
         return self._emit(frame, seg.name, seg.cause, index)
 
     def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from typing import Any
 
 SCHEMA = "pytest-agentsdk/verdict/1"
 VERDICTS = ("reproduced", "fixed", "hang", "not_applicable", "error")
-#: How bad a verdict is, for "the overall verdict is the worst one".
-SEVERITY = {"error": 0, "not_applicable": 1, "fixed": 2, "reproduced": 3, "hang": 4}
 
 
 @dataclass
@@ -127,8 +125,6 @@ def render_markdown(report: CheckReport) -> str:
 
 
 # ---------------------------------------------------------------- across subjects (matrix, verify)
-#: How a candidate's verdict relates to its baseline's, per (bug, model, backend).
-CHANGES = ("fixes", "still reproduces", "regresses", "unchanged", "error")
 _SHORT = {"not_applicable": "n/a"}
 
 

@@ -58,9 +58,7 @@ def test_typed_task_notification_keeps_status_and_id(sdk_info) -> None:
 
 def test_real_cli_frames_parse_like_built_ones() -> None:
     """The builders make the same kinds the real CLI 2.1.330 emitted (reference traces)."""
-    examples = Path(__file__).parents[2] / "shared" / "reference" / "traces" / "FRAME_EXAMPLES.json"
-    if not examples.exists():
-        pytest.skip("reference traces are not beside this checkout")
+    examples = Path(__file__).parent / "data" / "real_cli_frame_examples.json"  # shared/reference/traces/FRAME_EXAMPLES.json
     real = {wire.kind(entry["frame"]) for entry in json.loads(examples.read_text()).values()}
     assert set(SAMPLES) - {"stream_event", "rate_limit_event"} <= real | {"system/task_progress"}
 

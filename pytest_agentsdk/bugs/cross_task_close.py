@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from .. import observe, wire
 from ..compat import SdkInfo
-from ..explore import EXAMPLE_WALL_S, Outcome, judge, replay_command
-from ..script import Script, ScriptError
+from ..explore import EXAMPLE_WALL_S, Outcome, failing_result, judge
+from ..script import Script, ScriptError, whole_number
 from ..strategies import transport_checkpoints
 from ..transport import ScriptedTransport
 from ..verdict import Result
@@ -321,12 +321,10 @@ def _validated(example: Any) -> tuple[str, Script]:
     if example.get("gc") not in GC_TIMINGS:
         raise ScriptError(f"example.gc: {example.get('gc')!r} is not one of {', '.join(GC_TIMINGS)}")
     stop = example.get("stop")
-    if stop != "result" and not (isinstance(stop, int) and stop >= 0):
-        raise ScriptError(f"example.stop: {stop!r} must be 'result' or a message index >= 0")
+    if stop != "result":
+        whole_number("example.stop (or 'result')", stop)
     for key in ("after", "schedule"):
-        value = example.get(key)
-        if not (isinstance(value, int) and value >= 0):
-            raise ScriptError(f"example.{key}: {value!r} must be a whole number >= 0")
+        whole_number(f"example.{key}", example.get(key))
     return pattern, Script.from_json(example.get("script"))
 
 
@@ -388,12 +386,12 @@ class CrossTaskClose(Scenario):
             entry = patterns[example["pattern"]]
             entry["examples"] += 1
             if outcome.failed:
-                adds = sorted(_names(outcome) - set(entry["manifestations"]))
+                adds = sorted(set(outcome.names) - set(entry["manifestations"]))
                 if "example" not in entry:
                     entry["example"] = example
                 elif adds:  # each later example that showed something new, to replay it
                     entry.setdefault("more", []).append({"adds": adds, "example": example})
-                entry["manifestations"] = sorted(set(entry["manifestations"]) | _names(outcome))
+                entry["manifestations"] = sorted(set(entry["manifestations"]) | set(outcome.names))
                 entry["safe"] = False
                 entry["status"] = "warnings" if set(entry["manifestations"]) <= observe.QUIET else "unsafe"
             if sum(e["examples"] for e in patterns.values()) == len(sweep):
@@ -401,7 +399,7 @@ class CrossTaskClose(Scenario):
 
         def novel(example: Any, outcome: Outcome) -> bool:
             """The search looks for what the sweep has not shown, so a known finding cannot end it."""
-            return bool(_names(outcome) - swept[example["pattern"]])
+            return bool(set(outcome.names) - swept[example["pattern"]])
 
         result = judge(self, backend, model, seed, max_examples, sweep=sweep, seen=seen, target=novel)
         if sweep_failures and result.counterexample != sweep_failures[0][0]:
@@ -421,21 +419,12 @@ class CrossTaskClose(Scenario):
         if not _loud(set(outcome.manifestations)) and _loud(set(searched.manifestations)):
             return searched
         search = {"counterexample": searched.counterexample, "manifestations": searched.manifestations, "replay": searched.replay}
-        return Result(
-            self.name, "hang" if outcome.hang else "reproduced", searched.backend, searched.model,
-            examples=searched.examples, counterexample=example,
-            replay=replay_command(self.name, searched.backend, searched.model, example),
-            evidence={**outcome.evidence, "search": search},
-        )
+        return failing_result(self.name, searched.backend, searched.model, example, outcome, searched.examples, search=search)
 
 
 def _loud(names: set[str]) -> bool:
     """Anything users see without turning warnings on."""
     return bool(names - observe.QUIET)
-
-
-def _names(outcome: Outcome) -> set[str]:
-    return set(outcome.manifestations) | ({"hang"} if outcome.hang else set())
 
 
 SCENARIO = CrossTaskClose()

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 
 from .. import wire
 from ..compat import SdkInfo, parse_message
-from ..explore import Outcome, judge, replay_command, run_in_fresh_loop
+from ..explore import Outcome, failing_result, judge, run_in_fresh_loop
 from ..recording import Call, RecordingClient
-from ..script import Script, ScriptError
+from ..script import Script, ScriptError, whole_number
 from ..strategies import transport_checkpoints
 from ..transport import Emission, ScriptedTransport, TransportLog
 from ..verdict import Result
@@ -117,12 +117,6 @@ class _Task:
         return self.turn + (2 if self.done == "later" else 1)
 
 
-def _int(where: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ScriptError(f"{where}: {value!r} must be a whole number from {low} to {high}")
-    return value
-
-
 def _tasks(example: dict[str, Any], prompts: int) -> list[_Task]:
     raw = example.get("tasks")
     if not isinstance(raw, list) or not raw:
@@ -143,13 +137,13 @@ def _tasks(example: dict[str, Any], prompts: int) -> list[_Task]:
         tasks.append(
             _Task(
                 index=i,
-                turn=_int(f"{where}.turn", t.get("turn", 0), 0, prompts - 1),
+                turn=whole_number(f"{where}.turn", t.get("turn", 0), 0, prompts - 1),
                 background=background,
                 done=done if background else "in_turn",
                 report=report,
-                progress=_int(f"{where}.progress", t.get("progress", 0), 0, 5),
-                delay=_int(f"{where}.delay", t.get("delay", 0), 0, 200),
-                gap=_int(f"{where}.gap", t.get("gap", 0), 0, 20),
+                progress=whole_number(f"{where}.progress", t.get("progress", 0), 0, 5),
+                delay=whole_number(f"{where}.delay", t.get("delay", 0), 0, 200),
+                gap=whole_number(f"{where}.gap", t.get("gap", 0), 0, 20),
             )
         )
     return tasks
@@ -161,7 +155,7 @@ def _pace(example: dict[str, Any], prompts: int) -> list[str | int]:
         raise ScriptError(f"pace: give one entry per gap between prompts ({prompts - 1})")
     for i, p in enumerate(pace):
         if p != "late":
-            _int(f"pace[{i}]", p, 0, _LATE_LIMIT)
+            whole_number(f"pace[{i}]", p, 0, _LATE_LIMIT)
     return pace
 
 
@@ -234,11 +228,11 @@ def build_script(example: dict[str, Any], model: str) -> Script:
         raise ScriptError(f"model: {model!r} is not one of {', '.join(MODELS)}")
     if not isinstance(example, dict):
         raise ScriptError("example: expected a JSON object")
-    prompts = _int("prompts", example.get("prompts", 2), 2, MAX_PROMPTS)
+    prompts = whole_number("prompts", example.get("prompts", 2), 2, MAX_PROMPTS)
     tasks = _tasks(example, prompts)
     _pace(example, prompts)
     wake = model == "wake-parent"
-    script = Script(checkpoints=dict(example.get("checkpoints") or {}), eof="close")
+    script = Script(checkpoints=example.get("checkpoints") or {}, eof="close")
     turns = [_turn_frames(k, tasks, wake) for k in range(prompts)]
     # Task segments come first: a completion released by the same prompt precedes that turn's frames.
     for task in (t for t in tasks if t.background):
@@ -514,18 +508,9 @@ class LateTaskNotification(Scenario):
         for n, (pattern, example) in enumerate(PATTERNS.items(), start=1):
             outcome = self.run_example(example, backend, model)
             if outcome.failed:
-                return Result(
-                    self.name,
-                    "hang" if outcome.hang else "reproduced",
-                    backend,
-                    model,
-                    examples=n,
-                    manifestations=sorted(outcome.manifestations) + (["hang"] if outcome.hang else []),
-                    counterexample=example,
-                    replay=replay_command(self.name, backend, model, example),
-                    evidence={"pattern": pattern, **surface, **outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {})},
-                    notes=_turn_notes(outcome),
-                )
+                result = failing_result(self.name, backend, model, example, outcome, n, pattern=pattern, **surface)
+                result.notes = _turn_notes(outcome)
+                return result
             if outcome.evidence.get("lost"):
                 lost[pattern] = outcome.evidence["lost"]
         result = judge(self, backend, model, seed, max_examples)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from .. import wire
 from ..compat import SdkInfo
 from ..explore import Outcome, run_in_fresh_loop
-from ..script import Script, ScriptError
+from ..script import Script, ScriptError, whole_number
 from ..verdict import Result
 from . import Scenario
 
@@ -392,9 +392,7 @@ def validate_example(example: Any) -> dict[str, Any]:
         raise ScriptError("example: expected a JSON object with driver, agents, interleave, gap")
     if example.get("driver") not in DRIVERS:
         raise ScriptError(f"example.driver: {example.get('driver')!r} is not one of {', '.join(DRIVERS)}")
-    gap = example.get("gap", 0)
-    if not isinstance(gap, int) or gap < 0:
-        raise ScriptError(f"example.gap: {gap!r} must be a whole number of checkpoints >= 0")
+    whole_number("example.gap", example.get("gap", 0))
     agents = example.get("agents")
     if not isinstance(agents, list) or not agents:
         raise ScriptError("example.agents: give a non-empty list of agent objects")
@@ -405,9 +403,7 @@ def validate_example(example: Any) -> dict[str, Any]:
         for key, allowed in choices.items():
             if agent.get(key) not in allowed:
                 raise ScriptError(f"example.agents[{i}].{key}: {agent.get(key)!r} is not one of {', '.join(map(str, allowed))}")
-        tools = agent.get("tools", 0)
-        if not isinstance(tools, int) or tools < 0:
-            raise ScriptError(f"example.agents[{i}].tools: {tools!r} must be a whole number >= 0")
+        whole_number(f"example.agents[{i}].tools", agent.get("tools", 0))
     return example
 
 
