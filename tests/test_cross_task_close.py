@@ -105,7 +105,9 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
     assert result.manifestations == sorted({n for e in patterns.values() for n in e["manifestations"]})
     assert (result.verdict == "fixed") == all(e["safe"] for e in patterns.values())
     assert result.evidence["safe_patterns"] == [p for p, e in patterns.items() if e["safe"]]
-    if result.counterexample is not None:
+    if result.verdict == "fixed":
+        assert result.counterexample is None and result.replay is None
+    else:
         assert ctc.SCENARIO.run_example(result.counterexample, backend, None).failed, "the counterexample replays"
         assert result.replay and "--bug cross_task_close" in result.replay
 
