@@ -111,14 +111,15 @@ class TransportLog:
                 out.append((emission, message))
         return out
 
-    def attribute(self, messages: list[Any], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
+    @staticmethod
+    def attribute(messages: list[Any], delivered: list[tuple[Emission, Any]]) -> list[Emission]:
         """The emission behind each message the consumer received, in order.
 
         The SDK hands stdout to the consumer through one FIFO queue, so the received messages are
-        a subsequence of :meth:`consumer_frames` (a release or a fix may drop some, e.g. host-only
-        state frames): each is matched to the next emission that parses to an equal message.
+        a subsequence of ``delivered`` (:meth:`consumer_frames`; a release or a fix may drop some,
+        e.g. host-only state frames): each is matched to the next emission that parses to an equal
+        message.
         """
-        delivered = self.consumer_frames(parse)
         matched: list[Emission] = []
         pos = 0
         for message in messages:

@@ -430,7 +430,7 @@ def judge_session(
     records = [_as_call(k, c) for k, c in enumerate(given)]
     parse = parse or parse_message()
     delivered = log.consumer_frames(parse)
-    matched = log.attribute([m for c in records for m in c.messages], parse)
+    matched = log.attribute([m for c in records for m in c.messages], delivered)
     turns = []
     pos = 0
     for call in records:
