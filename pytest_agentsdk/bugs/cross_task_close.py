@@ -114,12 +114,7 @@ async def complete(run: Run) -> None:
 
 async def break_then_drop(run: Run) -> None:
     """``break`` at the stop point, drop the generator, keep running (the GC finalizer path)."""
-    from claude_agent_sdk import query
-
-    gen = query(prompt=PROMPT, transport=run.transport)
-    await run.iterate(gen)
-    run.abandon(gen)
-    del gen
+    await break_then_return(run)
     await run.linger()
 
 
