@@ -110,26 +110,35 @@ def judge(
     sweep: Sequence[Any] = (),
     seen: Callable[[Any, Outcome], None] | None = None,
     target: Callable[[Any, Outcome], bool] | None = None,
+    settle_on_sweep: bool = False,
 ) -> Result:
     """Search ``scenario``'s examples for one that fails the oracle; shrink it; report.
 
     ``sweep``: named examples run first, in order, whatever the seed (a scenario's table of
-    flows); when the search finds nothing, the first failing one is the counterexample.
+    flows); when the search finds nothing, the first failing one is the counterexample
+    (``settle_on_sweep``: it is the verdict at once, without a search).
     ``seen`` is called with every example run and its outcome (for per-flow evidence).
     ``target``: what the search looks for (default: any failure), e.g. only failures the sweep
     has not already shown, so a known finding does not end the search at its first example.
     """
     ran = 0
+    outcomes: dict[str, Outcome] = {}  # by example, so the counterexample is not run once more
 
     def run(example: Any) -> Outcome:
         nonlocal ran
         ran += 1
-        outcome = scenario.run_example(example, backend, model)
+        outcome = outcomes[_key(example)] = scenario.run_example(example, backend, model)
         if seen is not None:
             seen(example, outcome)
         return outcome
 
-    swept = [example for example in sweep if run(example).failed]
+    swept = []
+    for example in sweep:
+        outcome = run(example)
+        if outcome.failed:
+            if settle_on_sweep:
+                return failing_result(scenario.name, backend, model, example, outcome, ran)
+            swept.append(example)
     search = settings(
         settings.get_profile("default"),  # a user's loaded profile (derandomize, ...) must not change verdicts
         max_examples=max_examples,
@@ -145,4 +154,8 @@ def judge(
         if not swept:
             return Result(scenario.name, "fixed", backend, model, examples=ran)
         minimal = swept[0]
-    return failing_result(scenario.name, backend, model, minimal, scenario.run_example(minimal, backend, model), ran)
+    return failing_result(scenario.name, backend, model, minimal, outcomes[_key(minimal)], ran)
+
+
+def _key(example: Any) -> str:
+    return json.dumps(example, sort_keys=True, default=str)

@@ -20,6 +20,7 @@ as in reference/traces/c_client_bg_2turn).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from hypothesis import strategies as st
 
 from .. import wire
 from ..compat import SdkInfo, parse_message
-from ..explore import Outcome, failing_result, judge, run_in_fresh_loop
+from ..explore import Outcome, judge, run_in_fresh_loop
 from ..recording import Call, RecordingClient
 from ..script import Script, ScriptError, whole_number
 from ..strategies import transport_checkpoints
@@ -504,32 +505,34 @@ class LateTaskNotification(Scenario):
         if reason:
             return Result(self.name, "not_applicable", backend, model, reason=reason)
         surface = {"task_frames": _task_frames_surface(sdk)}
+        named = {json.dumps(example, sort_keys=True): pattern for pattern, example in PATTERNS.items()}
         lost: dict[str, list[str]] = {}
-        for n, (pattern, example) in enumerate(PATTERNS.items(), start=1):
-            outcome = self.run_example(example, backend, model)
-            if outcome.failed:
-                result = failing_result(self.name, backend, model, example, outcome, n, pattern=pattern, **surface)
-                result.notes = _turn_notes(outcome)
-                return result
-            if outcome.evidence.get("lost"):
+
+        def seen(example: Any, outcome: Outcome) -> None:
+            pattern = named.get(json.dumps(example, sort_keys=True))
+            if pattern and outcome.evidence.get("lost"):
                 lost[pattern] = outcome.evidence["lost"]
-        result = judge(self, backend, model, seed, max_examples)
-        result.examples += len(PATTERNS)
-        result.evidence = {**surface, **({"lost_in_patterns": lost} if lost else {}), **result.evidence}
-        result.notes = [f"a fix here silences frames ({pattern}): {', '.join(frames)}" for pattern, frames in lost.items()]
+
+        result = judge(self, backend, model, seed, max_examples, sweep=list(PATTERNS.values()), seen=seen, settle_on_sweep=True)
+        pattern = named.get(json.dumps(result.counterexample, sort_keys=True))
+        result.evidence = {**({"pattern": pattern} if pattern else {}), **surface, **({"lost_in_patterns": lost} if lost else {}), **result.evidence}
+        if result.failed:
+            result.notes = _turn_notes(result.evidence)
+        else:
+            result.notes = [f"a fix here silences frames ({name}): {', '.join(frames)}" for name, frames in lost.items()]
         return result
 
 
-def _turn_notes(outcome: Outcome) -> list[str]:
+def _turn_notes(evidence: dict[str, Any]) -> list[str]:
     """One line per turn that went wrong: the frames it should not have yielded, what it ended on."""
     notes = []
-    for turn in outcome.evidence.get("turns", []):
+    for turn in evidence.get("turns", []):
         if turn["stale"]:
             notes.append(f"turn {turn['turn']} yielded {len(turn['stale'])} stale frame(s): {'; '.join(turn['stale'])}")
         if turn["misattributed"]:
             notes.append(f"turn {turn['turn']} ended on the {turn['ended_on']}, not on the answer to its prompt")
-    if outcome.hang:
-        notes.append(f"hang: {outcome.hang}")
+    if evidence.get("stall"):
+        notes.append(f"hang: {evidence['stall']}")
     return notes
 
 
