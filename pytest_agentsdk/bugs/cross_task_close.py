@@ -75,6 +75,13 @@ class Run:
             if self.stops_at(message):
                 break
 
+    async def iterate_then_raise(self, gen: AsyncIterator[Any]) -> None:
+        """``async for`` until the stop point, then raise ConsumerAbort from the loop body."""
+        async for message in gen:
+            self.received.append(message)
+            if self.stops_at(message):
+                raise ConsumerAbort("consumer gave up")
+
     def abandon(self, gen: Any) -> None:
         """Let go of ``gen`` the way the example's GC timing says (the caller drops its own name)."""
         self.abandoned.add(observe.generator_name(gen))
@@ -124,10 +131,7 @@ async def exception_in_body(run: Run) -> None:
 
     gen = query(prompt=PROMPT, transport=run.transport)
     try:
-        async for message in gen:
-            run.received.append(message)
-            if run.stops_at(message):
-                raise ConsumerAbort("consumer gave up")
+        await run.iterate_then_raise(gen)
     except ConsumerAbort:
         pass
     run.abandon(gen)
@@ -221,10 +225,7 @@ async def client_context_exception(run: Run) -> None:
         async with ClaudeSDKClient(transport=run.transport) as client:
             await client.query(PROMPT)
             response = client.receive_response()
-            async for message in response:
-                run.received.append(message)
-                if run.stops_at(message):
-                    raise ConsumerAbort("consumer gave up")
+            await run.iterate_then_raise(response)
     except ConsumerAbort:
         pass
     run.abandon(response)
