@@ -52,7 +52,8 @@ def _selected_bugs(names: list[str] | None) -> list[str]:
     return names or present
 
 
-def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True) -> verdict.CheckReport:
+def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True,
+              warnings_as_errors: bool = False) -> verdict.CheckReport:
     """Judge every selected (bug, model, backend) on the installed SDK."""
     from . import bugs
 
@@ -65,7 +66,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
                 continue
             for backend in backends:
                 try:
-                    result = scenario.judge(sdk, backend, model, seed, examples)
+                    result = scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)
                 except Exception as exc:  # a harness fault: reported, never hidden
                     result = verdict.Result(name, "error", backend, model, reason=f"{type(exc).__name__}: {exc}",
                                             evidence={"traceback": traceback.format_exc(limit=8)})
@@ -88,7 +89,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     selected = _selected_bugs(args.bug)
     print(f"pytest-agentsdk check: seed {seed}", file=sys.stderr)
-    report = run_check(selected, args.backend or list(BACKENDS), args.models, seed, args.examples, progress=not args.quiet)
+    report = run_check(selected, args.backend or list(BACKENDS), args.models, seed, args.examples, progress=not args.quiet,
+                       warnings_as_errors=args.warnings_as_errors)
     _emit(report, args)
     return report.exit_code
 
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (late_task_notification)")
     check.add_argument("--seed", type=int, help="seed for every random choice (default: random, printed)")
     check.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
+    check.add_argument("--warnings-as-errors", action="store_true",
+                       help="count manifestations shown only with warnings enabled (ResourceWarning, async generator GC) as reproduced")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     _add_output_flags(check)
     check.set_defaults(func=cmd_check)

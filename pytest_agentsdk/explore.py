@@ -1,9 +1,14 @@
-"""What the three bug scenarios share: running one example in a fresh event loop, and searching
-the example space with Hypothesis from a printed seed down to a minimal counterexample.
+"""What the three bug scenarios share: the :class:`Scenario` contract, running one example in a
+fresh event loop, and judging: a deterministic sweep of every known class of interleaving, then a
+Hypothesis search from a printed seed, into one verdict.
 
-A scenario (see :mod:`pytest_agentsdk.bugs`) supplies a strategy of JSON examples and a function
-that runs one example and returns an :class:`Outcome`. :func:`judge` turns that into a Verdict
-``Result``: the same seed gives the same examples, the same verdict and the same minimal example.
+A scenario (the modules under :mod:`pytest_agentsdk.bugs`) supplies a strategy of JSON examples,
+a function that runs one example and returns an :class:`Outcome`, and its sweep. :func:`judge`
+turns that into a Verdict ``Result`` whose manifestation set is the union over *everything that
+ran* (sweep, search and shrinking alike), so two subjects are compared like for like; the sweep
+runs in full whatever ``--examples`` says, so a known class is found at any budget, and the
+search looks only for what the sweep has not shown. The same seed gives the same examples, the
+same verdict and the same counterexample.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,25 +24,31 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
+from .script import TRANSPORT_OPS
 from .verdict import Result
 
 if TYPE_CHECKING:
-    from .bugs import Scenario
+    from .compat import SdkInfo
 
 #: Last-resort wall-clock bound on one example; stalls are normally caught in milliseconds by
 #: the transport, this only catches a run whose stdout reader is not even running.
 EXAMPLE_WALL_S = 10.0
+HANG = "hang"
 
 
 @dataclass
 class Outcome:
-    """What one example showed: stable manifestation names, a hang, and evidence for the report."""
+    """What one example showed: stable manifestation names, a hang, what a fix gave up
+    (``tradeoffs``: e.g. frames dropped with no channel left to reach the consumer; never part of
+    the verdict), and evidence for the report."""
 
     manifestations: list[str] = field(default_factory=list)
     hang: str | None = None  # the stall diagnosis, when the run hung
     evidence: dict[str, Any] = field(default_factory=dict)
+    tradeoffs: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -45,25 +57,62 @@ class Outcome:
     @property
     def names(self) -> list[str]:
         """Manifestation names, with ``hang`` for a run that hung."""
-        return sorted(set(self.manifestations)) + (["hang"] if self.hang else [])
+        return sorted(set(self.manifestations)) + ([HANG] if self.hang else [])
 
 
-def failing_result(bug: str, backend: str, model: str | None, example: Any, outcome: Outcome, examples: int, **evidence: Any) -> Result:
-    """The verdict for a failing example: reproduced or hang, its names, the replay command, and
-    the outcome's evidence (with the stall diagnosis) plus ``evidence``."""
-    return Result(
-        bug=bug,
-        verdict="hang" if outcome.hang else "reproduced",
-        backend=backend,
-        model=model,
-        examples=examples,
-        manifestations=outcome.names,
-        counterexample=example,
-        replay=replay_command(bug, backend, model, example),
-        evidence={**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {}), **evidence},
-    )
+@dataclass
+class Sweep:
+    """The examples every judgement runs before the search, whatever the budget, and what they
+    span (``axes``, e.g. "13 patterns x 3 timings x 3 GC modes"), for the coverage statement."""
+
+    examples: list[Any] = field(default_factory=list)
+    axes: str = ""
 
 
+class Scenario(ABC):
+    """One bug: a driver, an oracle and the examples to explore (one module per bug)."""
+
+    name: str
+    #: CLI behaviour models this bug is judged under (None: the model does not apply).
+    models: tuple[str | None, ...] = (None,)
+    #: Manifestations users see only with warnings enabled (``-W default``, pytest, ``-X dev``):
+    #: they make a ``warnings`` verdict, not ``reproduced``, unless warnings count as errors.
+    quiet: frozenset[str] = frozenset()
+
+    def not_applicable(self, sdk: SdkInfo, backend: str, model: str | None) -> str | None:
+        """Why this release lacks the surface this scenario needs, or None."""
+        return sdk.backend_unsupported(backend)
+
+    @abstractmethod
+    def examples(self, model: str | None) -> st.SearchStrategy[Any]:
+        """JSON-able examples; the simplest one Hypothesis draws first is the seed report's flow."""
+
+    @abstractmethod
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        """Run one example in a fresh event loop and apply the oracle."""
+
+    def sweep(self, model: str | None) -> Sweep:
+        """The known classes of interleaving, one example each, run before any search."""
+        return Sweep()
+
+    def group(self, example: Any) -> str | None:
+        """The consumer pattern / named flow an example belongs to, for per-group safety."""
+        return None
+
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        """Add this bug's notes and evidence to a finished verdict."""
+
+    def judge(self, sdk: SdkInfo, backend: str, model: str | None, seed: int, max_examples: int,
+              warnings_as_errors: bool = False) -> Result:
+        reason = self.not_applicable(sdk, backend, model)
+        if reason:
+            return Result(self.name, "not_applicable", backend, model, reason=reason)
+        result = judge(self, backend, model, seed, max_examples, warnings_as_errors=warnings_as_errors)
+        self.annotate(result, sdk)
+        return result
+
+
+# ---------------------------------------------------------------- running one example
 @contextmanager
 def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
     """trio breaks ties between runnable tasks at random; seeding its scheduler's RNG (the object
@@ -92,12 +141,53 @@ def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str) -> Any:
         return anyio.run(bounded, backend=backend)
 
 
+def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
+    """``Script.checkpoints`` for the given operations: each absent (no suspension) or 1..max
+    scheduler checkpoints; shrinks towards a transport that never suspends."""
+    return st.fixed_dictionaries({}, optional={op: st.integers(1, max_per_op) for op in ops})
+
+
 def replay_command(bug: str, backend: str, model: str | None, example: Any) -> str:
     parts = ["python", "-m", "pytest_agentsdk", "replay", "--bug", bug, "--backend", backend]
     if model:
         parts += ["--model", model]
     parts += ["--example", json.dumps(example, separators=(",", ":"), sort_keys=True)]
     return shlex.join(parts)
+
+
+# ---------------------------------------------------------------- judging
+def _severity(names: set[str], quiet: frozenset[str]) -> int:
+    """3 hang, 2 a manifestation users see by default, 1 warnings only, 0 clean."""
+    if HANG in names:
+        return 3
+    if names - quiet:
+        return 2
+    return 1 if names else 0
+
+
+_VERDICT_OF = {3: "hang", 2: "reproduced", 1: "warnings", 0: "fixed"}
+
+
+@dataclass
+class _Group:
+    """Per consumer pattern / named flow: how many examples ran and what they showed."""
+
+    examples: int = 0
+    swept: int = 0
+    names: set[str] = field(default_factory=set)
+    first: Any = None  # the first example that showed something
+    more: list[dict[str, Any]] = field(default_factory=list)  # each later example that showed something new
+
+    def to_json(self, quiet: frozenset[str]) -> dict[str, Any]:
+        status = ("safe", "warnings", "unsafe", "hang")[_severity(self.names, quiet)]
+        covered = f"{self.examples} example(s): {self.swept} swept, {self.examples - self.swept} searched"
+        out: dict[str, Any] = {"status": status, "safe": status == "safe", "manifestations": sorted(self.names),
+                               "examples": self.examples, "covered": covered}
+        if self.first is not None:
+            out["example"] = self.first
+        if self.more:
+            out["more"] = self.more
+        return out
 
 
 def judge(
@@ -107,38 +197,50 @@ def judge(
     seed: int,
     max_examples: int,
     *,
-    sweep: Sequence[Any] = (),
-    seen: Callable[[Any, Outcome], None] | None = None,
-    target: Callable[[Any, Outcome], bool] | None = None,
-    settle_on_sweep: bool = False,
+    warnings_as_errors: bool = False,
 ) -> Result:
-    """Search ``scenario``'s examples for one that fails the oracle; shrink it; report.
+    """Sweep, then search, then one verdict over everything that ran.
 
-    ``sweep``: named examples run first, in order, whatever the seed (a scenario's table of
-    flows); when the search finds nothing, the first failing one is the counterexample
-    (``settle_on_sweep``: it is the verdict at once, without a search).
-    ``seen`` is called with every example run and its outcome (for per-flow evidence).
-    ``target``: what the search looks for (default: any failure), e.g. only failures the sweep
-    has not already shown, so a known finding does not end the search at its first example.
+    The sweep (``scenario.sweep(model)``) runs in full. The search then looks for an example that
+    shows a manifestation the sweep has not (so a known finding cannot end it early), at most
+    ``max_examples`` generated, and shrinks it. The counterexample is the first swept example of
+    the most severe tier found (the flow users recognise), else the search's minimal one; the
+    search's own find stays in ``evidence["search"]``.
     """
+    quiet = frozenset() if warnings_as_errors else scenario.quiet
+    sweep = scenario.sweep(model)
+    runs: dict[str, tuple[Any, Outcome]] = {}  # by example key, in the order first run
+    groups: dict[str, _Group] = {}
+    union: set[str] = set()
+    tradeoffs: set[str] = set()
     ran = 0
-    outcomes: dict[str, Outcome] = {}  # by example, so the counterexample is not run once more
+    swept_count = 0
 
-    def run(example: Any) -> Outcome:
+    def run(example: Any, swept: bool) -> Outcome:
         nonlocal ran
         ran += 1
-        outcome = outcomes[_key(example)] = scenario.run_example(example, backend, model)
-        if seen is not None:
-            seen(example, outcome)
+        key = _key(example)
+        outcome = scenario.run_example(example, backend, model)
+        runs.setdefault(key, (example, outcome))
+        union.update(outcome.names)
+        tradeoffs.update(outcome.tradeoffs)
+        name = scenario.group(example)
+        if name is not None:
+            g = groups.setdefault(name, _Group())
+            g.examples += 1
+            g.swept += swept
+            if outcome.failed:
+                if g.first is None:
+                    g.first = example
+                elif adds := sorted(set(outcome.names) - g.names):
+                    g.more.append({"adds": adds, "example": example})
+                g.names.update(outcome.names)
         return outcome
 
-    swept = []
-    for example in sweep:
-        outcome = run(example)
-        if outcome.failed:
-            if settle_on_sweep:
-                return failing_result(scenario.name, backend, model, example, outcome, ran)
-            swept.append(example)
+    for example in sweep.examples:
+        run(example, swept=True)
+        swept_count += 1
+    known = frozenset(union)
     search = settings(
         settings.get_profile("default"),  # a user's loaded profile (derandomize, ...) must not change verdicts
         max_examples=max_examples,
@@ -147,14 +249,37 @@ def judge(
         phases=(Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
     )
+    found: Any = None
     try:
-        wanted = target or (lambda _, outcome: outcome.failed)
-        minimal = find(scenario.examples(model), lambda ex: wanted(ex, run(ex)), settings=search, random=random.Random(seed))
+        found = find(scenario.examples(model), lambda ex: bool(set(run(ex, swept=False).names) - known),
+                     settings=search, random=random.Random(seed))
     except NoSuchExample:
-        if not swept:
-            return Result(scenario.name, "fixed", backend, model, examples=ran)
-        minimal = swept[0]
-    return failing_result(scenario.name, backend, model, minimal, outcomes[_key(minimal)], ran)
+        pass
+
+    severity = _severity(union, quiet)
+    result = Result(scenario.name, _VERDICT_OF[severity], backend, model, examples=ran,
+                    manifestations=sorted(union - {HANG}) + ([HANG] if HANG in union else []),
+                    quiet=sorted(union & quiet), tradeoffs=sorted(tradeoffs))
+    axes = f"sweep of {sweep.axes} ({swept_count})" if sweep.axes else f"sweep of {swept_count}"
+    result.coverage = (f"{'not reproduced in ' if severity == 0 else ''}{ran} examples: {axes}, "
+                       f"{ran - swept_count} searched (seed {seed}, --examples {max_examples})")
+    if severity:
+        # the first swept example of the worst tier (the flow users recognise), else the search's minimal one
+        order = [_key(ex) for ex in sweep.examples] + ([_key(found)] if found is not None else []) + list(runs)
+        example, outcome = runs[next(k for k in order if _severity(set(runs[k][1].names), quiet) == severity)]
+        _fill_failure(result, example, outcome)
+        if found is not None and _key(found) != _key(example):
+            result.evidence["search"] = {"counterexample": found, "manifestations": runs[_key(found)][1].names,
+                                         "replay": replay_command(scenario.name, backend, model, found)}
+    if groups:
+        result.evidence["patterns"] = {name: g.to_json(quiet) for name, g in groups.items()}
+    return result
+
+
+def _fill_failure(result: Result, example: Any, outcome: Outcome) -> None:
+    result.counterexample = example
+    result.replay = replay_command(result.bug, result.backend, result.model, example)
+    result.evidence = {**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {}), **result.evidence}
 
 
 def _key(example: Any) -> str:

@@ -54,6 +54,8 @@ def _check_args(args: argparse.Namespace, seed: int) -> list[str]:
         out += ["--backend", backend]
     for model in args.models or []:
         out += ["--model", model]
+    if args.warnings_as_errors:
+        out.append("--warnings-as-errors")
     return out
 
 
@@ -333,6 +335,7 @@ def _common(p: argparse.ArgumentParser, with_bug: bool = True) -> None:
     p.add_argument("--seed", type=int, help="one seed for every subject (default: random, printed)")
     p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
     p.add_argument("--jobs", type=int, help="envs judged at once (default: the number of cores)")
+    p.add_argument("--warnings-as-errors", action="store_true", help="count warnings-only manifestations as reproduced")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 

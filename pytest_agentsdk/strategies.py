@@ -7,18 +7,11 @@ operation suspends, the interleaving dimension every scenario shares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
 
-from .script import TRANSPORT_OPS
-
-
-def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
-    """``Script.checkpoints`` for the given operations: each absent (no suspension) or 1..max
-    scheduler checkpoints; shrinks towards a transport that never suspends."""
-    return st.fixed_dictionaries({}, optional={op: st.integers(1, max_per_op) for op in ops})
+from .explore import transport_checkpoints
 
 
 def bug_examples(bug: str, model: str | None = None) -> st.SearchStrategy[Any]:

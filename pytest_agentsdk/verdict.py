@@ -11,8 +11,11 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA = "pytest-agentsdk/verdict/1"
-VERDICTS = ("reproduced", "fixed", "hang", "not_applicable", "error")
+SCHEMA = "pytest-agentsdk/verdict/2"
+#: ``warnings``: only manifestations users see with warnings enabled (a ResourceWarning, an async
+#: generator GC warning); ``reproduced``: something a successful run shows by default.
+VERDICTS = ("reproduced", "warnings", "fixed", "hang", "not_applicable", "error")
+RAN = ("reproduced", "warnings", "fixed", "hang")  # verdicts of a scenario that ran
 
 
 @dataclass
@@ -22,7 +25,10 @@ class Result:
     backend: str
     model: str | None = None
     examples: int = 0
-    manifestations: list[str] = field(default_factory=list)
+    manifestations: list[str] = field(default_factory=list)  # the union over everything that ran
+    quiet: list[str] = field(default_factory=list)  # those shown only with warnings enabled
+    coverage: str | None = None  # what was explored: sweep and search sizes, seed and budget
+    tradeoffs: list[str] = field(default_factory=list)  # what the subject gives up, e.g. frames dropped (not the verdict)
     counterexample: Any = None  # the minimal example (JSON) for a reproduced / hang verdict
     replay: str | None = None  # a command that replays the counterexample
     reason: str | None = None  # why not_applicable / error
@@ -36,6 +42,11 @@ class Result:
     @property
     def failed(self) -> bool:
         return self.verdict in ("reproduced", "hang")
+
+    @property
+    def loud(self) -> list[str]:
+        """Manifestations users see without turning warnings on (``hang`` among them)."""
+        return [n for n in self.manifestations if n not in self.quiet]
 
 
 @dataclass
@@ -75,9 +86,15 @@ def subject_info(sdk_version: str | None, cli_version: str | None, **extra: Any)
 
 
 # ---------------------------------------------------------------- renderers
+def _detail(r: Result) -> str:
+    """Manifestations (warnings-only ones marked), or the reason, or what a clean verdict covered."""
+    parts = [n + (" (warning)" if n in r.quiet else "") for n in r.manifestations]
+    detail = ", ".join(parts) or r.reason or r.coverage or ""
+    return detail + (f"; drops {', '.join(r.tradeoffs)}" if r.tradeoffs else "")
+
+
 def _row(r: Result) -> list[str]:
-    detail = ", ".join(r.manifestations) or (r.reason or "")
-    return [r.bug, r.model or "-", r.backend, r.verdict, str(r.examples), detail]
+    return [r.bug, r.model or "-", r.backend, r.verdict, str(r.examples), _detail(r)]
 
 
 def render_table(report: CheckReport) -> str:
@@ -128,15 +145,41 @@ def render_markdown(report: CheckReport) -> str:
 _SHORT = {"not_applicable": "n/a"}
 
 
-def classify_change(baseline: str | None, candidate: str | None) -> str:
-    """``fixes`` failed -> fixed; ``still reproduces`` failed -> failed; ``regresses`` not failed ->
-    failed; ``error`` either side could not be judged; else ``unchanged``."""
-    failing = ("reproduced", "hang")
-    if baseline is None or candidate is None or "error" in (baseline, candidate):
-        return "error"
-    if baseline in failing:
-        return "still reproduces" if candidate in failing else ("fixes" if candidate == "fixed" else "unchanged")
-    return "regresses" if candidate in failing else "unchanged"
+def classify_change(baseline: Result | None, candidate: Result | None) -> dict[str, Any]:
+    """How ``candidate`` differs from ``baseline`` for one (bug, model, backend), judged by
+    manifestation sets and severity, never by the verdict labels alone:
+
+    ``regresses``: a new manifestation (a new ``hang`` included), or the candidate errors or lost
+    the surface where the baseline ran; ``fixes``: the baseline showed something and the candidate
+    shows nothing users see by default (warnings it leaves are listed); ``narrows``: some gone,
+    none new; ``still reproduces``: the same set; ``unchanged``: clean on both sides, or neither ran;
+    ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
+    """
+    b_ran = baseline is not None and baseline.verdict in RAN
+    c_ran = candidate is not None and candidate.verdict in RAN
+    b_names = set(baseline.manifestations) if b_ran and baseline else set()
+    c_names = set(candidate.manifestations) if c_ran and candidate else set()
+    row: dict[str, Any] = {"gone": sorted(b_names - c_names), "new": sorted(c_names - b_names), "reason": None}
+    if baseline is not None and baseline.verdict == "error":
+        row.update(change="error", reason=f"baseline: {baseline.reason}")
+    elif b_ran and not c_ran:
+        why = candidate.reason if candidate else "no verdict"
+        lost = "errors" if candidate is not None and candidate.verdict == "error" else "lacks the surface"
+        row.update(change="regresses", reason=f"candidate {lost} where the baseline ran: {why}")
+    elif candidate is not None and candidate.verdict == "error":
+        row.update(change="error", reason=f"candidate: {candidate.reason}")
+    elif row["new"]:
+        row["change"] = "regresses"
+    elif not b_names:
+        row["change"] = "unchanged"
+    elif not row["gone"]:
+        row["change"] = "still reproduces"
+    elif candidate is not None and not candidate.loud and (baseline is not None and baseline.loud or not c_names):
+        row["change"] = "fixes"
+    else:
+        row["change"] = "narrows"
+    row["warnings_left"] = sorted(candidate.quiet) if c_ran and candidate else []
+    return row
 
 
 def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any]]:
@@ -149,11 +192,22 @@ def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any
         rows.append({
             "bug": key[0], "model": key[1], "backend": key[2],
             "baseline": b.verdict if b else None, "candidate": c.verdict if c else None,
-            "change": classify_change(b.verdict if b else None, c.verdict if c else None),
+            **classify_change(b, c),
             "baseline_manifestations": b.manifestations if b else [], "candidate_manifestations": c.manifestations if c else [],
-            "reason": (c.reason if c else None) or (b.reason if b else None),
+            "tradeoffs": c.tradeoffs if c else [], "coverage": c.coverage if c else None,
         })
     return rows
+
+
+def describe_change(row: dict[str, Any]) -> str:
+    """The change with what moved, in one cell: ``fixes (gone: a, b; warnings left: w); drops x``."""
+    parts = [f"{what}: {', '.join(row[key])}" for what, key in (("gone", "gone"), ("new", "new"), ("warnings left", "warnings_left")) if row.get(key)]
+    text = row["change"] + (f" ({'; '.join(parts)})" if parts else "")
+    if row.get("tradeoffs"):
+        text += f"; drops {', '.join(row['tradeoffs'])}"
+    if row.get("reason") and row["change"] in ("regresses", "error"):
+        text += f"; {row['reason']}"
+    return text
 
 
 def _fixed_width(rows: list[list[str]]) -> list[str]:
@@ -195,10 +249,22 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     rows = [[_subject_label(rep)] + _matrix_cells(rep, columns) for rep in reports]
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
-    found = _manifestation_lines(reports)
-    if markdown:
-        return "\n".join(_md_table([head] + rows) + ["", f"_{footer}_"] + (["", "Manifestations:", ""] + [f"- {line}" for line in found] if found else []))
-    return "\n".join(_fixed_width([head] + rows) + [footer] + (["manifestations:"] + [f"  {line}" for line in found] if found else []))
+    sections = [("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
+    lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]
+    for title, found in sections:
+        if found:
+            lines += ["", f"{title.capitalize()}:", ""] + [f"- {line}" for line in found] if markdown else [f"{title}:"] + [f"  {line}" for line in found]
+    return "\n".join(lines)
+
+
+def _flip_lines(reports: list[CheckReport]) -> list[str]:
+    """Where the next subject differs from the one before, by manifestations and severity."""
+    lines = []
+    for before, after in zip(reports, reports[1:]):
+        for row in compare(before, after):
+            if row["change"] not in ("unchanged", "still reproduces"):
+                lines.append(f"{_subject_label(before)} -> {_subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
+    return lines
 
 
 def _manifestation_lines(reports: list[CheckReport]) -> list[str]:
@@ -220,13 +286,16 @@ def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: b
     rows = compare(baseline, candidate)
     title = f"candidate {_subject_label(candidate)} vs baseline {_subject_label(baseline)}, seed {candidate.seed}"
     head = ["bug", "model", "backend", "baseline", "candidate", "change"]
-    table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", r["change"]] for r in rows]
+    table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", describe_change(r)] for r in rows]
     if not markdown:
         lines = [title] + _fixed_width([head] + table)
         lines += [f"replay {r.bug}/{r.model or '-'}/{r.backend} (candidate): {r.replay}" for r in candidate.results if r.failed and r.replay]
         return "\n".join(lines)
     lines = [f"**pytest-agentsdk verify**: candidate `{_subject_label(candidate)}` vs baseline `{_subject_label(baseline)}`, seed `{candidate.seed}`", ""]
-    lines += _md_table([head] + [row[:5] + [f"**{row[5]}**" if row[5] in ("fixes", "regresses") else row[5]] for row in table])
+    lines += _md_table([head] + [row[:5] + [f"**{row[5]}**" if r["change"] in ("fixes", "regresses") else row[5]] for row, r in zip(table, rows)])
+    covered = [f"- {r['bug']} / {r['model'] or '-'} / {r['backend']}: {r['coverage']}" for r in rows if r["change"] == "fixes" and r["coverage"]]
+    if covered:
+        lines += ["", "Covered by each `fixes`:", "", *covered]
     # the candidate's own report: its minimal counterexamples, folded, with their replay commands
     lines += ["", "Candidate's verdicts (replay in an env with the candidate installed):", "", render_markdown(candidate)]
     return "\n".join(lines)

@@ -28,12 +28,10 @@ from hypothesis import strategies as st
 
 from .. import observe, wire
 from ..compat import SdkInfo
-from ..explore import EXAMPLE_WALL_S, Outcome, failing_result, judge
+from ..explore import EXAMPLE_WALL_S, Outcome, Scenario, Sweep, transport_checkpoints
 from ..script import Script, ScriptError, whole_number
-from ..strategies import transport_checkpoints
 from ..transport import ScriptedTransport
 from ..verdict import Result
-from . import Scenario
 
 PROMPT = "say hello"  # the seed's prompt
 #: Where the abandoned generator's last reference goes when the consumer stops early:
@@ -333,6 +331,7 @@ def _expects_result(example: dict[str, Any], script: Script) -> bool:
 # ---------------------------------------------------------------- the scenario
 class CrossTaskClose(Scenario):
     name = "cross_task_close"
+    quiet = observe.QUIET
 
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
         return _examples()
@@ -364,63 +363,19 @@ class CrossTaskClose(Scenario):
             },
         )
 
-    def judge(self, sdk: SdkInfo, backend: str, model: str | None, seed: int, max_examples: int) -> Result:
-        """Sweep every pattern, then search; per-pattern safety goes in ``evidence["patterns"]``."""
-        reason = self.not_applicable(sdk, backend, model)
-        if reason:
-            return Result(self.name, "not_applicable", backend, model, reason=reason)
-        patterns: dict[str, dict[str, Any]] = {
-            p: {"safe": True, "status": "safe", "manifestations": [], "examples": 0} for p in PATTERNS
-        }
-        sweep = sweep_examples()
-        swept: dict[str, set[str]] = {}  # what the sweep showed, per pattern
-        sweep_failures: list[tuple[Any, Outcome]] = []
+    def sweep(self, model: str | None) -> Sweep:
+        return Sweep(sweep_examples(), f"{len(PATTERNS)} patterns")
 
-        def seen(example: Any, outcome: Outcome) -> None:
-            if len(sweep_failures) < len(sweep) and outcome.failed and not swept:
-                sweep_failures.append((example, outcome))
-            entry = patterns[example["pattern"]]
-            entry["examples"] += 1
-            if outcome.failed:
-                adds = sorted(set(outcome.names) - set(entry["manifestations"]))
-                if "example" not in entry:
-                    entry["example"] = example
-                elif adds:  # each later example that showed something new, to replay it
-                    entry.setdefault("more", []).append({"adds": adds, "example": example})
-                entry["manifestations"] = sorted(set(entry["manifestations"]) | set(outcome.names))
-                entry["safe"] = False
-                entry["status"] = "warnings" if set(entry["manifestations"]) <= observe.QUIET else "unsafe"
-            if sum(e["examples"] for e in patterns.values()) == len(sweep):
-                swept.update({p: set(e["manifestations"]) for p, e in patterns.items()})
+    def group(self, example: Any) -> str | None:
+        return example["pattern"]
 
-        def novel(example: Any, outcome: Outcome) -> bool:
-            """The search looks for what the sweep has not shown, so a known finding cannot end it."""
-            return bool(set(outcome.names) - swept[example["pattern"]])
-
-        result = judge(self, backend, model, seed, max_examples, sweep=sweep, seen=seen, target=novel)
-        if sweep_failures and result.counterexample != sweep_failures[0][0]:
-            result = self._prefer_sweep(result, *sweep_failures[0])
-        result.manifestations = sorted({n for e in patterns.values() for n in e["manifestations"]})
-        result.evidence["patterns"] = patterns
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        """Per-pattern safety, the table users asked for, under the verdict."""
+        patterns = result.evidence.get("patterns", {})
         result.evidence["safe_patterns"] = [p for p, e in patterns.items() if e["safe"]]
         result.notes = [f"safe consumer patterns: {', '.join(result.evidence['safe_patterns']) or 'none'}"] + [
             f"{entry['status']}: {p} ({', '.join(entry['manifestations'])})" for p, entry in patterns.items() if not entry["safe"]
         ]
-        return result
-
-
-    def _prefer_sweep(self, searched: Result, example: Any, outcome: Outcome) -> Result:
-        """The first failing pattern, as users write it, is the counterexample users recognise; the
-        search's own minimal example stays in ``evidence["search"]`` unless it is the louder one."""
-        if not _loud(set(outcome.manifestations)) and _loud(set(searched.manifestations)):
-            return searched
-        search = {"counterexample": searched.counterexample, "manifestations": searched.manifestations, "replay": searched.replay}
-        return failing_result(self.name, searched.backend, searched.model, example, outcome, searched.examples, search=search)
-
-
-def _loud(names: set[str]) -> bool:
-    """Anything users see without turning warnings on."""
-    return bool(names - observe.QUIET)
 
 
 SCENARIO = CrossTaskClose()

@@ -31,13 +31,11 @@ from hypothesis import strategies as st
 
 from .. import wire
 from ..compat import SdkInfo, parse_message
-from ..explore import Outcome, judge, run_in_fresh_loop
+from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop, transport_checkpoints
 from ..recording import Call, RecordingClient
 from ..script import Script, ScriptError, whole_number
-from ..strategies import transport_checkpoints
 from ..transport import Emission, ScriptedTransport, TransportLog
 from ..verdict import Result
-from . import Scenario
 
 NAME = "late_task_notification"
 MODELS = ("notify-only", "wake-parent")
@@ -499,28 +497,24 @@ class LateTaskNotification(Scenario):
         session = run_in_fresh_loop(lambda: play(script, pace, prompts), backend)
         return outcome_of(session)
 
-    def judge(self, sdk: SdkInfo, backend: str, model: str | None, seed: int, max_examples: int) -> Result:
-        """Sweep the named flows first (the seed's among them), then search with Hypothesis."""
-        reason = self.not_applicable(sdk, backend, model)
-        if reason:
-            return Result(self.name, "not_applicable", backend, model, reason=reason)
-        surface = {"task_frames": _task_frames_surface(sdk)}
-        named = {json.dumps(example, sort_keys=True): pattern for pattern, example in PATTERNS.items()}
-        lost: dict[str, list[str]] = {}
+    def sweep(self, model: str | None) -> Sweep:
+        """The named flows (the seed's among them), before the Hypothesis search."""
+        return Sweep(list(PATTERNS.values()), f"{len(PATTERNS)} named flows")
 
-        def seen(example: Any, outcome: Outcome) -> None:
-            pattern = named.get(json.dumps(example, sort_keys=True))
-            if pattern and outcome.evidence.get("lost"):
-                lost[pattern] = outcome.evidence["lost"]
+    def group(self, example: Any) -> str | None:
+        return _NAMED.get(json.dumps(example, sort_keys=True))
 
-        result = judge(self, backend, model, seed, max_examples, sweep=list(PATTERNS.values()), seen=seen, settle_on_sweep=True)
-        pattern = named.get(json.dumps(result.counterexample, sort_keys=True))
-        result.evidence = {**({"pattern": pattern} if pattern else {}), **surface, **({"lost_in_patterns": lost} if lost else {}), **result.evidence}
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        pattern = self.group(result.counterexample) if result.counterexample is not None else None
+        lost = {name: entry["lost"] for name, entry in result.evidence.get("patterns", {}).items() if entry.get("lost")}
+        result.evidence = {**({"pattern": pattern} if pattern else {}), "task_frames": _task_frames_surface(sdk), **result.evidence}
         if result.failed:
             result.notes = _turn_notes(result.evidence)
         else:
             result.notes = [f"a fix here silences frames ({name}): {', '.join(frames)}" for name, frames in lost.items()]
-        return result
+
+
+_NAMED = {json.dumps(example, sort_keys=True): pattern for pattern, example in PATTERNS.items()}
 
 
 def _turn_notes(evidence: dict[str, Any]) -> list[str]:
@@ -541,7 +535,8 @@ def outcome_of(session: Session) -> Outcome:
     if session.error is not None:
         raise RuntimeError(f"the session failed outside the oracle: {session.error}")
     isolation = judge_session(session.transport.log, session.calls)
-    return Outcome(isolation.manifestations, isolation.hang, isolation.evidence())
+    return Outcome(isolation.manifestations, isolation.hang, isolation.evidence(),
+                   tradeoffs=sorted({lost.split(" [")[0].split(" ")[0] for lost in isolation.lost}))
 
 
 def _examples_with(prompts: int) -> st.SearchStrategy[dict[str, Any]]:

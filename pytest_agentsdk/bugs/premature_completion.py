@@ -27,10 +27,9 @@ from hypothesis import strategies as st
 
 from .. import wire
 from ..compat import SdkInfo
-from ..explore import Outcome, run_in_fresh_loop
+from ..explore import Outcome, Scenario, run_in_fresh_loop
 from ..script import Script, ScriptError, whole_number
 from ..verdict import Result
-from . import Scenario
 
 
 # ================================================================ normalized view
@@ -560,14 +559,12 @@ class PrematureCompletion(Scenario):
         }
         return Outcome(["untruthful_completed_passed_through"] if passed else [], None, evidence)
 
-    def judge(self, sdk: SdkInfo, backend: str, model: str | None, seed: int, max_examples: int) -> Result:
-        result = super().judge(sdk, backend, model, seed, max_examples)
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
         if result.verdict in ("reproduced", "fixed"):
-            result.evidence.update(detectability(backend))
+            result.evidence.update(detectability(result.backend))
             result.evidence.setdefault("semantics", SEMANTICS)
             seen = "yes" if result.evidence["detectable_by_consumer"] else "no"
             result.notes = [f"detectable by the consumer through the typed API: {seen} ({result.evidence['detectability_reason']})"]
-        return result
 
 
 def lie_example(end: str, driver: str = "query") -> dict[str, Any]:
