@@ -1,8 +1,11 @@
 """Bug 3, premature completion: the oracle and guard (typed messages and raw CLI frames), the
-scripted subagent transcripts on the installed SDK, and the verdicts across releases."""
+oracle reading the typed fields a consumer reads, the sweep and the scripted subagent transcripts
+on the installed SDK, and the verdicts across releases and fix candidates (tests/candidates)."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import re
 import subprocess
@@ -12,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from candidates import BASE_VERSION, build_candidate
 from hypothesis import HealthCheck, given, settings
 
-from pytest_agentsdk import assert_truthful_completions, find_untruthful_completions
+from pytest_agentsdk import assert_truthful_completions, find_untruthful_completions, verdict
 from pytest_agentsdk.bugs import premature_completion as pc
 from pytest_agentsdk.compat import sdk_info
 from pytest_agentsdk.script import ScriptError
@@ -43,12 +47,6 @@ def expected_lies(example: dict[str, Any]) -> set[str]:
         if agent["report"] == "completed" and dead:
             lies.add(pc.agent_ids(i)[0])
     return lies
-
-
-def one_agent(**overrides: Any) -> dict[str, Any]:
-    example = pc.lie_example("unanswered_tool_use")
-    example["agents"][0].update(overrides)
-    return example
 
 
 # ---------------------------------------------------------------- the oracle on real CLI frames
@@ -95,7 +93,7 @@ def test_guard_flags_each_shape_of_the_lie(end: str) -> None:
 @pytest.mark.parametrize("end", ["unanswered_tool_use", "after_tool_result", "text_cut"])
 @pytest.mark.parametrize("report", ["failed", "stopped"])
 def test_truthful_failure_of_a_dead_agent_is_not_flagged(end: str, report: str) -> None:
-    example = one_agent(end=end, report=report, via="both")
+    example = pc.agent_example(end=end, report=report, via="both")
     session = pc.run_session(example)
     assert_truthful_completions(session.received)
     assert pc.audit(session.emitted).untruthful == []
@@ -105,15 +103,15 @@ def test_truthful_failure_of_a_dead_agent_is_not_flagged(end: str, report: str) 
 @pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize("result", [True, False])
 def test_clean_completion_is_not_flagged(background: bool, result: bool) -> None:
-    session = pc.run_session(one_agent(end="end_turn", background=background, result=result, tools=2))
+    session = pc.run_session(pc.agent_example(end="end_turn", background=background, result=result, tools=2))
     assert find_untruthful_completions(session.received) == []
 
 
 def test_a_report_rescues_a_cut_text_but_not_a_pending_tool_call() -> None:
     """A result stands in for the stop_reason (stream-json frames never carry one), never for a
     tool call left unanswered."""
-    assert find_untruthful_completions(pc.run_session(one_agent(end="text_cut", result=True)).received) == []
-    assert len(find_untruthful_completions(pc.run_session(one_agent(end="unanswered_tool_use", result=True)).received)) == 1
+    assert find_untruthful_completions(pc.run_session(pc.agent_example(end="text_cut", result=True)).received) == []
+    assert len(find_untruthful_completions(pc.run_session(pc.agent_example(end="unanswered_tool_use", result=True)).received)) == 1
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -153,6 +151,97 @@ def test_example_json_round_trips_to_the_same_script() -> None:
     assert pc.build_script(again).to_json() == pc.build_script(example).to_json()
 
 
+# ---------------------------------------------------------------- the oracle reads the typed fields
+def as_parsed(example: dict[str, Any], status: str | None) -> pc.Session:
+    """The session with every typed task report saying ``status`` (None: dropped) while its
+    ``data`` keeps what the CLI said: a parser change, as the consumer sees it."""
+    import claude_agent_sdk as sdk
+
+    session = pc.run_session(example)
+    reports = tuple(getattr(sdk, name) for name in ("TaskNotificationMessage", "TaskUpdatedMessage") if hasattr(sdk, name))
+    received = [dataclasses.replace(m, status=status) if isinstance(m, reports) else m
+                for m in session.received if status is not None or not isinstance(m, reports)]
+    return pc.Session(received, session.emitted)
+
+
+needs_typed_reports = pytest.mark.skipif(not sdk_info().has("typed_task_messages"), reason="release has no typed task messages")
+
+
+@needs_typed_reports
+@pytest.mark.parametrize("via", pc.VIAS)
+@pytest.mark.parametrize(("background", "result"), [(True, True), (True, False), (False, True), (False, False)])
+def test_a_clean_finish_reported_failed_is_a_false_alarm(via: str, background: bool, result: bool) -> None:
+    if via != "notification" and not sdk_info().has("typed_task_updated"):
+        pytest.skip("task_updated has no typed message on this release: its status is the CLI's")
+    session = as_parsed(pc.agent_example(end="end_turn", via=via, background=background, result=result), "failed")
+    outcome = pc.judge_session(session)
+    assert outcome.names == [pc.FALSE_ALARM]
+    (task,) = outcome.evidence["tasks"]
+    assert set(task["cli_reported"]) == {"completed"} and set(task["consumer_told"]) == {"failed"}
+    assert find_untruthful_completions(session.received) == []
+
+
+@needs_typed_reports
+@pytest.mark.parametrize("status", ["failed", "stopped"])
+def test_the_lie_reported_failed_is_what_a_fix_gives(status: str) -> None:
+    session = as_parsed(pc.lie_example("unanswered_tool_use"), status)
+    notification = next(m for m in session.received if type(m).__name__ == "TaskNotificationMessage")
+    assert notification.data["status"] == "completed", "the raw data still says completed: only the typed field changed"
+    assert not pc.judge_session(session).failed
+    assert find_untruthful_completions(session.received) == []
+
+
+@needs_typed_reports
+def test_a_failure_reported_completed_is_its_own_manifestation() -> None:
+    outcome = pc.judge_session(as_parsed(pc.agent_example(report="failed"), "completed"))
+    assert outcome.names == [pc.FAILURE_HIDDEN]
+
+
+@needs_typed_reports
+def test_a_report_that_never_reaches_the_consumer_is_a_tradeoff() -> None:
+    """Dropping the lie hides it, and the news with it: a trade-off beside the verdict."""
+    outcome = pc.judge_session(as_parsed(pc.lie_example("unanswered_tool_use"), None))
+    assert (outcome.names, outcome.tradeoffs) == ([], ["task_report"])
+
+
+def test_fields_without_a_typed_home_are_named() -> None:
+    """The report's result and the spawn's background flag have no typed field on any release:
+    read from ``data``, and said so; raw frames need no fallback."""
+    session = pc.run_session(pc.agent_example(via="both"))
+    from_raw = pc.transcript(session.received).from_raw
+    assert {"TaskNotificationMessage.result", "TaskNotificationMessage.summary_is_report", "TaskStartedMessage.is_backgrounded"} <= from_raw
+    assert "TaskNotificationMessage.status" not in from_raw
+    assert ("SystemMessage[task_updated].status" in from_raw) is not sdk_info().has("typed_task_updated")
+    assert pc.transcript(session.emitted).from_raw == set()
+    assert pc.judge_session(session).evidence["read_from_raw_data"] == sorted(from_raw)
+
+
+# ---------------------------------------------------------------- the sweep
+def test_sweep_spans_every_ending_via_driver_side_and_result() -> None:
+    swept = pc.sweep_examples()
+    assert swept[0] == pc.seed_example()
+    shapes = {(a["end"], a["report"], a["via"], ex["driver"], a["background"], a["result"]) for ex in swept[1:] for a in ex["agents"]}
+    assert len(shapes) == len(swept) - 1, "no example swept twice"
+    for end, via, driver, background, result in itertools.product(pc.ENDS, pc.VIAS, pc.DRIVERS, (True, False), (True, False)):
+        assert (end, "completed", via, driver, background, result) in shapes
+    assert {s[1] for s in shapes} == set(pc.STATUSES)
+    assert pc.SWEEP_AXES.startswith("the seed's flow + 4 endings x 3 vias x 2 drivers")
+
+
+def test_sweep_mixes_lies_and_truthful_completions_and_the_oracle_agrees_with_the_spec() -> None:
+    """On every swept example the oracle on what the CLI emitted matches the spec; the installed
+    release passes every lie through and flags nothing else."""
+    lies = truthful = 0
+    for example in pc.sweep_examples():
+        expected = expected_lies(example)
+        completed = {pc.agent_ids(i)[0] for i, a in enumerate(example["agents"]) if a["report"] == "completed"}
+        lies, truthful = lies + len(expected), truthful + len(completed - expected)
+        session = pc.run_session(example)
+        assert {f.task_id for f in pc.audit(session.emitted).untruthful} == expected, example
+        assert pc.judge_session(session).names == ([pc.PASSED_THROUGH] if expected else []), example
+    assert lies > 20 and truthful > 20
+
+
 # ---------------------------------------------------------------- the scenario on the installed SDK
 def test_check_reproduces_on_installed_release_with_evidence(backend: str) -> None:
     result = pc.SCENARIO.judge(sdk_info(), backend, None, seed=3, max_examples=10)
@@ -160,12 +249,15 @@ def test_check_reproduces_on_installed_release_with_evidence(backend: str) -> No
         assert result.verdict == "not_applicable" and "TaskNotificationMessage" in (result.reason or "")
         return
     assert result.verdict == "reproduced"
-    assert result.manifestations == ["untruthful_completed_passed_through"]
-    (task,) = result.evidence["tasks"]
-    assert task["consumer_told"] == ["completed"] and task["guard_flags_it"]
+    assert result.manifestations == [pc.PASSED_THROUGH]
+    assert result.counterexample == pc.seed_example(), "the seed's flow, swept first"
+    assert pc.SWEEP_AXES in (result.coverage or "") and result.examples > len(pc.sweep_examples())
+    (task,) = result.evidence["tasks"]  # the seed's lie; its finished sibling shows nothing
+    assert task["task_id"] == "a000" and task["consumer_told"] == ["completed"] and task["guard_flags_it"]
     assert task["why_false"] and task["last_frames"]
     assert "passed the claim through untouched" in result.evidence["semantics"]
     assert result.evidence["detectable_by_consumer"] is sdk_info().has("assistant_stop_reason")
+    assert any("TaskNotificationMessage.result" in note for note in result.notes), "the raw-data fallback is said"
 
 
 def test_same_seed_same_verdict_and_counterexample() -> None:
@@ -220,6 +312,16 @@ def test_detectability_flips_with_assistant_stop_reason(verdict_on: Any, spec: s
         assert "no stop_reason" in evidence["detectability_reason"]
 
 
+@pytest.mark.parametrize(("spec", "typed_updated"), [("0.1.48", False), ("latest", True)])
+def test_raw_data_fallbacks_are_named_per_release(verdict_on: Any, spec: str, typed_updated: bool) -> None:
+    """What the guard read from ``message.data`` for want of a typed field, in the evidence and a note."""
+    result = verdict_on(spec)
+    from_raw = result["evidence"]["read_from_raw_data"]
+    assert "TaskNotificationMessage.result" in from_raw and "TaskNotificationMessage.status" not in from_raw
+    assert ("SystemMessage[task_updated].status" in from_raw) is not typed_updated
+    assert any(note.startswith("read from raw message.data") for note in result["notes"])
+
+
 def test_not_applicable_without_typed_task_messages(verdict_on: Any) -> None:
     result = verdict_on("0.1.44")
     assert result["verdict"] == "not_applicable"
@@ -229,3 +331,55 @@ def test_not_applicable_without_typed_task_messages(verdict_on: Any) -> None:
 def test_repro_exits_1_on_an_older_release(sdk_release: Any) -> None:
     proc = sdk_release("0.1.51").run([str(ROOT / "repros" / "subagent_stop_reason_none.py")], timeout=120)
     assert proc.returncode == 1, proc.stderr
+
+
+# ---------------------------------------------------------------- fix candidates (tests/candidates/premature_completion.py)
+@pytest.fixture(scope="module")
+def candidate(sdk_release: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``candidate(name)`` -> the env of the base release patched as tests/candidates' ``name``."""
+    base = sdk_release(BASE_VERSION).run(["-c", "import claude_agent_sdk, os; print(os.path.dirname(claude_agent_sdk.__file__))"])
+    package = Path(base.stdout.strip())
+
+    def get(name: str) -> Any:
+        return sdk_release(str(build_candidate(name, package, tmp_path_factory.mktemp(name))))
+
+    return get
+
+
+def judged_against_base(verdict_on: Any, env: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The candidate's verdict and its change from the base release's."""
+    (result,) = env.run_check(CHECK_ARGS, timeout=300)["results"]
+    return result, verdict.classify_change(verdict.Result(**verdict_on(BASE_VERSION)), verdict.Result(**result))
+
+
+def replayed(env: Any, example: dict[str, Any]) -> list[str]:
+    proc = env.run(["-m", "pytest_agentsdk", "replay", "--bug", "premature_completion", "--example", json.dumps(example)], timeout=120)
+    return list(json.loads(proc.stdout)["manifestations"])
+
+
+def test_parser_reporting_every_notification_failed_regresses(verdict_on: Any, candidate: Any) -> None:
+    """A false alarm on every clean finish is a new manifestation; the lie is gone from the
+    notification but still reaches the consumer through TaskUpdatedMessage."""
+    env = candidate("all_failed")
+    result, change = judged_against_base(verdict_on, env)
+    assert verdict_on(BASE_VERSION)["manifestations"] == [pc.PASSED_THROUGH]
+    assert (result["verdict"], result["manifestations"]) == ("reproduced", [pc.FALSE_ALARM, pc.PASSED_THROUGH])
+    assert (change["change"], change["new"], change["gone"]) == ("regresses", [pc.FALSE_ALARM], [])
+    (task,) = result["evidence"]["tasks"]  # the seed's flow: its finished agent is told failed
+    assert (task["task_id"], task["cli_reported"], task["consumer_told"]) == ("a001", ["completed"], ["failed"])
+    assert replayed(env, pc.lie_example("unanswered_tool_use")) == []
+    assert replayed(env, pc.agent_example(via="both")) == [pc.PASSED_THROUGH]
+
+
+def test_failing_completions_without_a_result_regresses(verdict_on: Any, candidate: Any) -> None:
+    """``completed`` without a result -> ``failed`` catches the seed's lie, but flags a clean
+    end_turn whose report carries no result, misses a pending tool call whose report carries one,
+    and cannot see the task_updated that announces the same completion."""
+    env = candidate("flag_unfinished")
+    result, change = judged_against_base(verdict_on, env)
+    assert (result["verdict"], result["manifestations"]) == ("reproduced", [pc.FALSE_ALARM, pc.PASSED_THROUGH])
+    assert (change["change"], change["new"], change["gone"]) == ("regresses", [pc.FALSE_ALARM], [])
+    assert replayed(env, pc.lie_example("unanswered_tool_use")) == []
+    assert replayed(env, pc.agent_example(end="end_turn")) == [pc.FALSE_ALARM]
+    assert replayed(env, pc.agent_example(result=True)) == [pc.PASSED_THROUGH]
+    assert replayed(env, pc.agent_example(via="updated")) == [pc.PASSED_THROUGH]

@@ -3,22 +3,27 @@
 The lie is made by the CLI (anthropics/claude-code#47936): a background agent whose last assistant
 messages carry ``stop_reason: None`` and a tool call left unanswered is announced to the parent as
 ``task_notification[completed]``; the only difference from a real success is a missing result.
-Over the scripted CLI this module plays that lie and judges what the SDK hands the consumer:
-``reproduced`` means the SDK passed the untruthful ``completed`` through untouched; an SDK-side fix
-could flag or convert it (report it ``failed``), which this scenario judges ``fixed``.
+Over the scripted CLI this module plays lies and truthful completions and compares what the CLI
+said (the ground truth) with the typed messages the SDK hands the consumer:
+``untruthful_completed_passed_through`` (the lie reached the consumer as ``completed``: the bug),
+``truthful_reported_failed`` (a clean finish reported ``failed``/``stopped``: a false alarm a fix
+can introduce) and ``failure_reported_completed`` (a failure turned into ``completed``).
 
 Three parts, usable apart:
 
 * the **oracle** (:func:`audit`) over a normalized view (:func:`transcript`) built from either the
-  typed messages a session yields or raw stdout frames of a real CLI;
+  typed messages a session yields (read through the typed fields a consumer reads, raw ``data``
+  only where the release's class has no such field, recorded in ``Transcript.from_raw``) or raw
+  stdout frames of a real CLI;
 * the **public guard** :func:`find_untruthful_completions` / :func:`assert_truthful_completions`;
-* the **scenario**: scripted subagent transcripts (Hypothesis examples as JSON), the query() and
-  ClaudeSDKClient drivers, and a detectability probe of the installed release's typed API.
+* the **scenario**: scripted subagent transcripts (Hypothesis examples as JSON), their sweep, the
+  query() and ClaudeSDKClient drivers, and a detectability probe of the installed release's typed API.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +32,7 @@ from hypothesis import strategies as st
 
 from .. import wire
 from ..compat import SdkInfo
-from ..explore import Outcome, Scenario, run_in_fresh_loop
+from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop
 from ..script import Script, ScriptError, whole_number
 from ..verdict import Result
 
@@ -82,6 +87,10 @@ class Task:
     backgrounded: bool | None = None
     reports: list[Report] = field(default_factory=list)
 
+    @property
+    def statuses(self) -> list[str]:
+        return [r.status for r in self.reports]
+
 
 @dataclass
 class Transcript:
@@ -92,6 +101,9 @@ class Transcript:
     agent_ids: dict[str, str] = field(default_factory=dict)  # agent_id (raw frames only) -> spawn id
     parent_results: dict[str, tuple[bool, str]] = field(default_factory=dict)  # spawn id -> (is_error, text)
     missing: set[str] = field(default_factory=set)  # fields the source lacked, e.g. "stop_reason"
+    #: typed fields the release's classes lack, read from the message's raw ``data`` instead
+    #: (e.g. "TaskNotificationMessage.result"); empty for raw frames
+    from_raw: set[str] = field(default_factory=set)
 
     def task(self, task_id: str) -> Task:
         return self.tasks.setdefault(task_id, Task(task_id))
@@ -99,6 +111,40 @@ class Transcript:
     def steps_of(self, task: Task) -> list[Step]:
         spawn = task.tool_use_id or self.agent_ids.get(task.task_id)
         return self.agents.get(spawn, []) if spawn else []
+
+
+#: What the oracle reads from each task message, and where each field sits in a raw frame.
+_TASK_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "system/task_started": {"task_id": ("task_id",), "tool_use_id": ("tool_use_id",), "is_backgrounded": ("is_backgrounded",)},
+    "system/task_notification": {"task_id": ("task_id",), "tool_use_id": ("tool_use_id",), "status": ("status",),
+                                 "result": ("result",), "summary_is_report": ("summary_is_report",)},
+    "system/task_updated": {"task_id": ("task_id",), "status": ("patch", "status")},
+}
+
+
+def _dig(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _task_fields(message: Any, kind: str, from_raw: set[str]) -> dict[str, Any]:
+    """The fields of one task message: the typed attribute where the release's class has one (what
+    a consumer reads), else the raw frame: the dict itself, or a typed message's ``data`` (noted
+    in ``from_raw`` as ``Class.field``, ``SystemMessage[subtype].field`` where it has no class)."""
+    if isinstance(message, dict):
+        return {name: _dig(message, path) for name, path in _TASK_FIELDS[kind].items()}
+    typed = {f.name for f in dataclasses.fields(message)} - {"subtype", "data"}
+    cls = type(message).__name__
+    where = f"{cls}[{message.subtype}]" if cls == "SystemMessage" else cls  # a release with no typed class for it
+    out: dict[str, Any] = {}
+    for name, path in _TASK_FIELDS[kind].items():
+        if name in typed:
+            out[name] = getattr(message, name)
+        else:
+            out[name] = _dig(message.data, path)
+            from_raw.add(f"{where}.{name}")
+    return out
 
 
 def _text_of(content: Any) -> str:
@@ -119,52 +165,48 @@ def _block_fields(block: Any) -> dict[str, Any]:
     return {"type": kind, **{f.name: getattr(block, f.name) for f in dataclasses.fields(block)}}
 
 
-def _normalize(message: Any) -> dict[str, Any] | None:
-    """One typed message or raw frame as a raw-frame-shaped dict (None: irrelevant here)."""
-    if isinstance(message, dict):
-        return message
-    data = getattr(message, "data", None)
-    if isinstance(data, dict) and hasattr(message, "subtype"):  # SystemMessage and its typed subclasses
-        return {"type": "system", **data, "subtype": message.subtype}
-    content = getattr(message, "content", None)
-    if content is None or type(message).__name__ not in ("AssistantMessage", "UserMessage"):
-        return None
+def _conversation_frame(message: Any, role: str) -> dict[str, Any]:
+    """A typed AssistantMessage / UserMessage as a raw-frame-shaped dict of its typed fields."""
     fields = {f.name for f in dataclasses.fields(message)}
-    role = "assistant" if type(message).__name__ == "AssistantMessage" else "user"
-    blocks = [_block_fields(b) for b in content] if isinstance(content, list) else content
-    body: dict[str, Any] = {"content": blocks}
+    content = message.content
+    body: dict[str, Any] = {"content": [_block_fields(b) for b in content] if isinstance(content, list) else content}
     if role == "assistant":
         body["stop_reason"] = message.stop_reason if "stop_reason" in fields else UNKNOWN
     parent = message.parent_tool_use_id if "parent_tool_use_id" in fields else UNKNOWN
     return {"type": role, "message": body, "parent_tool_use_id": parent}
 
 
+def _kind(message: Any) -> str | None:
+    """``type/subtype`` of a raw frame or typed message (None: a message this oracle ignores)."""
+    if isinstance(message, dict):
+        return wire.kind(message)
+    if isinstance(getattr(message, "data", None), dict) and hasattr(message, "subtype"):  # SystemMessage and subclasses
+        return f"system/{message.subtype}"
+    return {"AssistantMessage": "assistant", "UserMessage": "user"}.get(type(message).__name__)
+
+
 def transcript(messages: Iterable[Any]) -> Transcript:
     """Normalize what a session yielded (typed Message objects) or what a CLI wrote (dict frames)."""
     view = Transcript()
     for position, message in enumerate(messages):
-        frame = _normalize(message)
-        if frame is not None:
-            _absorb(view, position, frame)
+        kind = _kind(message)
+        if kind in _TASK_FIELDS:
+            _absorb_task(view, kind, _task_fields(message, kind, view.from_raw))
+        elif kind in ("assistant", "user"):
+            _absorb_conversation(view, position, message if isinstance(message, dict) else _conversation_frame(message, kind))
     return view
 
 
-def _absorb(view: Transcript, position: int, frame: dict[str, Any]) -> None:
-    k = wire.kind(frame)
-    if k == "system/task_started":
-        task = view.task(str(frame.get("task_id")))
-        task.tool_use_id = frame.get("tool_use_id") or task.tool_use_id
-        task.backgrounded = frame.get("is_backgrounded", task.backgrounded)
-    elif k in ("system/task_notification", "system/task_updated"):
-        status = wire.task_status(frame)
-        if status is None:
-            return
-        task = view.task(str(frame.get("task_id")))
-        task.tool_use_id = task.tool_use_id or frame.get("tool_use_id")
-        has_result = bool(frame.get("result")) or bool(frame.get("summary_is_report"))
-        task.reports.append(Report(status, k.split("/")[1], has_result))
-    elif k in ("assistant", "user"):
-        _absorb_conversation(view, position, frame)
+def _absorb_task(view: Transcript, kind: str, fields: dict[str, Any]) -> None:
+    if kind != "system/task_started" and fields["status"] is None:
+        return  # a task_updated patch that is no status change
+    task = view.task(str(fields["task_id"]))
+    task.tool_use_id = task.tool_use_id or fields.get("tool_use_id")
+    if kind == "system/task_started":
+        task.backgrounded = task.backgrounded if fields["is_backgrounded"] is None else bool(fields["is_backgrounded"])
+    else:
+        has_result = bool(fields.get("result")) or bool(fields.get("summary_is_report"))
+        task.reports.append(Report(str(fields["status"]), kind.split("/")[1], has_result))
 
 
 def _absorb_conversation(view: Transcript, position: int, frame: dict[str, Any]) -> None:
@@ -217,6 +259,8 @@ class UntruthfulCompletion:
 @dataclass
 class Audit:
     untruthful: list[UntruthfulCompletion] = field(default_factory=list)
+    #: tasks reported completed whose agent did end cleanly (the claim holds)
+    truthful: list[str] = field(default_factory=list)
     #: completed tasks the source did not carry enough to judge: task id -> why
     undecided: dict[str, str] = field(default_factory=dict)
 
@@ -263,7 +307,10 @@ def _why_untruthful(view: Transcript, task: Task, completed: list[Report]) -> tu
 
 def audit(messages: Iterable[Any]) -> Audit:
     """Judge every ``completed`` report; ``failed``/``stopped`` reports are truthful by definition."""
-    view = transcript(messages)
+    return _audit(transcript(messages))
+
+
+def _audit(view: Transcript) -> Audit:
     found = Audit()
     for task in view.tasks.values():
         completed = [r for r in task.reports if r.status == "completed"]
@@ -282,6 +329,8 @@ def audit(messages: Iterable[Any]) -> Audit:
                     tool_use_id=task.tool_use_id,
                 )
             )
+        elif not undecided and view.steps_of(task):
+            found.truthful.append(task.task_id)
     return found
 
 
@@ -290,7 +339,10 @@ def find_untruthful_completions(messages: Iterable[Any]) -> list[UntruthfulCompl
     """The tasks a session reported ``completed`` although their agent stopped mid-work.
 
     Feed it every message the session yielded (typed ``Message`` objects, in order), or raw stdout
-    frames (dicts) of a CLI. A ``failed`` or ``stopped`` report is never flagged.
+    frames (dicts) of a CLI. Typed messages are read through the fields a consumer reads (the task
+    messages' ``status``, ``task_id``, ``tool_use_id``; content blocks, ``stop_reason``,
+    ``parent_tool_use_id``), their raw ``data`` only for what the release has no typed field for
+    (a report's ``result``). A ``failed`` or ``stopped`` report is never flagged.
     """
     return audit(messages).untruthful
 
@@ -519,16 +571,88 @@ def run_session(example: dict[str, Any], backend: str = "asyncio") -> Session:
 
 
 # ================================================================ the scenario
+PASSED_THROUGH = "untruthful_completed_passed_through"
+FALSE_ALARM = "truthful_reported_failed"
+FAILURE_HIDDEN = "failure_reported_completed"
+
 SEMANTICS = (
-    "The untruthful 'completed' is made by the CLI; the scripted CLI plays it and this scenario judges "
-    "what the SDK hands the consumer. 'reproduced' means the SDK passed the claim through untouched; "
-    "an SDK-side fix could flag or convert it (e.g. report it failed), which would be judged 'fixed'."
+    "Ground truth is what the scripted CLI emitted, judged by the oracle; the consumer's view is the typed "
+    f"messages the SDK yielded. {PASSED_THROUGH}: the CLI's untruthful 'completed' reached the consumer as "
+    f"completed (the SDK passed the claim through untouched); {FALSE_ALARM}: a completion the CLI reported "
+    f"truthfully (its agent ended cleanly) reached the consumer as failed or stopped; {FAILURE_HIDDEN}: a failed "
+    "or stopped report reached the consumer as completed. An SDK that reports the lie as failed or stopped and "
+    "changes nothing else is judged fixed."
 )
 
 
-def _consumer_statuses(received: list[Any]) -> dict[str, list[str]]:
-    """task id -> the statuses the consumer was told, in order."""
-    return {t.task_id: [r.status for r in t.reports] for t in transcript(received).tasks.values()}
+def agent_example(driver: str = "query", **agent: Any) -> dict[str, Any]:
+    """One agent: by default a background agent that dies on an unanswered tool call after one
+    answered, announced ``completed`` by a task_notification without result; ``agent`` overrides."""
+    defaults = {"end": "unanswered_tool_use", "report": "completed", "via": "notification", "result": False,
+                "background": True, "tools": 1, "progress": True}
+    return {"driver": driver, "interleave": False, "gap": 0, "agents": [{**defaults, **agent}]}
+
+
+def lie_example(end: str, driver: str = "query") -> dict[str, Any]:
+    """One background agent dying with ``end`` and announced ``completed`` without a result."""
+    return agent_example(driver, end=end)
+
+
+def sweep_examples() -> list[dict[str, Any]]:
+    """The seed's flow; one agent per ending x via x driver x background or foreground x with or
+    without result, all reported ``completed`` (the lies and the truthful completions); then the
+    truthful failures: a dead agent reported ``failed`` or ``stopped``, per via x driver x
+    background or foreground."""
+    sides = (True, False)
+    completions = [agent_example(driver, end=end, via=via, background=background, result=result)
+                   for end, via, driver, background, result in itertools.product(ENDS, VIAS, DRIVERS, sides, (False, True))]
+    failures = [agent_example(driver, report=report, via=via, background=background)
+                for report, via, driver, background in itertools.product(STATUSES[1:], VIAS, DRIVERS, sides)]
+    return [seed_example(), *completions, *failures]
+
+
+SWEEP_AXES = (f"the seed's flow + {len(ENDS)} endings x {len(VIAS)} vias x {len(DRIVERS)} drivers x background/foreground"
+              f" x with/without result, reported completed + {len(STATUSES) - 1} failure reports x {len(VIAS)} vias"
+              f" x {len(DRIVERS)} drivers x background/foreground")
+
+
+def judge_session(session: Session) -> Outcome:
+    """Task by task, what the CLI emitted (judged by the oracle) against what the consumer was told.
+
+    A task whose report never reached the consumer is a trade-off (``task_report``), not a
+    manifestation: the lie is gone, and so is the news.
+    """
+    emitted = transcript(session.emitted)
+    truth = _audit(emitted)
+    told = transcript(session.received)
+    lies = {f.task_id: f for f in truth.untruthful}
+    flagged = {f.task_id for f in _audit(told).untruthful}
+    shown: list[str] = []
+    records: list[dict[str, Any]] = []
+    dropped = False
+    for task in emitted.tasks.values():
+        said = task.statuses
+        heard = told.tasks[task.task_id].statuses if task.task_id in told.tasks else []
+        if said and not heard:
+            dropped = True
+        if task.task_id in lies and "completed" in heard:
+            name = PASSED_THROUGH
+        elif task.task_id in truth.truthful and set(heard) - {"completed"}:
+            name = FALSE_ALARM
+        elif said and "completed" not in said and "completed" in heard:
+            name = FAILURE_HIDDEN
+        else:
+            continue
+        shown.append(name)
+        record: dict[str, Any] = {"task_id": task.task_id, "shows": name, "cli_reported": said, "consumer_told": heard,
+                                  "last_frames": [s.describe() for s in emitted.steps_of(task)[-3:]]}
+        if lie := lies.get(task.task_id):
+            record.update(reported_by=list(lie.reported_by), why_false=lie.reason, guard_flags_it=task.task_id in flagged)
+        records.append(record)
+    evidence: dict[str, Any] = {"semantics": SEMANTICS, "tasks": records}
+    if told.from_raw:
+        evidence["read_from_raw_data"] = sorted(told.from_raw)
+    return Outcome(sorted(set(shown)), None, evidence, ["task_report"] if dropped else [])
 
 
 class PrematureCompletion(Scenario):
@@ -542,59 +666,55 @@ class PrematureCompletion(Scenario):
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
         return examples()
 
+    def sweep(self, model: str | None) -> Sweep:
+        return Sweep(sweep_examples(), SWEEP_AXES)
+
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        session = run_session(example, backend)
-        truth = audit(session.emitted)  # the oracle on what the CLI said
-        told = _consumer_statuses(session.received)
-        flagged = {f.task_id for f in find_untruthful_completions(session.received)}
-        passed = [f for f in truth.untruthful if "completed" in told.get(f.task_id, [])]
-        evidence: dict[str, Any] = {
-            "semantics": SEMANTICS,
-            "tasks": [
-                {"task_id": f.task_id, "tool_use_id": f.tool_use_id, "reported_by": list(f.reported_by),
-                 "why_false": f.reason, "last_frames": list(f.last_frames),
-                 "consumer_told": told.get(f.task_id, []), "guard_flags_it": f.task_id in flagged}
-                for f in truth.untruthful
-            ],
-        }
-        return Outcome(["untruthful_completed_passed_through"] if passed else [], None, evidence)
+        return judge_session(run_session(example, backend))
 
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
-        if result.verdict in ("reproduced", "fixed"):
-            result.evidence.update(detectability(result.backend))
-            result.evidence.setdefault("semantics", SEMANTICS)
-            seen = "yes" if result.evidence["detectable_by_consumer"] else "no"
-            result.notes = [f"detectable by the consumer through the typed API: {seen} ({result.evidence['detectability_reason']})"]
-
-
-def lie_example(end: str, driver: str = "query") -> dict[str, Any]:
-    """One background agent dying with ``end`` and announced ``completed`` without a result."""
-    agent = {"end": end, "report": "completed", "via": "notification", "result": False, "background": True, "tools": 1, "progress": True}
-    return {"driver": driver, "interleave": False, "gap": 0, "agents": [agent]}
+        if result.verdict not in ("reproduced", "fixed"):
+            return
+        probe = detectability(result.backend)
+        result.evidence.update(probe)
+        result.evidence.setdefault("semantics", SEMANTICS)
+        seen = "yes" if probe["detectable_by_consumer"] else "no"
+        result.notes = [f"detectable by the consumer through the typed API: {seen} ({probe['detectability_reason']})"]
+        if probe["read_from_raw_data"]:
+            result.notes.append("read from raw message.data (this release's typed classes have no such field): "
+                                + ", ".join(probe["read_from_raw_data"]))
 
 
 def detectability(backend: str) -> dict[str, Any]:
     """Can a consumer of the installed release see each shape of the lie through the typed API?
 
-    Found by playing each shape and running the guard on the messages the consumer received, so the
-    answer comes from the release's own parser, not from a version table.
+    Found by playing each shape (announced by task_updated and task_notification) and running the
+    guard on the messages the consumer received, so the answer comes from the release's own
+    parser, not from a version table. A shape the release itself reports ``failed`` or ``stopped``
+    counts as seen. ``read_from_raw_data`` lists what the guard had to read from ``message.data``
+    for want of a typed field.
     """
+    task_id = agent_ids(0)[0]
     by_shape: dict[str, bool] = {}
     why_not: dict[str, str] = {}
+    from_raw: set[str] = set()
     for end in ENDS[:-1]:
-        session = run_session(lie_example(end), backend)
-        found = audit(session.received)
-        by_shape[end] = any(f.task_id == agent_ids(0)[0] for f in found.untruthful)
+        told = transcript(run_session(agent_example(end=end, via="both"), backend).received)
+        from_raw |= told.from_raw
+        found = _audit(told)
+        reported_failed = task_id in told.tasks and "completed" not in told.tasks[task_id].statuses
+        by_shape[end] = reported_failed or any(f.task_id == task_id for f in found.untruthful)
         if not by_shape[end]:
-            why_not[end] = found.undecided.get(agent_ids(0)[0], "the guard saw no sign of it in the typed messages")
+            why_not[end] = found.undecided.get(task_id, "the guard saw no sign of it in the typed messages")
     visible = [e for e, ok in by_shape.items() if ok]
     if all(by_shape.values()):
-        reason = "every shape of the lie is visible in the typed messages (parent_tool_use_id, tool blocks, stop_reason, task reports)"
+        reason = "every shape of the lie is visible in the typed messages (parent_tool_use_id, tool blocks, stop_reason, task status)"
     else:
         reason = "; ".join(f"{end}: {why}" for end, why in why_not.items())
         if visible:
             reason += f" (still visible: {', '.join(visible)})"
-    return {"detectable_by_consumer": all(by_shape.values()), "detectability_reason": reason, "detectable_by_shape": by_shape}
+    return {"detectable_by_consumer": all(by_shape.values()), "detectability_reason": reason, "detectable_by_shape": by_shape,
+            "read_from_raw_data": sorted(from_raw)}
 
 
 SCENARIO = PrematureCompletion()
@@ -603,12 +723,15 @@ __all__ = [
     "Audit",
     "SCENARIO",
     "UntruthfulCompletion",
+    "agent_example",
     "assert_truthful_completions",
     "audit",
     "build_script",
     "find_untruthful_completions",
+    "judge_session",
     "run_session",
     "seed_example",
+    "sweep_examples",
     "transcript",
     "validate_example",
 ]
