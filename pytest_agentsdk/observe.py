@@ -62,6 +62,10 @@ TASK_LEFT_PENDING = "task_left_pending"
 TRANSPORT_NOT_CLOSED = "transport_not_closed"
 TRANSPORT_CLOSED_REPEATEDLY = "transport_closed_repeatedly"
 RESULT_MISSING = "result_missing"
+#: ``asyncio.run`` still running its own shutdown (cancelling leftovers, closing async generators)
+#: SHUTDOWN_WALL_S after the consumer's main returned: the program never exits.
+SHUTDOWN_HANG = "shutdown_hang"
+SHUTDOWN_WALL_S = 1.0
 #: trio's ResourceWarning for an async generator collected before it was exhausted. For a
 #: generator the consumer itself abandoned it is the consumer's doing (a note, see
 #: :attr:`Teardown.abandoned`); for one of the SDK's own generators it is the SDK's.
@@ -380,7 +384,8 @@ def _swap(owner: Any, name: str, value: Any) -> Iterator[None]:
 
 # ---------------------------------------------------------------- the runner
 def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wall: float = 10.0,
-                 pattern: str | None = None, schedule: int = 0) -> tuple[Any, Teardown]:
+                 pattern: str | None = None, schedule: int = 0,
+                 own_errors: tuple[type[BaseException], ...] = ()) -> tuple[Any, Teardown]:
     """Run ``main(teardown)`` as ``asyncio.run`` / ``trio.run`` would, observing the whole run.
 
     The window covers the loop's shutdown (asyncio.run's cancellation of leftover tasks and
@@ -391,6 +396,8 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     run so that when generators are collected is decided by ``main`` (explicit ``gc.collect()``),
     not by allocation counts: same example, same interleaving. trio breaks ties between runnable
     tasks at random; ``schedule`` seeds that choice (asyncio's FIFO scheduler has none).
+    ``own_errors``: the consumer's own exceptions, left to escape the run as a crashing program's
+    would; they are not manifestations, what the teardown prints around them is.
     """
     watch = TeardownWatch(pattern=pattern)
     teardown = watch.teardown
@@ -401,9 +408,11 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     watch.install()
     try:
         try:
-            _RUNNERS[backend](_guarded(main, teardown, result), teardown, wall, schedule)
+            _RUNNERS[backend](_guarded(main, teardown, result, own_errors), teardown, wall, schedule)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except own_errors:
+            pass
         except BaseException as exc:  # what the runner itself raised after main: trio's corruption errors
             teardown.record_exception(STRAY_CANCELLATION if _is_cancellation(exc) else RUN_ERROR, exc)
         teardown.kept.clear()
@@ -421,7 +430,8 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "Cancelled"
 
 
-def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out: list[Any]) -> Callable[[], Awaitable[None]]:
+def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out: list[Any],
+             own_errors: tuple[type[BaseException], ...] = ()) -> Callable[[], Awaitable[None]]:
     async def consumer() -> None:
         import anyio
 
@@ -431,6 +441,8 @@ def _guarded(main: Callable[[Teardown], Awaitable[Any]], teardown: Teardown, out
             if not teardown.hung:
                 teardown.record(STRAY_CANCELLATION, "the consumer's task was cancelled by nobody it asked: "
                                 + (_describe(exc) or type(exc).__name__), exc)
+        except own_errors:
+            raise
         except Exception as exc:
             teardown.record_exception(CONSUMER_ERROR, exc)
             if not causes(exc):  # an unrecognised error: keep the traceback for the report
@@ -482,11 +494,18 @@ def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wa
             teardown.hung = f"the run exceeded its {wall} s wall-clock bound"
             task.cancel()
 
+        def shutdown_stuck() -> None:
+            teardown.hung = f"asyncio.run did not return {SHUTDOWN_WALL_S} s after main returned: its shutdown waits forever"
+            teardown.record(SHUTDOWN_HANG, teardown.hung + " on " + ", ".join(
+                scrub(f"{t.get_name()} {t.get_coro()!r}") for t in asyncio.all_tasks(loop) if not t.done()))
+            loop.stop()
+
         handle = loop.call_later(wall, bound)
         try:
             await consumer()
         finally:
             handle.cancel()
+            loop.call_later(SHUTDOWN_WALL_S, shutdown_stuck)  # fires only while asyncio.run is still shutting down
             teardown.pending_at_return = sorted(
                 scrub(f"{t.get_name()} {getattr(t.get_coro(), '__qualname__', '?')}")
                 for t in asyncio.all_tasks(loop) if t is not task and not t.done()
@@ -494,6 +513,9 @@ def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wa
 
     try:
         asyncio.run(main())  # what the consumer's program does: cancel leftovers, shutdown_asyncgens, close
+    except RuntimeError:
+        if not teardown.hung:  # the loop was stopped because its shutdown never ended: recorded
+            raise
     finally:
         for loop in loops:
             _left_pending(loop, teardown)

@@ -43,10 +43,22 @@ EXPLORED_OPS = ("close", "read", "end_input", "write", "connect")
 MAX_CHECKPOINTS = 3
 MAX_ASSISTANTS = 2
 MAX_SCHEDULE = 255  # trio's tie-breaks between runnable tasks (asyncio is FIFO)
+#: Real transports take real time: ``SubprocessCLITransport.close()`` waits for the CLI to exit,
+#: stdout lines arrive spaced, connect spawns a process. Seconds per operation the search draws
+#: from (REAL_CLI.md: a turn takes 30-90 ms; an exit tens of ms).
+REAL_DELAYS: dict[str, tuple[float, ...]] = {"close": (0.005, 0.02, 0.05), "read": (0.001, 0.003), "connect": (0.002, 0.01)}
+#: The sweep's timing classes: a transport that never suspends, one that yields to the scheduler
+#: (the class that shows asyncgen_close_error on the latest release), one that takes real time.
+TIMINGS: dict[str, dict[str, Any]] = {
+    "instant": {},
+    "checkpoints": {"checkpoints": {"close": 3, "read": 1, "write": 1}},
+    "real_time": {"delays": {"close": 0.05, "read": 0.001}},
+}
 
 
 class ConsumerAbort(Exception):
-    """The consumer's own error, raised in its loop body (and handled by the consumer)."""
+    """The consumer's own error, raised in its loop body (handled by the consumer, or left to
+    escape ``asyncio.run``: either way it is the consumer's, not a teardown manifestation)."""
 
 
 @dataclass
@@ -202,6 +214,58 @@ async def aclosing(run: Run) -> None:
     await run.linger()
 
 
+async def exception_escapes_run(run: Run) -> None:
+    """The loop body raises and nothing catches it: the error ends ``asyncio.run(main())``, its
+    traceback keeping the generator's frame alive until the loop's own shutdown."""
+    from claude_agent_sdk import query
+
+    await run.iterate_then_raise(query(prompt=PROMPT, transport=run.transport))
+
+
+async def wait_for_loop(run: Run) -> None:
+    """``asyncio.wait_for(agen.__anext__(), t)`` per message (a deadline in the consumer's task),
+    with ``finally: await agen.aclose()``."""
+    await _step_loop(run, in_new_task=False)
+
+
+async def wait_for_new_task(run: Run) -> None:
+    """The same loop with Python 3.11's ``wait_for``, which runs each ``__anext__`` in a task of
+    its own: the generator's body runs in one task per message and is closed from the consumer's."""
+    await _step_loop(run, in_new_task=True)
+
+
+async def _step_loop(run: Run, *, in_new_task: bool) -> None:
+    from claude_agent_sdk import query
+
+    gen = query(prompt=PROMPT, transport=run.transport)
+    try:
+        while True:
+            box: list[Any] = []
+
+            async def step() -> None:
+                with anyio.fail_after(EXAMPLE_WALL_S):
+                    box.append(await gen.__anext__())
+
+            try:
+                if in_new_task:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(step)
+                else:
+                    await step()
+            except StopAsyncIteration:
+                break
+            except BaseExceptionGroup as group:  # the task's StopAsyncIteration, wrapped by the task group
+                if not group.subgroup(StopAsyncIteration) or group.subgroup(lambda e: not isinstance(e, StopAsyncIteration)):
+                    raise
+                break
+            run.received.append(box[0])
+            if run.stops_at(box[0]):
+                break
+    finally:
+        await gen.aclose()
+    await run.linger()
+
+
 async def client_split_tasks(run: Run) -> None:
     """ClaudeSDKClient ``connect()`` in one task, the turn and ``disconnect()`` in another."""
     from claude_agent_sdk import ClaudeSDKClient
@@ -255,45 +319,64 @@ PATTERNS: dict[str, Callable[[Run], Awaitable[None]]] = {
         native_timeout,
         aclose_other_task,
         aclosing,
+        exception_escapes_run,
+        wait_for_loop,
+        wait_for_new_task,
         client_split_tasks,
         client_context_exception,
     )
 }
 CLIENT_PATTERNS = frozenset({"client_split_tasks", "client_context_exception"})
-RETURNING = frozenset({"break_then_return", "complete"})  # return at once: ``after`` does not apply
-#: The deterministic sweep: each pattern as users write it (stop at the result, refcount GC),
-#: with a consumer that keeps running a little after a drop, so a stray cancellation can land.
+RETURNING = frozenset({"break_then_return", "complete", "exception_escapes_run"})  # return at once: ``after`` does not apply
+#: Patterns that close every generator they open: when the garbage collector runs cannot matter.
+CLOSING = frozenset({"complete", "aclosing", "wait_for_loop", "wait_for_new_task"})
+#: The sweep's consumer that keeps running a little after a drop, so a stray cancellation can
+#: land (the other returns at once: loop shutdown then meets the SDK's close mid-way).
 SWEEP_AFTER = 3
 
 
 # ---------------------------------------------------------------- examples
-def build_script(pattern: str, assistants: int = 1, checkpoints: dict[str, int] | None = None) -> Script:
+def build_script(pattern: str, assistants: int = 1, checkpoints: dict[str, int] | None = None,
+                 delays: dict[str, float] | None = None) -> Script:
     """One successful turn; ClaudeSDKClient keeps stdout open until it closes the transport."""
     frames = [wire.system_init()] + [wire.assistant(f"hello {i}", message_id=f"msg_{i}") for i in range(assistants)]
-    script = Script(checkpoints=dict(checkpoints or {}), eof="close" if pattern in CLIENT_PATTERNS else "end_input")
+    script = Script(checkpoints=dict(checkpoints or {}), delays=dict(delays or {}),
+                    eof="close" if pattern in CLIENT_PATTERNS else "end_input")
     return script.turn(*frames, wire.result("hello"))
 
 
 def make_example(pattern: str, *, stop: int | str = "result", gc_timing: str = "refcount", after: int = 0,
-                 schedule: int = 0, assistants: int = 1, checkpoints: dict[str, int] | None = None) -> dict[str, Any]:
+                 schedule: int = 0, assistants: int = 1, checkpoints: dict[str, int] | None = None,
+                 delays: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "pattern": pattern,
         "stop": stop,
         "gc": gc_timing,
         "after": after,
         "schedule": schedule,
-        "script": build_script(pattern, assistants, checkpoints).to_json(),
+        "script": build_script(pattern, assistants, checkpoints, delays).to_json(),
     }
 
 
 def sweep_examples() -> list[dict[str, Any]]:
-    return [make_example(p, after=0 if p in RETURNING else SWEEP_AFTER) for p in PATTERNS]
+    """Every pattern as users write it (stop at the result) x timing class x GC timing x whether
+    the consumer returns at once or keeps running; a pattern that closes what it opens is swept
+    once per timing and pace (when the GC runs cannot matter to it), one that returns at once
+    once per timing and GC timing."""
+    return [
+        make_example(p, gc_timing=gc_timing, after=after, **timing)
+        for p in PATTERNS
+        for timing in TIMINGS.values()
+        for gc_timing in (GC_TIMINGS[:1] if p in CLOSING else GC_TIMINGS)
+        for after in ((0,) if p in RETURNING else (0, SWEEP_AFTER))
+    ]
 
 
 @st.composite
 def _examples(draw: st.DrawFn) -> dict[str, Any]:
     pattern = draw(st.sampled_from(list(PATTERNS)))
     checkpoints = draw(transport_checkpoints(EXPLORED_OPS, MAX_CHECKPOINTS))
+    delays = draw(st.fixed_dictionaries({}, optional={op: st.sampled_from(seconds) for op, seconds in REAL_DELAYS.items()}))
     return make_example(
         pattern,
         stop=draw(st.one_of(st.just("result"), st.integers(0, MAX_ASSISTANTS))),
@@ -302,6 +385,7 @@ def _examples(draw: st.DrawFn) -> dict[str, Any]:
         schedule=draw(st.integers(0, MAX_SCHEDULE)),
         assistants=draw(st.integers(0, MAX_ASSISTANTS)),
         checkpoints=checkpoints,
+        delays=delays,
     )
 
 
@@ -346,7 +430,8 @@ class CrossTaskClose(Scenario):
             run.kept = teardown.kept
             await PATTERNS[pattern](run)
 
-        _, teardown = observe.run_observed(main, backend, wall=EXAMPLE_WALL_S, pattern=pattern, schedule=example["schedule"])
+        _, teardown = observe.run_observed(main, backend, wall=EXAMPLE_WALL_S, pattern=pattern, schedule=example["schedule"],
+                                           own_errors=(ConsumerAbort,))
         teardown.abandoned |= run.abandoned
         teardown.check_transport(run.transport)
         if _expects_result(example, script):
@@ -364,7 +449,8 @@ class CrossTaskClose(Scenario):
         )
 
     def sweep(self, model: str | None) -> Sweep:
-        return Sweep(sweep_examples(), f"{len(PATTERNS)} patterns")
+        return Sweep(sweep_examples(), f"{len(PATTERNS)} patterns x {len(TIMINGS)} timings ({', '.join(TIMINGS)}) x "
+                                       f"{len(GC_TIMINGS)} GC timings x 2 paces")
 
     def group(self, example: Any) -> str | None:
         return example["pattern"]
