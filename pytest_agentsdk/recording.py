@@ -3,6 +3,10 @@
 Turn oracles judge each ``receive_response()`` call on its own (which prompt it belongs to, what it
 yielded, whether it raised), so the recording keeps those boundaries instead of one flat list.
 Wrap a connected client in :class:`RecordingClient` and use it exactly like the client.
+
+A release (or a fix) may also hand the consumer, on a channel of its own, the messages it keeps
+out of ``receive_response()``: a list attribute of the client named :data:`SIDE_CHANNEL`, in
+arrival order. What it holds counts as delivered (:attr:`RecordingClient.side_messages`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+#: The client attribute a release can use as a separate channel for stale messages (a list).
+SIDE_CHANNEL = "stale_messages"
 
 
 @dataclass
@@ -40,6 +47,12 @@ class RecordingClient:
         await self.client.query(prompt, session_id)
         self.prompts += 1
 
+    @property
+    def side_messages(self) -> list[Any]:
+        """What the client handed over on its :data:`SIDE_CHANNEL` (empty if it has none)."""
+        channel = getattr(self.client, SIDE_CHANNEL, None)
+        return list(channel) if isinstance(channel, list) else []
+
     def receive_response(self) -> AsyncIterator[Any]:
         return self._record("receive_response", self.client.receive_response())
 
@@ -59,4 +72,4 @@ class RecordingClient:
             raise
 
 
-__all__ = ["Call", "RecordingClient"]
+__all__ = ["SIDE_CHANNEL", "Call", "RecordingClient"]

@@ -4,7 +4,7 @@ The seed's two-turn ClaudeSDKClient flow, against the real installed claude-agen
 CLI scripted (pytest_agentsdk.ScriptedTransport) instead of a model that may or may not wait for
 its agent. Turn 1 spawns a background agent and ends; the agent finishes while the consumer waits
 (the seed's ``sleep(65)`` becomes "until the CLI is quiet"); turn 2 asks something else. It prints
-turn 2's message flow like the seed does, marking by provenance what came from before prompt 2.
+turn 2's message flow like the seed does, marking by provenance what belongs to turn 1.
 
     python repros/late_task_notification.py [--model wake-parent|notify-only] [--backend asyncio|trio]
 
@@ -72,8 +72,9 @@ def report(recorder: RecordingClient, isolation: Isolation) -> None:
     turn2 = recorder.calls[1]
     verdict = next(t for t in isolation.turns if t.turn == 1)
     print("Turn 2 receive_response():")
+    stale = dict(zip(verdict.stale_at, verdict.stale_kinds))
     for i, msg in enumerate(turn2.messages):
-        mark = "  <- STALE: emitted before prompt 2 was written" if i in verdict.stale_at else ""
+        mark = f"  <- STALE ({stale[i]}): belongs to turn 1's chain" if i in stale else ""
         if isinstance(msg, ResultMessage) and verdict.misattributed:
             mark += f"  <- ends turn 2, but it is the {verdict.ended_on}, not the answer to prompt 2"
         print(f"  msg#{i + 1} {describe(msg)}{mark}")
