@@ -67,8 +67,8 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
             for backend in backends:
                 try:
                     result = scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)
-                except Exception as exc:  # a harness fault: reported, never hidden
-                    result = verdict.Result(name, "error", backend, model, reason=f"{type(exc).__name__}: {exc}",
+                except Exception as exc:  # the harness, or the SDK under judgement, broke: reported, never hidden
+                    result = verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc),
                                             evidence={"traceback": traceback.format_exc(limit=8)})
                 report.results.append(result)
                 if progress:
@@ -161,10 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--example", required=True, help="the example as JSON, or a file holding it")
     replay.set_defaults(func=cmd_replay)
 
-    if importlib.util.find_spec("pytest_agentsdk.envs") is not None:
-        from . import envs
+    from . import machine
 
-        envs.add_commands(sub, _add_output_flags)
+    machine.add_commands(sub, _add_output_flags)
     return parser
 
 

@@ -490,11 +490,3 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     if progress:
         progress(f"env for {env.label} ready in {env.build_seconds:.1f} s")
     return env
-
-
-
-def add_commands(subparsers: Any, add_output_flags: Callable[[Any], None]) -> None:
-    """Register ``matrix``, ``verify`` and ``bisect`` (their logic lives in :mod:`.machine`)."""
-    from . import machine
-
-    machine.add_commands(subparsers, add_output_flags)

@@ -59,7 +59,7 @@ def _check_args(args: argparse.Namespace, seed: int) -> list[str]:
     return out
 
 
-def _error_report(spec: envs.Spec, version: str, reason: str, args: argparse.Namespace, seed: int) -> verdict.CheckReport:
+def _error_report(spec: envs.Spec, version: str | None, reason: str, args: argparse.Namespace, seed: int) -> verdict.CheckReport:
     """An ``error`` verdict for every selected bug/backend, without building anything."""
     report = verdict.CheckReport({**verdict.subject_info(version, None), "spec": spec.text}, seed)
     for bug in args.bug or available():
@@ -73,7 +73,13 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
     if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
         return _error_report(spec, spec.value, reason, args, seed)
     say = progress.for_subject(spec.label)
-    env = envs.ensure_env(spec, progress=say)
+    try:
+        env = envs.ensure_env(spec, progress=say)
+    except envs.EnvError as exc:
+        if spec.kind in ("pypi", "latest"):  # a release that will not build: the index or the harness, not an SDK change
+            raise
+        say(str(exc))  # a candidate that does not build or import: its rows are errors, verify calls that a regression
+        return _error_report(spec, None, str(exc), args, seed)
     if reason := envs.unsupported_reason(env.sdk_version):
         return _error_report(spec, env.sdk_version, reason, args, seed)
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
@@ -226,15 +232,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     candidate_spec = _parse_specs([args.candidate], progress)[0]
     baseline_spec = _parse_specs([args.baseline], progress)[0] if args.baseline else None
     seed = _seed(args)
-    candidate_env = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label))
     if baseline_spec is None:
-        baseline_spec = _default_baseline(candidate_env.sdk_version, progress)
-        progress(f"baseline: {baseline_spec.label} (from the candidate's version {candidate_env.sdk_version})")
+        try:
+            version = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label)).sdk_version
+        except envs.EnvError:
+            version = "?"  # judged below as a candidate that does not build
+        baseline_spec = _default_baseline(version, progress)
+        progress(f"baseline: {baseline_spec.label} (from the candidate's version {version})")
     candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress)
     rows = verdict.compare(baseline, candidate)
-    unmet = [bug for bug in args.claims or []
-             if not any(r["bug"] == bug and r["change"] == "fixes" for r in rows)
-             or any(r["bug"] == bug and r["change"] == "still reproduces" for r in rows)]
+    unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
         print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
                           "comparison": rows, "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
@@ -249,18 +256,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 2 if any(r["change"] == "error" for r in rows) else 0
 
 
+def claim_met(rows: list[dict[str, Any]]) -> bool:
+    """A claimed fix holds when some row of the bug ``fixes`` and none still shows, or newly shows,
+    what users see (``narrows`` is not a fix)."""
+    return any(r["change"] == "fixes" for r in rows) and not any(
+        r["change"] in ("still reproduces", "narrows", "regresses", "error") for r in rows)
+
+
 def _signature(report: verdict.CheckReport, bug: str, manifestation: str | None) -> Any:
-    """What bisect compares: the verdicts of ``bug``'s results, or whether ``manifestation`` shows."""
+    """What bisect compares: the verdicts and manifestation sets of ``bug``'s results (so a flip
+    inside ``reproduced`` counts), or whether ``manifestation`` shows."""
     results = sorted((r for r in report.results if r.bug == bug), key=lambda r: (r.model or "", r.backend))
     if manifestation:
         return any(manifestation in r.manifestations for r in results)
-    return tuple((r.model, r.backend, r.verdict) for r in results)
+    return tuple((r.model, r.backend, r.verdict, tuple(r.manifestations)) for r in results)
 
 
 def _describe(sig: Any, manifestation: str | None) -> str:
     if manifestation:
         return f"{manifestation} {'present' if sig else 'absent'}"
-    return ", ".join(f"{m + '/' if m else ''}{b}: {v}" for m, b, v in sig)
+    return "; ".join(f"{m + '/' if m else ''}{b}: {v}" + (f" ({', '.join(names)})" if names else "") for m, b, v, names in sig)
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:

@@ -81,6 +81,14 @@ class CheckReport:
         )
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one readable line (the innermost of a group, its message's first line)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def subject_info(sdk_version: str | None, cli_version: str | None, **extra: Any) -> dict[str, Any]:
     return {"sdk_version": sdk_version, "cli_version": cli_version, "python": platform.python_version(), **extra}
 
