@@ -16,6 +16,14 @@ from __future__ import annotations
 
 from ._patch import Patch
 
+def _after_prompt_written(statement: str) -> Patch:
+    """``statement`` runs in ``ClaudeSDKClient.query()`` once the prompt is written to the CLI."""
+    written = ('                    json.dumps(stamp_user_message(msg, self._verbatim_prompts)) + "\\n"\n'
+               "                )\n")
+    rest = "\n    async def interrupt(self) -> None:\n"
+    return Patch("client.py", written + rest, written + f"        {statement}\n" + rest)
+
+
 _EPOCH = (
     Patch(
         "_internal/query.py",
@@ -44,14 +52,7 @@ _EPOCH = (
         "                continue\n"
         "            yield message\n",
     ),
-    Patch(
-        "client.py",
-        '                    json.dumps(stamp_user_message(msg, self._verbatim_prompts)) + "\\n"\n'
-        "                )\n\n    async def interrupt(self) -> None:\n",
-        '                    json.dumps(stamp_user_message(msg, self._verbatim_prompts)) + "\\n"\n'
-        "                )\n"
-        "        self._query.prompt_epoch += 1\n\n    async def interrupt(self) -> None:\n",
-    ),
+    _after_prompt_written("self._query.prompt_epoch += 1"),
 )
 
 _RESPONSE_LOOP = (
@@ -127,14 +128,7 @@ _SEPARATE_CHANNEL = (
         "        self._prompts = 0\n"
         "        self._turn_of: dict[str, int] = {}  # task id / its tool_use_id -> the prompt that started it\n",
     ),
-    Patch(
-        "client.py",
-        '                    json.dumps(stamp_user_message(msg, self._verbatim_prompts)) + "\\n"\n'
-        "                )\n\n    async def interrupt(self) -> None:\n",
-        '                    json.dumps(stamp_user_message(msg, self._verbatim_prompts)) + "\\n"\n'
-        "                )\n"
-        "        self._prompts += 1\n\n    async def interrupt(self) -> None:\n",
-    ),
+    _after_prompt_written("self._prompts += 1"),
     Patch(
         "client.py",
         _RESPONSE_LOOP,
