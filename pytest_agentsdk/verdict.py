@@ -209,7 +209,8 @@ def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any
 
 def describe_change(row: dict[str, Any]) -> str:
     """The change with what moved, in one cell: ``fixes (gone: a, b; warnings left: w); drops x``."""
-    parts = [f"{what}: {', '.join(row[key])}" for what, key in (("gone", "gone"), ("new", "new"), ("warnings left", "warnings_left")) if row.get(key)]
+    shown = (("gone", "gone"), ("new", "new")) + ((("warnings left", "warnings_left"),) if row["change"] == "fixes" else ())
+    parts = [f"{what}: {', '.join(row[key])}" for what, key in shown if row.get(key)]
     text = row["change"] + (f" ({'; '.join(parts)})" if parts else "")
     if row.get("tradeoffs"):
         text += f"; drops {', '.join(row['tradeoffs'])}"

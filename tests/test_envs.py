@@ -137,8 +137,12 @@ def test_failed_build_leaves_nothing_in_the_cache(tmp_path: Path, monkeypatch: p
     with pytest.raises(envs.EnvError, match="build failed"):
         envs.ensure_env(str(broken))
     assert cache_entries(tmp_path / "cache") == []
-    line = one_line_error(cli("matrix", "--quiet", "--sdk", str(broken), env={"PYTEST_AGENTSDK_CACHE": str(tmp_path / "cache")}))
-    assert "build failed" in line
+    # a subject that does not build is an error row (the other subjects are still judged), exit 2
+    proc = cli("matrix", "--quiet", "--json", "--sdk", str(broken), env={"PYTEST_AGENTSDK_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (report,) = json.loads(proc.stdout)
+    assert {r["verdict"] for r in report["results"]} == {"error"}
+    assert all("build failed" in r["reason"] and "\n" not in r["reason"] for r in report["results"])
 
 
 def test_releases_older_than_supported_get_error_without_a_build(tmp_path: Path) -> None:
@@ -201,13 +205,20 @@ def verify(candidate: Path) -> tuple[int, dict[str, Any]]:
     return proc.returncode, json.loads(proc.stdout)
 
 
-def test_verify_patched_candidate_fixes_unpatched_still_reproduces(release_0150_trees: dict[str, Path]) -> None:
+def test_verify_judges_the_ported_fix_by_manifestations(release_0150_trees: dict[str, Path]) -> None:
+    """0.1.51's close() ported onto 0.1.50 removes the cross-task cancel-scope error and nine other
+    manifestations, but a close that takes real time (a subprocess exiting) now leaves the reader
+    task pending ("Task was destroyed but it is pending!"), as 0.1.51 itself does: a new
+    manifestation is a regression, shown with everything that is gone."""
     code, patched = verify(release_0150_trees["patched"])
     assert patched["baseline"]["subject"]["sdk_version"] == "0.1.50"  # the release the candidate's version names
-    assert [(r["bug"], r["change"]) for r in patched["comparison"]] == [("cross_task_close", "fixes")]
-    assert (code, patched["claims"]) == (0, {"cross_task_close": True})
+    (row,) = patched["comparison"]
+    assert (row["bug"], row["change"]) == ("cross_task_close", "regresses")
+    assert {"cancel_scope_cross_task", "task_exception_never_retrieved", "stray_cancellation"} <= set(row["gone"])
+    assert row["new"] == ["task_destroyed_pending", "task_left_pending"]
+    assert (code, patched["claims"]) == (1, {"cross_task_close": False})
     code, plain = verify(release_0150_trees["plain"])
-    assert [(r["bug"], r["change"]) for r in plain["comparison"]] == [("cross_task_close", "still reproduces")]
+    assert [(r["bug"], r["change"], r["gone"], r["new"]) for r in plain["comparison"]] == [("cross_task_close", "still reproduces", [], [])]
     assert (code, plain["claims"]) == (1, {"cross_task_close": False})  # claims a fix it does not make
 
 
