@@ -175,6 +175,7 @@ class _Group:
     examples: int = 0
     swept: int = 0
     names: set[str] = field(default_factory=set)
+    swept_names: set[str] = field(default_factory=set)  # what the sweep alone showed: the same examples on every subject
     first: Any = None  # the first example that showed something
     more: list[dict[str, Any]] = field(default_factory=list)  # each later example that showed something new
 
@@ -182,7 +183,7 @@ class _Group:
         status = ("safe", "warnings", "unsafe", "hang")[_severity(self.names, quiet)]
         covered = f"{self.examples} example(s): {self.swept} swept, {self.examples - self.swept} searched"
         out: dict[str, Any] = {"status": status, "safe": status == "safe", "manifestations": sorted(self.names),
-                               "examples": self.examples, "covered": covered}
+                               "swept_manifestations": sorted(self.swept_names), "examples": self.examples, "covered": covered}
         if self.first is not None:
             out["example"] = self.first
         if self.more:
@@ -235,6 +236,8 @@ def judge(
                 elif adds := sorted(set(outcome.names) - g.names):
                     g.more.append({"adds": adds, "example": example})
                 g.names.update(outcome.names)
+                if swept:
+                    g.swept_names.update(outcome.names)
         return outcome
 
     for example in sweep.examples:

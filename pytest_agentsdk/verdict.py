@@ -167,7 +167,8 @@ def classify_change(baseline: Result | None, candidate: Result | None) -> dict[s
     c_ran = candidate is not None and candidate.verdict in RAN
     b_names = set(baseline.manifestations) if b_ran and baseline else set()
     c_names = set(candidate.manifestations) if c_ran and candidate else set()
-    row: dict[str, Any] = {"gone": sorted(b_names - c_names), "new": sorted(c_names - b_names), "reason": None}
+    row: dict[str, Any] = {"gone": sorted(b_names - c_names), "new": sorted(c_names - b_names), "reason": None,
+                           **(_pattern_moves(baseline, candidate) if baseline and candidate and b_ran and c_ran else {})}
     if baseline is not None and baseline.verdict == "error":
         row.update(change="error", reason=f"baseline: {baseline.reason}")
     elif b_ran and not c_ran:
@@ -176,11 +177,11 @@ def classify_change(baseline: Result | None, candidate: Result | None) -> dict[s
         row.update(change="regresses", reason=f"candidate {lost} where the baseline ran: {why}")
     elif candidate is not None and candidate.verdict == "error":
         row.update(change="error", reason=f"candidate: {candidate.reason}")
-    elif row["new"]:
+    elif row["new"] or row.get("new_in_patterns"):
         row["change"] = "regresses"
     elif not b_names:
         row["change"] = "unchanged"
-    elif not row["gone"]:
+    elif not row["gone"] and not row.get("gone_in_patterns"):
         row["change"] = "still reproduces"
     elif candidate is not None and not candidate.loud and (baseline is not None and baseline.loud or not c_names):
         row["change"] = "fixes"
@@ -188,6 +189,22 @@ def classify_change(baseline: Result | None, candidate: Result | None) -> dict[s
         row["change"] = "narrows"
     row["warnings_left"] = sorted(candidate.quiet) if c_ran and candidate else []
     return row
+
+
+def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, list[str]]]:
+    """Per consumer pattern / named flow, what the sweep (the same examples on both sides) showed
+    newly or no longer: a manifestation spreading to a pattern that was safe is a regression even
+    when the union already had it. ``{"new_in_patterns": {name: [patterns]}, "gone_in_patterns": ...}``."""
+    b_groups = baseline.evidence.get("patterns") or {}
+    c_groups = candidate.evidence.get("patterns") or {}
+    moves: dict[str, dict[str, list[str]]] = {"new_in_patterns": {}, "gone_in_patterns": {}}
+    for group in [g for g in c_groups if g in b_groups]:
+        b_swept = set(b_groups[group].get("swept_manifestations", []))
+        c_swept = set(c_groups[group].get("swept_manifestations", []))
+        for key, names in (("new_in_patterns", c_swept - b_swept), ("gone_in_patterns", b_swept - c_swept)):
+            for name in sorted(names):
+                moves[key].setdefault(name, []).append(group)
+    return {k: v for k, v in moves.items() if v}
 
 
 def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any]]:
@@ -211,6 +228,11 @@ def describe_change(row: dict[str, Any]) -> str:
     """The change with what moved, in one cell: ``fixes (gone: a, b; warnings left: w); drops x``."""
     shown = (("gone", "gone"), ("new", "new")) + ((("warnings left", "warnings_left"),) if row["change"] == "fixes" else ())
     parts = [f"{what}: {', '.join(row[key])}" for what, key in shown if row.get(key)]
+    for what, key in (("new in patterns", "new_in_patterns"), ("gone in patterns", "gone_in_patterns")):
+        if row.get(key) and (row["change"] == "regresses" or key == "gone_in_patterns" and row["change"] == "narrows"):
+            spread = {name: groups for name, groups in row[key].items() if name not in row["gone"] + row["new"]}
+            if spread:
+                parts.append(f"{what}: " + "; ".join(f"{name} ({', '.join(groups)})" for name, groups in spread.items()))
     text = row["change"] + (f" ({'; '.join(parts)})" if parts else "")
     if row.get("tradeoffs"):
         text += f"; drops {', '.join(row['tradeoffs'])}"

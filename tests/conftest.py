@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from candidates import BASE_VERSION, build_candidate
 
 from pytest_agentsdk import envs
 
@@ -31,6 +33,19 @@ def sdk_release() -> Callable[[str], envs.Env]:
     return get
 
 
+@pytest.fixture(scope="session")
+def candidate_env(sdk_release: Callable[[str], envs.Env], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], envs.Env]:
+    """``candidate_env(name)`` -> the isolated env of tests/candidates' ``name``: a copy of the
+    BASE_VERSION release's package patched as that candidate, built as a source tree."""
+    base = sdk_release(BASE_VERSION).run(["-c", "import claude_agent_sdk, os; print(os.path.dirname(claude_agent_sdk.__file__))"])
+    package = Path(base.stdout.strip())
+
+    def get(name: str) -> envs.Env:
+        return sdk_release(str(build_candidate(name, package, tmp_path_factory.mktemp(name))))
+
+    return get
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -42,5 +57,5 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that builds release envs is a ``machine`` test, whoever wrote it."""
     for item in items:
-        if "sdk_release" in getattr(item, "fixturenames", ()):
+        if {"sdk_release", "candidate_env"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.machine)

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 
+from candidates import BASE_VERSION
+
+from pytest_agentsdk import verdict
 from pytest_agentsdk.bugs import cross_task_close as ctc
 from pytest_agentsdk.compat import sdk_info
 from pytest_agentsdk.script import Script, ScriptError
@@ -102,7 +105,7 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
     patterns = result.evidence["patterns"]
     assert list(patterns) == list(ctc.PATTERNS)
     assert all(entry["examples"] >= 1 for entry in patterns.values()), "the sweep runs every pattern"
-    assert result.manifestations == sorted({n for e in patterns.values() for n in e["manifestations"]})
+    assert set(result.manifestations) == {n for e in patterns.values() for n in e["manifestations"]}
     assert (result.verdict == "fixed") == all(e["safe"] for e in patterns.values())
     assert result.evidence["safe_patterns"] == [p for p, e in patterns.items() if e["safe"]]
     if result.verdict == "fixed":
@@ -134,21 +137,80 @@ def verdicts_on(sdk_release: Any) -> Any:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_cross_task_close_reproduces_before_the_fix(verdicts_on: Any, spec: str, backend: str) -> None:
     result = verdicts_on(spec)[backend]
-    assert result["verdict"] == "reproduced"
+    assert result["verdict"] in ("reproduced", "hang")
     assert "cancel_scope_cross_task" in result["manifestations"]
     for pattern in SEED_PATTERNS:
         entry = result["evidence"]["patterns"][pattern]
-        assert entry["status"] == "unsafe" and "cancel_scope_cross_task" in entry["manifestations"], pattern
-    assert result["counterexample"]["pattern"] == "break_then_return", "shrunk to the seed's own flow"
+        assert entry["status"] in ("unsafe", "hang") and "cancel_scope_cross_task" in entry["manifestations"], pattern
+    assert result["counterexample"]["pattern"] == "break_then_return", "the first swept flow: the seed's own"
 
 
-@pytest.mark.parametrize("spec", ["0.1.51", "latest"])
-def test_cross_task_close_is_gone_from_the_fix_on(verdicts_on: Any, spec: str) -> None:
-    for backend, result in verdicts_on(spec).items():
-        assert "cancel_scope_cross_task" not in result["manifestations"], backend
-        for pattern, entry in result["evidence"].get("patterns", {}).items():
-            assert "cancel_scope_cross_task" not in entry["manifestations"], (backend, pattern)
-    assert verdicts_on(spec)["asyncio"]["verdict"] in ("reproduced", "fixed"), "judged, not skipped"
+def test_cross_task_scope_is_gone_from_0_1_51(verdicts_on: Any) -> None:
+    """0.1.51 stops exiting a cancel scope from the finalizing task; what it still shows is a reader
+    task left pending when close() takes real time (a subprocess's exit)."""
+    result = verdicts_on("0.1.51")["asyncio"]
+    assert "cancel_scope_cross_task" not in result["manifestations"]
+    assert {"task_destroyed_pending", "task_left_pending"} <= set(result["manifestations"])
+
+
+def test_latest_still_exits_a_scope_cross_task_when_collected_at_once(verdicts_on: Any) -> None:
+    """A finding of the GC x pace sweep: on the latest release, a generator dropped in a reference
+    cycle, collected, and the program returning at once still gives cancel_scope_cross_task, and with
+    real transport delays asyncio.run's shutdown never returns (``shutdown_hang``)."""
+    result = verdicts_on("latest")["asyncio"]
+    assert result["verdict"] == "hang"
+    unsafe = {p for p, e in result["evidence"]["patterns"].items() if "cancel_scope_cross_task" in e["manifestations"]}
+    assert "break_then_drop" in unsafe and "break_then_return" not in unsafe
+    assert "shutdown_hang" in result["manifestations"]
+
+
+def _budget_param(spec: str, backend: str) -> Any:
+    if (spec, backend) == ("0.1.48", "trio"):
+        return pytest.param(spec, backend, marks=pytest.mark.xfail(strict=True, reason=(
+            "known gap: at --examples 30 the search reaches a trio tie-break schedule (aclosing, schedule 217, every "
+            "operation suspending) that adds runtime_warning; the sweep does not span trio schedules")))
+    return pytest.param(spec, backend)
+
+
+@pytest.mark.parametrize(("spec", "backend"), [_budget_param(s, b) for s in ("0.1.48", "0.1.51", "latest") for b in ("asyncio", "trio")])
+def test_verdict_does_not_move_with_the_budget(sdk_release: Any, spec: str, backend: str) -> None:
+    """The sweep covers every known class, so the budget only bounds the search after it."""
+    env = sdk_release(spec)
+    seen = {}
+    for examples in ("5", "30"):
+        (result,) = env.run_check(["--bug", "cross_task_close", "--backend", backend, "--seed", "0", "--examples", examples, "--quiet"],
+                                  timeout=900)["results"]
+        seen[examples] = (result["verdict"], result["manifestations"])
+    assert seen["5"] == seen["30"]
+
+
+# ---------------------------------------------------------------- candidates (tests/candidates/cross_task_close.py)
+def _change_against_base(sdk_release: Any, candidate_env: Any, name: str) -> dict[str, Any]:
+    args = ["--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0", "--examples", "5", "--quiet"]
+    (base,) = sdk_release(BASE_VERSION).run_check(args, timeout=900)["results"]
+    (cand,) = candidate_env(name).run_check(args, timeout=900)["results"]
+    return verdict.classify_change(verdict.Result(**base), verdict.Result(**cand))
+
+
+def test_reintroduced_cross_task_scope_regresses(sdk_release: Any, candidate_env: Any) -> None:
+    """The base release already shows cancel_scope_cross_task in one GC x pace class; the candidate
+    spreads it to six patterns that were free of it, which verify calls a regression."""
+    row = _change_against_base(sdk_release, candidate_env, "cross_task_scope")
+    assert row["change"] == "regresses"
+    assert {"break_then_return", "aclosing"} <= set(row["new_in_patterns"]["cancel_scope_cross_task"])
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "verify", "--candidate", candidate_env("cross_task_scope").spec.value,
+                           "--baseline", BASE_VERSION, "--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0",
+                           "--examples", "5", "--quiet"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "regresses" in proc.stdout and "cancel_scope_cross_task (break_then_return" in proc.stdout
+
+
+def test_slow_close_regresses(sdk_release: Any, candidate_env: Any) -> None:
+    """A close() 50 ms slower lets asyncio.run's shutdown cancel it before the transport is closed
+    when the consumer returns at once: the CLI is left running (transport_not_closed)."""
+    row = _change_against_base(sdk_release, candidate_env, "slow_close")
+    assert row["change"] == "regresses"
+    assert "break_then_return" in row["new_in_patterns"]["transport_not_closed"]
 
 
 def test_trio_is_not_applicable_where_the_release_cannot_run_it(verdicts_on: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from candidates import BASE_VERSION, build_candidate
+from candidates import BASE_VERSION
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -372,15 +372,13 @@ def test_repro_exits_1_on_the_oldest_release(sdk_release: Any) -> None:
 
 # ---------------------------------------------------------------- fix candidates
 @pytest.fixture(scope="module")
-def candidate(sdk_release: Any, verdicts: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def candidate(candidate_env: Any, verdicts: Any) -> Any:
     """``candidate(name)`` -> per model, the candidate's verdict (tests/candidates' ``name`` over
     BASE_VERSION) and its change against that release, as ``verify`` classes it."""
-    base = sdk_release(BASE_VERSION).run(["-c", "import claude_agent_sdk, os; print(os.path.dirname(claude_agent_sdk.__file__))"])
-    package = Path(base.stdout.strip())
     baseline = {model: verdict.Result(**{k: v for k, v in r.items() if k != "subject"}) for model, r in verdicts(BASE_VERSION).items()}
 
     def get(name: str, *args: str) -> dict[str | None, tuple[verdict.Result, dict[str, Any]]]:
-        env = sdk_release(str(build_candidate(name, package, tmp_path_factory.mktemp(name))))
+        env = candidate_env(name)
         results = [verdict.Result(**r) for r in env.run_check([*CHECK_ARGS, *args], timeout=600)["results"]]
         return {r.model: (r, verdict.classify_change(baseline[r.model], r)) for r in results}
 

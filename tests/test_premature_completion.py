@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from candidates import BASE_VERSION, build_candidate
+from candidates import BASE_VERSION
 from hypothesis import HealthCheck, given, settings
 
 from pytest_agentsdk import assert_truthful_completions, find_untruthful_completions, verdict
@@ -334,18 +334,6 @@ def test_repro_exits_1_on_an_older_release(sdk_release: Any) -> None:
 
 
 # ---------------------------------------------------------------- fix candidates (tests/candidates/premature_completion.py)
-@pytest.fixture(scope="module")
-def candidate(sdk_release: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``candidate(name)`` -> the env of the base release patched as tests/candidates' ``name``."""
-    base = sdk_release(BASE_VERSION).run(["-c", "import claude_agent_sdk, os; print(os.path.dirname(claude_agent_sdk.__file__))"])
-    package = Path(base.stdout.strip())
-
-    def get(name: str) -> Any:
-        return sdk_release(str(build_candidate(name, package, tmp_path_factory.mktemp(name))))
-
-    return get
-
-
 def judged_against_base(verdict_on: Any, env: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The candidate's verdict and its change from the base release's."""
     (result,) = env.run_check(CHECK_ARGS, timeout=300)["results"]
@@ -357,10 +345,10 @@ def replayed(env: Any, example: dict[str, Any]) -> list[str]:
     return list(json.loads(proc.stdout)["manifestations"])
 
 
-def test_parser_reporting_every_notification_failed_regresses(verdict_on: Any, candidate: Any) -> None:
+def test_parser_reporting_every_notification_failed_regresses(verdict_on: Any, candidate_env: Any) -> None:
     """A false alarm on every clean finish is a new manifestation; the lie is gone from the
     notification but still reaches the consumer through TaskUpdatedMessage."""
-    env = candidate("all_failed")
+    env = candidate_env("all_failed")
     result, change = judged_against_base(verdict_on, env)
     assert verdict_on(BASE_VERSION)["manifestations"] == [pc.PASSED_THROUGH]
     assert (result["verdict"], result["manifestations"]) == ("reproduced", [pc.FALSE_ALARM, pc.PASSED_THROUGH])
@@ -371,11 +359,11 @@ def test_parser_reporting_every_notification_failed_regresses(verdict_on: Any, c
     assert replayed(env, pc.agent_example(via="both")) == [pc.PASSED_THROUGH]
 
 
-def test_failing_completions_without_a_result_regresses(verdict_on: Any, candidate: Any) -> None:
+def test_failing_completions_without_a_result_regresses(verdict_on: Any, candidate_env: Any) -> None:
     """``completed`` without a result -> ``failed`` catches the seed's lie, but flags a clean
     end_turn whose report carries no result, misses a pending tool call whose report carries one,
     and cannot see the task_updated that announces the same completion."""
-    env = candidate("flag_unfinished")
+    env = candidate_env("flag_unfinished")
     result, change = judged_against_base(verdict_on, env)
     assert (result["verdict"], result["manifestations"]) == ("reproduced", [pc.FALSE_ALARM, pc.PASSED_THROUGH])
     assert (change["change"], change["new"], change["gone"]) == ("regresses", [pc.FALSE_ALARM], [])
