@@ -77,9 +77,14 @@ def test_patterns_that_read_on_get_the_whole_turn(pattern: str, backend: str) ->
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pattern", [p for p in QUERY_PATTERNS if p != "complete"])
 def test_consumer_stops_where_the_example_says(pattern: str, backend: str) -> None:
-    """Stopping early is the consumer's choice: no ResultMessage, and none is expected."""
+    """Stopping early is the consumer's choice: no ResultMessage, and none is expected. (On 0.1.44
+    a deadline around the first ``__anext__`` meets the SDK's own task group: the consumer gets an
+    error before any message, which is a manifestation, not a stop.)"""
     outcome = ctc.SCENARIO.run_example(ctc.make_example(pattern, stop=0, assistants=2), backend, None)
-    assert outcome.evidence["received"] == ["SystemMessage"]
+    if "consumer_error" in outcome.manifestations and pattern in ("wait_for_loop", "wait_for_new_task"):
+        assert outcome.evidence["received"] == []
+    else:
+        assert outcome.evidence["received"] == ["SystemMessage"]
     assert "result_missing" not in outcome.manifestations
 
 

@@ -204,6 +204,7 @@ def test_a_report_that_never_reaches_the_consumer_is_a_tradeoff() -> None:
     assert (outcome.names, outcome.tradeoffs) == ([], ["task_report"])
 
 
+@needs_typed_reports
 def test_fields_without_a_typed_home_are_named() -> None:
     """The report's result and the spawn's background flag have no typed field on any release:
     read from ``data``, and said so; raw frames need no fallback."""
