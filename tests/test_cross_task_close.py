@@ -113,10 +113,20 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
     assert set(result.manifestations) == {n for e in patterns.values() for n in e["manifestations"]}
     assert (result.verdict == "fixed") == all(e["safe"] for e in patterns.values())
     assert result.evidence["safe_patterns"] == [p for p, e in patterns.items() if e["safe"]]
+    tier = {"hang": 3, "unsafe": 2, "warnings": 1, "safe": 0}
+    worst = max((e["status"] for e in patterns.values()), key=tier.__getitem__)
+    assert result.verdict == {"hang": "hang", "unsafe": "reproduced", "warnings": "warnings", "safe": "fixed"}[worst]
+    assert result.examples >= len(ctc.sweep_examples()) == 165, "13 patterns x 3 timings x GC x pace, whatever the budget"
     if result.verdict == "fixed":
         assert result.counterexample is None and result.replay is None
     else:
-        assert ctc.SCENARIO.run_example(result.counterexample, backend, None).failed, "the counterexample replays"
+        replayed = ctc.SCENARIO.run_example(result.counterexample, backend, None)
+        shown = {"hang": replayed.hang is not None, "reproduced": bool(set(replayed.manifestations) - ctc.SCENARIO.quiet),
+                 "warnings": replayed.failed}[result.verdict]
+        assert shown, f"the counterexample replays at the verdict's tier ({result.verdict}): {replayed.names}"
+        # the first swept example of the worst tier; the search's own find only when the sweep has none of that tier
+        # (then it is not repeated under evidence["search"])
+        assert result.counterexample in ctc.sweep_examples() or "search" not in result.evidence
         assert result.replay and "--bug cross_task_close" in result.replay
 
 
@@ -142,12 +152,13 @@ def verdicts_on(sdk_release: Any) -> Any:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_cross_task_close_reproduces_before_the_fix(verdicts_on: Any, spec: str, backend: str) -> None:
     result = verdicts_on(spec)[backend]
-    assert result["verdict"] in ("reproduced", "hang")
+    assert result["verdict"] == "reproduced", "no hang before the fix: the cross-task exit raises, it does not wait"
     assert "cancel_scope_cross_task" in result["manifestations"]
     for pattern in SEED_PATTERNS:
         entry = result["evidence"]["patterns"][pattern]
-        assert entry["status"] in ("unsafe", "hang") and "cancel_scope_cross_task" in entry["manifestations"], pattern
-    assert result["counterexample"]["pattern"] == "break_then_return", "the first swept flow: the seed's own"
+        assert entry["status"] == "unsafe" and "cancel_scope_cross_task" in entry["manifestations"], pattern
+    assert result["counterexample"] == ctc.sweep_examples()[0], "the first swept example of the worst tier: the seed's own flow"
+    assert result["coverage"].startswith(f"{result['examples']} examples: sweep of 13 patterns")
 
 
 def test_cross_task_scope_is_gone_from_0_1_51(verdicts_on: Any) -> None:
@@ -169,53 +180,110 @@ def test_latest_still_exits_a_scope_cross_task_when_collected_at_once(verdicts_o
     assert "shutdown_hang" in result["manifestations"]
 
 
-def _budget_param(spec: str, backend: str) -> Any:
-    if (spec, backend) == ("0.1.48", "trio"):
-        return pytest.param(spec, backend, marks=pytest.mark.xfail(strict=True, reason=(
-            "known gap: at --examples 30 the search reaches a trio tie-break schedule (aclosing, schedule 217, every "
-            "operation suspending) that adds runtime_warning; the sweep does not span trio schedules")))
-    return pytest.param(spec, backend)
+#: Issue 9's "done when": the same verdict at every budget. Each check takes 5-12 s here, so 100 is affordable.
+BUDGETS = ("5", "30", "100")
 
 
-@pytest.mark.parametrize(("spec", "backend"), [_budget_param(s, b) for s in ("0.1.48", "0.1.51", "latest") for b in ("asyncio", "trio")])
+#: A known gap, kept visible (strict: the test fails once the sweep covers it): on 0.1.48 under trio
+#: the search reaches trio tie-break schedules (e.g. 217: aclosing, after 2, every operation
+#: suspending) where trio crashes (run_error) and its never-awaited finalizer adds runtime_warning;
+#: the sweep runs trio at schedule 0 only (``Scenario.sweep`` is not given the backend).
+TRIO_SCHEDULE_GAP = pytest.mark.xfail(strict=True, reason="the sweep does not span trio tie-break schedules: 0.1.48/trio adds runtime_warning at --examples 30")
+
+
+@pytest.mark.parametrize(("spec", "backend"), [
+    pytest.param(spec, backend, marks=[TRIO_SCHEDULE_GAP] if (spec, backend) == ("0.1.48", "trio") else [])
+    for spec in ("0.1.48", "0.1.51", "latest") for backend in ("asyncio", "trio")
+])
 def test_verdict_does_not_move_with_the_budget(sdk_release: Any, spec: str, backend: str) -> None:
-    """The sweep covers every known class, so the budget only bounds the search after it."""
+    """The sweep runs in full at any budget and the search only looks for what it has not shown,
+    so the verdict and the manifestation set must not depend on ``--examples``. A difference is a
+    class the sweep is missing: the message names the search's counterexample to add to it."""
     env = sdk_release(spec)
-    seen = {}
-    for examples in ("5", "30"):
-        (result,) = env.run_check(["--bug", "cross_task_close", "--backend", backend, "--seed", "0", "--examples", examples, "--quiet"],
-                                  timeout=900)["results"]
-        seen[examples] = (result["verdict"], result["manifestations"])
-    assert seen["5"] == seen["30"]
+    seen: dict[str, dict[str, Any]] = {}
+    for examples in BUDGETS:
+        (seen[examples],) = env.run_check(["--bug", "cross_task_close", "--backend", backend, "--seed", "0",
+                                           "--examples", examples, "--quiet"], timeout=900)["results"]
+    first = seen[BUDGETS[0]]
+    if first["verdict"] == "not_applicable":  # 0.1.51 on trio: the release cannot run it at all
+        assert {r["verdict"] for r in seen.values()} == {"not_applicable"}
+        return
+    assert first["examples"] >= len(ctc.sweep_examples()), "judged: the full sweep ran"
+    for examples, result in seen.items():
+        search = result["evidence"].get("search") or {}
+        assert (result["verdict"], result["manifestations"]) == (first["verdict"], first["manifestations"]), (
+            f"--examples {examples} differs from --examples {BUDGETS[0]}: "
+            f"new {sorted(set(result['manifestations']) - set(first['manifestations']))}, "
+            f"search found {search.get('manifestations')}; replay: {search.get('replay')}"
+        )
 
 
 # ---------------------------------------------------------------- candidates (tests/candidates/cross_task_close.py)
-def _change_against_base(sdk_release: Any, candidate_env: Any, name: str) -> dict[str, Any]:
-    args = ["--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0", "--examples", "5", "--quiet"]
-    (base,) = sdk_release(BASE_VERSION).run_check(args, timeout=900)["results"]
-    (cand,) = candidate_env(name).run_check(args, timeout=900)["results"]
-    return verdict.classify_change(verdict.Result(**base), verdict.Result(**cand))
+CANDIDATE_ARGS = ["--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0", "--examples", "5", "--quiet"]
 
 
-def test_reintroduced_cross_task_scope_regresses(sdk_release: Any, candidate_env: Any) -> None:
-    """The base release already shows cancel_scope_cross_task in one GC x pace class; the candidate
-    spreads it to six patterns that were free of it, which verify calls a regression."""
-    row = _change_against_base(sdk_release, candidate_env, "cross_task_scope")
+@pytest.fixture(scope="module")
+def judged_against_base(sdk_release: Any, candidate_env: Any) -> Any:
+    """``judged_against_base(name)`` -> (base result, candidate result, change) on asyncio, the
+    change as ``verify`` classes it; the base release is judged once per module."""
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> tuple[verdict.Result, verdict.Result, dict[str, Any]]:
+        if BASE_VERSION not in cache:
+            (cache[BASE_VERSION],) = sdk_release(BASE_VERSION).run_check(CANDIDATE_ARGS, timeout=900)["results"]
+        if name not in cache:
+            (cache[name],) = candidate_env(name).run_check(CANDIDATE_ARGS, timeout=900)["results"]
+        base, cand = verdict.Result(**cache[BASE_VERSION]), verdict.Result(**cache[name])
+        return base, cand, verdict.classify_change(base, cand)
+
+    return get
+
+
+def _patterns_showing(result: verdict.Result, name: str) -> list[str]:
+    return [p for p, e in result.evidence["patterns"].items() if name in e["swept_manifestations"]]
+
+
+def test_reintroduced_cross_task_scope_regresses(judged_against_base: Any) -> None:
+    """0.1.48's task group back in 0.2.187. The base release already exits a cancel scope cross-task
+    in one GC x pace class (a cycle collected, the program returning at once), so the name is not new
+    in the union; the candidate spreads it to six patterns that were free of it, and its exit, inside
+    0.2.187's shield scope, is misnested even in the consumer's own task."""
+    base, cand, row = judged_against_base("cross_task_scope")
+    assert _patterns_showing(base, "cancel_scope_cross_task") == ["break_then_drop", "exception_in_body"]
     assert row["change"] == "regresses"
-    assert {"break_then_return", "aclosing"} <= set(row["new_in_patterns"]["cancel_scope_cross_task"])
-    proc = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "verify", "--candidate", candidate_env("cross_task_scope").spec.value,
-                           "--baseline", BASE_VERSION, "--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0",
-                           "--examples", "5", "--quiet"], capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "regresses" in proc.stdout and "cancel_scope_cross_task (break_then_return" in proc.stdout
+    assert row["new"] == ["cancel_scope_misnested", "consumer_error", "result_missing", "stray_cancellation"]
+    assert row["gone"] == []
+    assert row["new_in_patterns"]["cancel_scope_cross_task"] == [
+        "break_then_return", "aclose_other_task", "aclosing", "exception_escapes_run", "wait_for_loop", "wait_for_new_task",
+    ]
+    assert set(row["new_in_patterns"]["cancel_scope_misnested"]) >= {"complete", "client_split_tasks", "client_context_exception"}
+    assert cand.evidence["safe_patterns"] == [], "no consumer pattern is left safe"
 
 
-def test_slow_close_regresses(sdk_release: Any, candidate_env: Any) -> None:
-    """A close() 50 ms slower lets asyncio.run's shutdown cancel it before the transport is closed
-    when the consumer returns at once: the CLI is left running (transport_not_closed)."""
-    row = _change_against_base(sdk_release, candidate_env, "slow_close")
-    assert row["change"] == "regresses"
-    assert "break_then_return" in row["new_in_patterns"]["transport_not_closed"]
+def test_verify_reports_the_reintroduced_scope_as_a_regression(candidate_env: Any) -> None:
+    """End to end: ``verify --candidate TREE --baseline 0.2.187`` exits 1 and names the spread."""
+    tree = candidate_env("cross_task_scope").spec.value
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "verify", "--candidate", tree, "--baseline", BASE_VERSION,
+                           *CANDIDATE_ARGS], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("cross_task_close")]
+    assert "regresses (new: cancel_scope_misnested" in row
+    assert "cancel_scope_cross_task (break_then_return, aclose_other_task, aclosing" in row
+
+
+def test_slow_close_regresses_by_leaving_the_cli_open(judged_against_base: Any) -> None:
+    """A close() 50 ms slower: a consumer returning from asyncio.run at once has the finalizer's
+    close cancelled by the loop's shutdown mid-sleep, before transport.close() (the CLI is left
+    running, even with an instant transport). The cross-task exit the base shows is gone only
+    because the same examples now hang the shutdown instead (shutdown_hang was already in the union)."""
+    base, cand, row = judged_against_base("slow_close")
+    assert (cand.verdict, row["change"]) == ("hang", "regresses")
+    assert (row["new"], row["gone"]) == ([], ["cancel_scope_cross_task", "shutdown_task_error"])
+    assert row["new_in_patterns"] == {"transport_not_closed": ["break_then_return"]}
+    assert row["gone_in_patterns"] == {name: ["break_then_drop", "exception_in_body"]
+                                       for name in ("cancel_scope_cross_task", "shutdown_task_error")}
+    assert cand.evidence["safe_patterns"] == base.evidence["safe_patterns"]
+    assert set(cand.evidence["patterns"]["break_then_drop"]["swept_manifestations"]) >= {"shutdown_hang", "hang"}
 
 
 def test_trio_is_not_applicable_where_the_release_cannot_run_it(verdicts_on: Any) -> None:

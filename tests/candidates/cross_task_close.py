@@ -1,9 +1,17 @@
 """Candidates for bug 1 (cross-task close), over claude-agent-sdk 0.2.187.
 
+0.2.187 itself is not clean on asyncio (``check --seed 0 --examples 5``: verdict ``hang``): a
+generator dropped in a reference cycle, collected, and ``asyncio.run`` returning at once still
+exits ``Query.close()``'s own shield scope from another task (``cancel_scope_cross_task`` in
+break_then_drop and exception_in_body, checkpoints timing), and with real transport delays the
+shutdown never returns (``shutdown_hang``). So a candidate that brings the cross-task exit back
+shows no *new* name in the union: verify sees it spread to patterns that were free of it
+(``new_in_patterns``, judged on the sweep, the same examples on both sides).
+
 | candidate | what it changes | expected change vs 0.2.187 |
 |---|---|---|
-| cross_task_scope | the reader runs in an anyio task group that ``start()`` enters and ``close()`` cancels and exits, as 0.1.48 did; ``close()`` runs in whatever task finalizes the generator | regresses: ``cancel_scope_cross_task`` new |
-| slow_close | ``Query.close()`` waits 50 ms before closing the transport (a slow teardown, as a subprocess's exit is) | regresses: judged by the oracle, see tests/test_cross_task_close.py |
+| cross_task_scope | the reader runs in an anyio task group that ``start()`` enters and ``close()`` cancels and exits, as 0.1.48/0.1.50 did; ``close()`` runs in whatever task finalizes the generator, and inside 0.2.187's own shield scope | regresses: new ``cancel_scope_misnested``, ``consumer_error``, ``result_missing``, ``stray_cancellation`` (the exit is misnested under the shield scope even in the consumer's own task, so ``complete``, timeouts and both client patterns fail too); ``cancel_scope_cross_task`` new in break_then_return, aclose_other_task, aclosing, exception_escapes_run, wait_for_loop, wait_for_new_task; no pattern left safe |
+| slow_close | ``Query.close()`` waits 50 ms after stopping the reader, before closing the transport (a slow teardown, as a subprocess's exit is) | regresses: nothing new in the union, but ``transport_not_closed`` new in break_then_return: a consumer returning from ``asyncio.run`` at once has the finalizer's close cancelled by the loop's shutdown mid-sleep, so the CLI is never closed (even with an instant transport). ``cancel_scope_cross_task`` and ``shutdown_task_error`` are gone, but not fixed: the same examples now hang the shutdown (``shutdown_hang``, already in the base's union), because close() is still asleep when the shutdown cancels it instead of between two checkpoints |
 """
 
 from __future__ import annotations
