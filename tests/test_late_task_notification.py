@@ -419,14 +419,16 @@ def test_fix_awaiting_a_reaction_that_never_comes_regresses_as_a_hang(candidate:
     assert change["new"] == ["hang"] and notify.evidence["hung_turn"] == 0
 
 
-def test_epoch_fix_still_reproduces_and_shows_what_it_drops(candidate: Any) -> None:
-    """Diverting frames read before the latest prompt to an internal list fixes the seed's flow,
-    but drops them (no channel reaches the consumer), and a completion read after the next prompt
-    still leaks into it: each model keeps every kind."""
+def test_epoch_fix_narrows_and_shows_what_it_drops(candidate: Any) -> None:
+    """Diverting frames read before the latest prompt to an internal list fixes the seed's flow
+    (gone from it: narrows), but drops them (no channel reaches the consumer), and a completion
+    read after the next prompt still leaks into it: each model keeps every kind."""
     judged = candidate("turn_epoch")
-    assert changes(judged) == {"notify-only": ("reproduced", "still reproduces", NOTIFY_ONLY),
-                               "wake-parent": ("reproduced", "still reproduces", WAKE_PARENT)}
+    assert changes(judged) == {"notify-only": ("reproduced", "narrows", NOTIFY_ONLY),
+                               "wake-parent": ("reproduced", "narrows", WAKE_PARENT)}
     notify, change = judged["notify-only"]
+    assert (change["gone"], change["new"]) == ([], [])
+    assert ltn.SEED_FLOW in change["gone_in_patterns"]["stale:task_notification"]
     assert notify.tradeoffs == ["lost:subagent", "lost:task_lifecycle", "lost:task_notification"]
     assert notify.evidence["patterns"][ltn.SEED_FLOW]["safe"]
     seed_lost = notify.evidence["asides"][ltn.SEED_FLOW]["lost"]
@@ -439,7 +441,7 @@ def test_epoch_and_origin_fix_narrows_wake_parent(candidate: Any) -> None:
     judged = candidate("turn_epoch_origin")
     _, change = judged["wake-parent"]
     assert change["change"] == "narrows" and "misattributed" in change["gone"] and change["new"] == []
-    assert changes(judged)["notify-only"] == ("reproduced", "still reproduces", NOTIFY_ONLY)
+    assert changes(judged)["notify-only"] == ("reproduced", "narrows", NOTIFY_ONLY)  # the seed's flow is fixed
 
 
 def test_hiding_notifications_narrows_but_leaks_every_other_kind(candidate: Any) -> None:
@@ -458,8 +460,9 @@ def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:
     """Discarding what is buffered when the next prompt is sent passes the seed's flow, but a frame
     the SDK's reader holds, not yet queued, when the prompt goes out still leaks."""
     ((result, change),) = candidate("drain_buffer_at_query", "--model", "notify-only").values()
-    assert (result.verdict, change["change"]) == ("reproduced", "still reproduces")
+    assert (result.verdict, change["change"], change["gone"], change["new"]) == ("reproduced", "narrows", [], [])
     assert result.evidence["patterns"][ltn.SEED_FLOW]["safe"], "the seed's own flow is fixed"
+    assert ltn.SEED_FLOW in change["gone_in_patterns"]["stale:task_notification"]
     assert result.counterexample["pace"][-1] == 0
 
 
