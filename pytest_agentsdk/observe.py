@@ -184,6 +184,10 @@ class Teardown:
     #: what the program holds until it exits: released after the loop closed, inside the window
     kept: list[Any] = field(default_factory=list)
     pending_at_return: list[str] = field(default_factory=list)  # tasks asyncio.run would cancel
+    #: what the event loop's own machinery spilled after it crashed (TrioInternalError): its
+    #: unraisables and never-awaited coroutines depend on the exact point of the crash, not on the
+    #: SDK, so they are evidence of that one ``run_error``, not manifestations of their own
+    after_crash: list[Event] = field(default_factory=list)
 
     def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None) -> None:
         self.events.append(Event(channel, causes(exc, detail), scrub(detail), subject))
@@ -226,6 +230,7 @@ class Teardown:
             "notes": self.notes,
             "pending_at_return": self.pending_at_return,
             "hung": self.hung,
+            **({"after_crash": [e.describe() for e in self.after_crash]} if self.after_crash else {}),
         }
 
 
@@ -406,6 +411,7 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     gc.disable()
     gc.freeze()  # what existed before the run is not ours; keeps each collection cheap
     watch.install()
+    crashed_at: int | None = None
     try:
         try:
             _RUNNERS[backend](_guarded(main, teardown, result, own_errors), teardown, wall, schedule)
@@ -415,8 +421,12 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
             pass
         except BaseException as exc:  # what the runner itself raised after main: trio's corruption errors
             teardown.record_exception(STRAY_CANCELLATION if _is_cancellation(exc) else RUN_ERROR, exc)
+            if type(exc).__name__ == "TrioInternalError":
+                crashed_at = len(teardown.events)
         teardown.kept.clear()
         gc.collect()
+        if crashed_at is not None:
+            teardown.after_crash, teardown.events[crashed_at:] = teardown.events[crashed_at:], []
     finally:
         watch.uninstall()
         gc.unfreeze()

@@ -184,17 +184,8 @@ def test_latest_still_exits_a_scope_cross_task_when_collected_at_once(verdicts_o
 BUDGETS = ("5", "30", "100")
 
 
-#: A known gap, kept visible (strict: the test fails once the sweep covers it): on 0.1.48 under trio
-#: the search reaches trio tie-break schedules (e.g. 217: aclosing, after 2, every operation
-#: suspending) where trio crashes (run_error) and its never-awaited finalizer adds runtime_warning;
-#: the sweep runs trio at schedule 0 only (``Scenario.sweep`` is not given the backend).
-TRIO_SCHEDULE_GAP = pytest.mark.xfail(strict=True, reason="the sweep does not span trio tie-break schedules: 0.1.48/trio adds runtime_warning at --examples 30")
-
-
-@pytest.mark.parametrize(("spec", "backend"), [
-    pytest.param(spec, backend, marks=[TRIO_SCHEDULE_GAP] if (spec, backend) == ("0.1.48", "trio") else [])
-    for spec in ("0.1.48", "0.1.51", "latest") for backend in ("asyncio", "trio")
-])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("spec", ["0.1.48", "0.1.51", "latest"])
 def test_verdict_does_not_move_with_the_budget(sdk_release: Any, spec: str, backend: str) -> None:
     """The sweep runs in full at any budget and the search only looks for what it has not shown,
     so the verdict and the manifestation set must not depend on ``--examples``. A difference is a

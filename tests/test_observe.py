@@ -72,6 +72,28 @@ def test_each_channel_gets_its_stable_name(backend: str) -> None:
     assert teardown.manifestations == ["consumer_error", "logged_error", "resource_warning", "stderr_output", "unraisable"]
 
 
+def test_what_a_crashed_trio_spills_is_evidence_of_the_crash_not_manifestations() -> None:
+    """A system task that raises crashes trio itself (TrioInternalError: ``run_error``). What is
+    collected after that depends on where the loop died, not on the code under test, so it is kept
+    as evidence of the crash; without a crash the same object is an ``unraisable`` (see above)."""
+
+    async def crashes(teardown: Teardown) -> None:
+        import trio
+
+        async def dies() -> None:
+            raise RuntimeError("system task died")
+
+        cycle: list[object] = [_RaisesOnDelete()]
+        cycle.append(cycle)  # collected after the run, i.e. after the crash
+        del cycle
+        trio.lowlevel.spawn_system_task(dies)
+        await trio.sleep_forever()
+
+    _, teardown = run_observed(crashes, "trio")
+    assert "run_error" in teardown.manifestations and "unraisable" not in teardown.manifestations, teardown.to_json()
+    assert any("from __del__" in line for line in teardown.to_json()["after_crash"]), teardown.to_json()
+
+
 def test_asyncio_loop_channels() -> None:
     """Never-retrieved task exceptions, pending tasks destroyed, asyncio.run's shutdown errors."""
 
