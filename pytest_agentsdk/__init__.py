@@ -17,16 +17,18 @@ _EXPORTS = {
     "ScriptError": "script",
     "ScriptedTransport": "transport",
     "ScriptStalled": "transport",
+    "ScriptedCLI": "cli_routing",
     "wire": None,
     "strategies": None,
     "sdk_info": "compat",
     "assert_clean_teardown": "observe",
     "TeardownWatch": "observe",
     "RecordingClient": "recording",
-    "assert_turn_isolation": "bugs.late_task_notification",
-    "find_untruthful_completions": "bugs.premature_completion",
-    "assert_truthful_completions": "bugs.premature_completion",
-    "UntruthfulCompletion": "bugs.premature_completion",
+    "assert_turn_isolation": "isolation",
+    "find_untruthful_completions": "completions",
+    "assert_truthful_completions": "completions",
+    "UntruthfulCompletion": "completions",
+    "guards": None,
 }
 
 

@@ -3,7 +3,12 @@
 ``check`` judges the claude-agent-sdk installed in this environment; the other commands build
 isolated environments and run ``check`` inside them (:mod:`pytest_agentsdk.envs`).
 Exit codes everywhere: 0 nothing reproduced, 1 something reproduced or hung, 2 bad input or a
-harness error (one line on stderr saying what is wrong and what to do).
+harness error (one line on stderr saying what is wrong and what to do), 130 interrupted (Ctrl-C,
+see :mod:`pytest_agentsdk.interrupt`).
+
+Only a few standard modules are imported before the SIGINT handler is in place (the rest is
+imported where it is used), so Ctrl-C while the SDK, Hypothesis or trio are being imported is the
+same one line as later.
 """
 
 from __future__ import annotations
@@ -15,13 +20,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import verdict
-from .script import ScriptError
+from . import __version__, interrupt, options
 
-BACKENDS = ("asyncio", "trio")
-DEFAULT_EXAMPLES = 30
+if TYPE_CHECKING:
+    from . import verdict
 
 
 class UsageError(Exception):
@@ -53,14 +57,25 @@ def _selected_bugs(names: list[str] | None) -> list[str]:
 
 
 def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True,
-              warnings_as_errors: bool = False) -> verdict.CheckReport:
-    """Judge every selected (bug, model, backend) on the installed SDK."""
-    from . import bugs
+              warnings_as_errors: bool = False, cli: Any = None) -> verdict.CheckReport:
+    """Judge every selected (bug, model, backend) on the installed SDK, over the scripted CLI or,
+    with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI."""
+    from . import bugs, verdict
 
     sdk = _require_sdk()
-    report = verdict.CheckReport(verdict.subject_info(sdk.version, sdk.cli_version, features=sdk.features), seed)
+    info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, features=sdk.features)
+    if cli:
+        info["cli"] = {"path": str(cli.path), "source": cli.source}
+    report = verdict.CheckReport(info, seed)
     for name in bug_names:
         scenario = bugs.scenario(name)
+        if cli:
+            real = scenario.on_cli(cli)
+            if real is None:
+                report.results.append(verdict.Result(name, "not_applicable", backends[0], None,
+                                                     reason="no real-CLI stories for this bug yet (judged over the scripted CLI only)"))
+                continue
+            scenario = real
         for model in scenario.models:
             if models and model is not None and model not in models:
                 continue
@@ -85,18 +100,28 @@ def cmd_check(args: argparse.Namespace) -> int:
         for m in args.models:
             if m not in known:
                 raise UsageError(f"--model {m}: unknown CLI behaviour model; choose from {', '.join(sorted(known))}")
-    if args.examples < 1:
-        raise UsageError("--examples must be at least 1")
     selected = _selected_bugs(args.bug)
-    print(f"pytest-agentsdk check: seed {seed}", file=sys.stderr)
-    report = run_check(selected, args.backend or list(BACKENDS), args.models, seed, args.examples, progress=not args.quiet,
-                       warnings_as_errors=args.warnings_as_errors)
+    cli = _resolve_cli(args) if args.cli else None
+    print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)
+    report = run_check(selected, args.backend or list(options.BACKENDS), args.models, seed, args.examples, progress=not args.quiet,
+                       warnings_as_errors=args.warnings_as_errors, cli=cli)
     _emit(report, args)
     return report.exit_code
 
 
+def _resolve_cli(args: argparse.Namespace) -> Any:
+    """The real CLI ``--cli`` names (installed from npm on first use); a bad one is a usage error."""
+    from . import realcli
+
+    try:
+        return realcli.resolve(args.cli, progress=None if getattr(args, "quiet", False) else lambda line: print(line, file=sys.stderr))
+    except realcli.CliError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from . import bugs
+    from .script import ScriptError
 
     _require_sdk()
     (name,) = _selected_bugs([args.bug])
@@ -110,14 +135,59 @@ def cmd_replay(args: argparse.Namespace) -> int:
         example = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--example: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    outcome = bugs.scenario(name).run_example(example, args.backend, args.model)
+    scenario = bugs.scenario(name)
+    if args.model is not None and args.model not in scenario.models:
+        models = [m for m in scenario.models if m]
+        raise UsageError(f"--model {args.model}: " + (f"{name} is judged under {', '.join(models)}" if models else
+                                                       f"{name} has no CLI behaviour models; leave --model out"))
+    if args.cli:
+        real = scenario.on_cli(_resolve_cli(args))
+        if real is None:
+            raise UsageError(f"--cli: {name} has no real-CLI stories yet; replay it without --cli")
+        scenario = real
+    try:
+        outcome = scenario.run_example(example, args.backend, args.model)
+    except ScriptError as exc:
+        raise UsageError(str(exc) if str(exc).startswith("example") else f"--example: {exc}") from None
     print(json.dumps({"bug": name, "backend": args.backend, "model": args.model, "failed": outcome.failed,
                       "manifestations": outcome.manifestations, "hang": outcome.hang, "evidence": outcome.evidence},
                      indent=2, default=str))
     return 1 if outcome.failed else 0
 
 
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from . import fidelity
+
+    _require_sdk()
+    cli = _resolve_cli(args)
+    comparisons = fidelity.run(cli, args.backend, progress=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    if args.json:
+        print(json.dumps([{"story": c.story, "matches": c.matches, "differences": c.differences, "known": c.known,
+                           "real": [s.describe() for s in c.real], "scripted": [s.describe() for s in c.scripted]}
+                          for c in comparisons], indent=2))
+    else:
+        print(fidelity.render(comparisons, cli))
+    return 0 if all(c.matches for c in comparisons) else 1
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .record import record
+
+    for path in filter(None, (args.capture, args.stdin)):
+        if not Path(path).is_file():
+            raise UsageError(f"{path}: no such file; give a stdout capture (JSONL) or a timed trace")
+    script = record(Path(args.capture), Path(args.stdin) if args.stdin else None)
+    text = script.dumps()
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
 def _emit(report: verdict.CheckReport, args: argparse.Namespace) -> None:
+    from . import verdict
+
     if args.json:
         print(report.dumps())
     elif args.markdown:
@@ -132,34 +202,62 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", action="store_true", help="print Markdown for a PR comment")
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        sdk = f"claude-agent-sdk {importlib.metadata.version('claude-agent-sdk')}"
+    except importlib.metadata.PackageNotFoundError:
+        sdk = "claude-agent-sdk not installed"
+    return f"pytest-agentsdk {__version__} ({sdk}; Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = options.Parser(
         prog="python -m pytest_agentsdk",
         description="Judge claude-agent-sdk releases and fix candidates against three lifecycle bugs.",
-        epilog="Exit codes: 0 nothing reproduced, 1 reproduced or hang, 2 bad input or harness error.",
+        epilog=f"Exit codes: 0 nothing reproduced, 1 reproduced or hang, 2 bad input or harness error, "
+               f"{interrupt.EXIT_CODE} interrupted (Ctrl-C: child processes and half-built envs are removed first).",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="judge the SDK installed in this environment",
                            description="Run every registered bug scenario against the installed claude-agent-sdk.")
-    check.add_argument("--bug", action="append", help="only this bug (repeatable)")
-    check.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable; default: both)")
-    check.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (late_task_notification)")
-    check.add_argument("--seed", type=int, help="seed for every random choice (default: random, printed)")
-    check.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
-    check.add_argument("--warnings-as-errors", action="store_true",
-                       help="count manifestations shown only with warnings enabled (ResourceWarning, async generator GC) as reproduced")
-    check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    options.add_judging_options(check)
+    check.add_argument("--cli", metavar="PATH|VERSION|bundled",
+                       help="judge over this real Claude Code CLI (a binary, the SDK wheel's bundled one, or a version "
+                            "installed from npm) against the scripted Messages API, instead of the scripted CLI")
     _add_output_flags(check)
     check.set_defaults(func=cmd_check)
 
     replay = sub.add_parser("replay", help="run one example (a counterexample from a report) again",
                             description="Replay one JSON example of a bug scenario and print what it showed.")
     replay.add_argument("--bug", required=True)
-    replay.add_argument("--backend", choices=BACKENDS, default="asyncio")
+    replay.add_argument("--backend", choices=options.BACKENDS, default="asyncio")
     replay.add_argument("--model", help="CLI behaviour model, where the bug has them")
     replay.add_argument("--example", required=True, help="the example as JSON, or a file holding it")
+    replay.add_argument("--cli", metavar="PATH|VERSION|bundled", help="replay over this real Claude Code CLI (as check --cli)")
     replay.set_defaults(func=cmd_replay)
+
+    fidelity = sub.add_parser("fidelity", help="compare the scripted CLI with a real CLI, story by story",
+                              description="Play each bug's default story on a real Claude Code CLI (against the scripted "
+                                          "Messages API) and on the scripted CLI, and compare the frames the oracles read. "
+                                          "Exit 0 when every difference is a known one, 1 otherwise.")
+    fidelity.add_argument("--cli", required=True, metavar="PATH|VERSION|bundled", help="the real CLI (as check --cli)")
+    fidelity.add_argument("--backend", choices=options.BACKENDS, default="asyncio")
+    fidelity.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    fidelity.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    fidelity.set_defaults(func=cmd_fidelity)
+
+    rec = sub.add_parser("record", help="turn a real CLI's capture into a Script the scripted CLI replays",
+                         description="Read a CLI stdout capture (JSONL, one prompt) or a timed trace ({t, dir: in|out, line} "
+                                     "per line, any number of prompts) and print the Script that replays it: each prompt's "
+                                     "frames up to its result, what came between turns as an event after that result.")
+    rec.add_argument("capture", help="the capture file")
+    rec.add_argument("--stdin", help="the SDK's writes (JSONL) beside a stdout capture")
+    rec.add_argument("--out", help="write the Script here instead of stdout")
+    rec.set_defaults(func=cmd_record)
 
     from . import machine
 
@@ -168,16 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (UsageError, ScriptError) as exc:
-        print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pytest-agentsdk: interrupted", file=sys.stderr)
-        return 2
+    with interrupt.handled():
+        from . import verdict
+        from .script import ScriptError
+
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.func(args))
+        except (UsageError, ScriptError) as exc:
+            print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # a harness bug: exit 1 would read as "reproduced", a traceback as a crash of the SDK
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            print(f"pytest-agentsdk: error: internal error ({verdict.one_line(exc)} at {Path(where.filename).name}:{where.lineno}); "
+                  "please report it with the command line", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def _probe_trio() -> tuple[bool, str]:
 def sdk_info() -> SdkInfo:
     """Probe the installed release once per process."""
     import claude_agent_sdk as sdk
+    from claude_agent_sdk._internal.query import Query
 
     parse = parse_message()
     features: dict[str, bool] = {
@@ -93,7 +94,7 @@ def sdk_info() -> SdkInfo:
             {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}, "uuid": "u", "session_id": "s"}
         )
         is not None,
-        "drops_sdk_host_only": "sdk_host_only" in inspect.getsource(sdk._internal.query.Query),
+        "drops_sdk_host_only": "sdk_host_only" in inspect.getsource(Query),
     }
     trio_ok, trio_note = _probe_trio()
     features["trio"] = trio_ok

@@ -6,7 +6,9 @@ A *subject* is what ``matrix``/``verify``/``bisect`` judge: ``pypi:VERSION`` (or
 bundled CLI; pass ``cli=True`` for a wheel when the real CLI is needed.
 
 Every env is built in a temporary directory and renamed into the cache only once the SDK imports,
-so an interrupted or failed build never leaves a half-built env behind. The cache lives under
+so an interrupted or failed build never leaves a half-built env behind. Every child process (uv,
+a check in an env) is started through :mod:`pytest_agentsdk.interrupt`, so Ctrl-C kills it and
+removes the directory it was building. The cache lives under
 ``$PYTEST_AGENTSDK_CACHE`` (default ``~/.cache/pytest-agentsdk``); uv's own cache makes a rebuild
 of a release seen before take a second or two.
 
@@ -19,6 +21,7 @@ changes), and nothing else from the caller's site-packages leaks in to shadow th
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
+
+from . import interrupt
 
 PACKAGE = "claude-agent-sdk"
 #: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
@@ -234,9 +239,9 @@ def sdist_source(version: str, dest: Path) -> Path:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with interrupt.removed_on_interrupt(path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")) as tmp:
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def _short(exc: BaseException) -> str:
@@ -246,22 +251,21 @@ def _short(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- uv
-def uv_binary() -> str:
-    """uv from the ``uv`` PyPI package when installed here (pyproject's ``test`` extra), else PATH."""
-    try:
-        import uv  # type: ignore[import-not-found, unused-ignore]
-
-        return str(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        pass
-    found = shutil.which("uv")
-    if not found:
-        raise EnvError("uv not found: pip install uv (it builds the isolated SDK envs)")
-    return found
+def uv_command() -> list[str]:
+    """How to run uv: the one beside this interpreter (where ``pip install uv``, pyproject's
+    ``test`` extra, puts it, even in a venv that is not activated), else uv on PATH, else
+    ``python -m uv`` (the package installed where its binary is on neither)."""
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if found:
+        return [found]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv"]
+    raise EnvError(f"uv not found (not beside {sys.executable}, not on PATH, no uv package): pip install uv "
+                   "(it builds the isolated SDK envs)")
 
 
 def _uv(args: Sequence[str], what: str) -> None:
-    proc = subprocess.run([uv_binary(), *args], capture_output=True, text=True)
+    proc = interrupt.run([*uv_command(), *args])
     if proc.returncode != 0:
         raise EnvError(f"{what}: {_uv_error(proc.stderr)}")
 
@@ -305,7 +309,7 @@ class Env:
 
     def run(self, args: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run the env's python with ``args`` (captured)."""
-        return subprocess.run([str(self.python), *args], env=self.environ(), capture_output=True, text=True, timeout=timeout)
+        return interrupt.run([str(self.python), *args], env=self.environ(), timeout=timeout)
 
     def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None) -> dict[str, Any]:
         """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed.
@@ -314,33 +318,33 @@ class Env:
         with the check's own last line. ``progress`` receives the check's stderr lines as they come.
         """
         cmd = [str(self.python), "-m", "pytest_agentsdk", "check", "--json", *args]
-        proc = subprocess.Popen(cmd, env=self.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out: list[str] = []
         tail: list[str] = []
+        with interrupt.child(cmd, env=self.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
 
-        def pump_stdout() -> None:
-            assert proc.stdout is not None
-            out.append(proc.stdout.read())
+            def pump_stdout() -> None:
+                assert proc.stdout is not None
+                out.append(proc.stdout.read())
 
-        def pump_stderr() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                tail[:] = (tail + [line.rstrip()])[-20:]
-                if progress:
-                    progress(line.rstrip())
+            def pump_stderr() -> None:
+                assert proc.stderr is not None
+                for line in proc.stderr:
+                    tail[:] = (tail + [line.rstrip()])[-20:]
+                    if progress:
+                        progress(line.rstrip())
 
-        readers = [threading.Thread(target=pump, daemon=True) for pump in (pump_stdout, pump_stderr)]
-        for reader in readers:
-            reader.start()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise EnvError(f"{self.label}: check did not finish within {timeout:.0f} s") from None
-        finally:
+            readers = [threading.Thread(target=pump, daemon=True) for pump in (pump_stdout, pump_stderr)]
             for reader in readers:
-                reader.join()
+                reader.start()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise EnvError(f"{self.label}: check did not finish within {timeout:.0f} s") from None
+            finally:
+                proc.kill()  # a no-op once it exited; one that timed out, or a caller interrupted, must not outlive us
+                proc.wait()
+                for reader in readers:
+                    reader.join()
         try:
             data: dict[str, Any] = json.loads("".join(out))
         except ValueError:
@@ -358,21 +362,21 @@ def _harness_dir() -> Path:
     link = link_dir / "pytest_agentsdk"
     if not (link.is_symlink() and link.resolve() == package):
         link_dir.mkdir(parents=True, exist_ok=True)
-        tmp = link_dir / f".link.{os.getpid()}.{threading.get_ident()}"
-        tmp.symlink_to(package, target_is_directory=True)
-        os.replace(tmp, link)
+        with interrupt.removed_on_interrupt(link_dir / f".link.{os.getpid()}.{threading.get_ident()}") as tmp:
+            tmp.symlink_to(package, target_is_directory=True)
+            os.replace(tmp, link)
     from . import __version__
 
     dist_info = link_dir / f"pytest_agentsdk-{__version__}.dist-info"
     if not (dist_info / "entry_points.txt").exists():
-        staging = link_dir / f".dist-info.{os.getpid()}.{threading.get_ident()}"
-        staging.mkdir()
-        (staging / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pytest-agentsdk\nVersion: {__version__}\n")
-        (staging / "entry_points.txt").write_text("[pytest11]\nagentsdk = pytest_agentsdk.plugin\n")
-        try:
-            os.rename(staging, dist_info)
-        except OSError:  # another process made it first
-            shutil.rmtree(staging, ignore_errors=True)
+        with interrupt.removed_on_interrupt(link_dir / f".dist-info.{os.getpid()}.{threading.get_ident()}") as staging:
+            staging.mkdir()
+            (staging / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pytest-agentsdk\nVersion: {__version__}\n")
+            (staging / "entry_points.txt").write_text("[pytest11]\nagentsdk = pytest_agentsdk.plugin\n")
+            try:
+                os.rename(staging, dist_info)
+            except OSError:  # another process made it first
+                shutil.rmtree(staging, ignore_errors=True)
     return link_dir
 
 
@@ -394,7 +398,7 @@ def git_commit(spec: Spec) -> str:
     """Resolve a git subject's ref to a commit, so the cache key names exactly what is built."""
     url = spec.value.removeprefix("git+")
     ref = spec.ref or "HEAD"
-    proc = subprocess.run(["git", "ls-remote", url, ref], capture_output=True, text=True, timeout=60)
+    proc = interrupt.run(["git", "ls-remote", url, ref], timeout=60, own_group=False)  # git may ask the terminal for a password
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["git failed"]
         raise EnvError(f"{spec.text}: cannot read git repository {url}: {next((x for x in lines if x.startswith('fatal:')), lines[-1])}")
@@ -464,28 +468,28 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     if final.exists():  # an entry whose interpreter went away: rebuild it
         shutil.rmtree(final)
     tmp = envs_root / f".build-{key}-{os.getpid()}-{threading.get_ident()}"
-    try:
-        _uv(["venv", "--quiet", "--relocatable", "--python", sys.executable, str(tmp)], f"{spec.text}: cannot create a venv")
-        install = ["pip", "install", "--quiet", "--python", str(tmp / "bin" / "python"), *extra]
-        if not cli and spec.kind != "file":
-            install += ["--no-binary", PACKAGE]
-        if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
-            install += ["--default-index", index_url()]
-        _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
-        probe = subprocess.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"],
-                               capture_output=True, text=True)
-        if probe.returncode != 0:
-            raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
-        version = probe.stdout.strip()
-        (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
+    with interrupt.removed_on_interrupt(tmp):
         try:
-            os.rename(tmp, final)
-        except OSError:  # another process finished the same env first: use theirs
-            if not meta.is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            _uv(["venv", "--quiet", "--relocatable", "--python", sys.executable, str(tmp)], f"{spec.text}: cannot create a venv")
+            install = ["pip", "install", "--quiet", "--python", str(tmp / "bin" / "python"), *extra]
+            if not cli and spec.kind != "file":
+                install += ["--no-binary", PACKAGE]
+            if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
+                install += ["--default-index", index_url()]
+            _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
+            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"])
+            if probe.returncode != 0:
+                raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+            version = probe.stdout.strip()
+            (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process finished the same env first: use theirs
+                if not meta.is_file():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     env = Env(spec, final, version, key, reused=False, build_seconds=time.monotonic() - started)
     if progress:
         progress(f"env for {env.label} ready in {env.build_seconds:.1f} s")

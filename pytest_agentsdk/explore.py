@@ -67,6 +67,8 @@ class Sweep:
 
     examples: list[Any] = field(default_factory=list)
     axes: str = ""
+    #: the sweep *is* the whole example space (a real CLI's stories): no search follows it
+    exhaustive: bool = False
 
 
 class Scenario(ABC):
@@ -75,6 +77,8 @@ class Scenario(ABC):
     name: str
     #: CLI behaviour models this bug is judged under (None: the model does not apply).
     models: tuple[str | None, ...] = (None,)
+    #: Arguments ``replay`` needs besides the example to play it the same way (e.g. ``--cli PATH``).
+    replay_args: tuple[str, ...] = ()
     #: Manifestations users see only with warnings enabled (``-W default``, pytest, ``-X dev``):
     #: they make a ``warnings`` verdict, not ``reproduced``, unless warnings count as errors.
     quiet: frozenset[str] = frozenset()
@@ -102,6 +106,11 @@ class Scenario(ABC):
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
         """Add this bug's notes and evidence to a finished verdict."""
 
+    def on_cli(self, cli: Any) -> Scenario | None:
+        """This bug played by the real CLI ``cli`` (a :class:`pytest_agentsdk.realcli.Cli`) against
+        the scripted Messages API (None: this bug has no real-CLI stories)."""
+        return None
+
     def judge(self, sdk: SdkInfo, backend: str, model: str | None, seed: int, max_examples: int,
               warnings_as_errors: bool = False) -> Result:
         reason = self.not_applicable(sdk, backend, model)
@@ -127,12 +136,12 @@ def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
         trio_run._r.setstate(state)
 
 
-def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str) -> Any:
+def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S) -> Any:
     """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded, so a run repeats);
-    raises TimeoutError past EXAMPLE_WALL_S."""
+    raises TimeoutError past ``wall`` seconds."""
 
     async def bounded() -> Any:
-        with anyio.fail_after(EXAMPLE_WALL_S):
+        with anyio.fail_after(wall):
             return await main()
 
     if backend != "trio":
@@ -147,8 +156,8 @@ def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 
     return st.fixed_dictionaries({}, optional={op: st.integers(1, max_per_op) for op in ops})
 
 
-def replay_command(bug: str, backend: str, model: str | None, example: Any) -> str:
-    parts = ["python", "-m", "pytest_agentsdk", "replay", "--bug", bug, "--backend", backend]
+def replay_command(bug: str, backend: str, model: str | None, example: Any, extra: Sequence[str] = ()) -> str:
+    parts = ["python", "-m", "pytest_agentsdk", "replay", "--bug", bug, "--backend", backend, *extra]
     if model:
         parts += ["--model", model]
     parts += ["--example", json.dumps(example, separators=(",", ":"), sort_keys=True)]
@@ -254,6 +263,8 @@ def judge(
     )
     found: Any = None
     try:
+        if sweep.exhaustive:
+            raise NoSuchExample("the sweep ran every example there is")
         found = find(scenario.examples(model), lambda ex: bool(set(run(ex, swept=False).names) - known),
                      settings=search, random=random.Random(seed))
     except NoSuchExample:
@@ -264,24 +275,25 @@ def judge(
                     manifestations=sorted(union - {HANG}) + ([HANG] if HANG in union else []),
                     quiet=sorted(union & quiet), tradeoffs=sorted(tradeoffs))
     axes = f"sweep of {sweep.axes} ({swept_count})" if sweep.axes else f"sweep of {swept_count}"
-    result.coverage = (f"{'not reproduced in ' if severity == 0 else ''}{ran} examples: {axes}, "
-                       f"{ran - swept_count} searched (seed {seed}, --examples {max_examples})")
+    searched = "every example there is (no search)" if sweep.exhaustive else \
+        f"{ran - swept_count} searched (seed {seed}, --examples {max_examples})"
+    result.coverage = f"{'not reproduced in ' if severity == 0 else ''}{ran} examples: {axes}, {searched}"
     if severity:
         # the first swept example of the worst tier (the flow users recognise), else the search's minimal one
         order = [_key(ex) for ex in sweep.examples] + ([_key(found)] if found is not None else []) + list(runs)
         example, outcome = runs[next(k for k in order if _severity(set(runs[k][1].names), quiet) == severity)]
-        _fill_failure(result, example, outcome)
+        _fill_failure(result, example, outcome, scenario.replay_args)
         if found is not None and _key(found) != _key(example):
             result.evidence["search"] = {"counterexample": found, "manifestations": runs[_key(found)][1].names,
-                                         "replay": replay_command(scenario.name, backend, model, found)}
+                                         "replay": replay_command(scenario.name, backend, model, found, scenario.replay_args)}
     if groups:
         result.evidence["patterns"] = {name: g.to_json(quiet) for name, g in groups.items()}
     return result
 
 
-def _fill_failure(result: Result, example: Any, outcome: Outcome) -> None:
+def _fill_failure(result: Result, example: Any, outcome: Outcome, replay_args: Sequence[str]) -> None:
     result.counterexample = example
-    result.replay = replay_command(result.bug, result.backend, result.model, example)
+    result.replay = replay_command(result.bug, result.backend, result.model, example, replay_args)
     result.evidence = {**outcome.evidence, **({"stall": outcome.hang} if outcome.hang else {}), **result.evidence}
 
 

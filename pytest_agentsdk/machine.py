@@ -19,13 +19,11 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, verdict
+from . import envs, options, verdict
 from .bugs import BUG_NAMES, available
 
 #: What ``matrix`` judges without ``--sdk``/``--since``/``--all``: the releases the issues name.
 DEFAULT_SUBJECTS = ("0.1.44", "0.1.48", "0.1.50", "0.1.51", "0.1.60", "0.1.71", "0.2.87", "0.2.143", "latest")
-BACKENDS = ("asyncio", "trio")
-DEFAULT_EXAMPLES = 30
 
 
 class _Progress:
@@ -45,9 +43,10 @@ class _Progress:
 
 
 # ---------------------------------------------------------------- judging one subject
-def _check_args(args: argparse.Namespace, seed: int) -> list[str]:
-    """The ``check`` options every env gets (quiet: the machine prints its own progress)."""
-    out = ["--seed", str(seed), "--examples", str(args.examples)]
+def _check_args(args: argparse.Namespace, seed: int, cli: Any = None) -> list[str]:
+    """The ``check`` options every env gets (quiet: the machine prints its own progress); with
+    ``cli`` (a resolved :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI."""
+    out = ["--seed", str(seed), "--examples", str(args.examples)] + (["--cli", str(cli.path)] if cli else [])
     for bug in args.bug or []:
         out += ["--bug", bug]
     for backend in args.backend or []:
@@ -63,16 +62,16 @@ def _error_report(spec: envs.Spec, version: str | None, reason: str, args: argpa
     """An ``error`` verdict for every selected bug/backend, without building anything."""
     report = verdict.CheckReport({**verdict.subject_info(version, None), "spec": spec.text}, seed)
     for bug in args.bug or available():
-        for backend in args.backend or BACKENDS:
+        for backend in args.backend or options.BACKENDS:
             report.results.append(verdict.Result(bug, "error", backend, None, reason=reason))
     return report
 
 
-def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress) -> verdict.CheckReport:
-    """Build (or reuse) the env for ``spec`` and run ``check`` in it."""
+def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
+    """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given)."""
     if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
         return _error_report(spec, spec.value, reason, args, seed)
-    say = progress.for_subject(spec.label)
+    say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
     try:
         env = envs.ensure_env(spec, progress=say)
     except envs.EnvError as exc:
@@ -84,7 +83,7 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
         return _error_report(spec, env.sdk_version, reason, args, seed)
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
     try:
-        data = env.run_check(_check_args(args, seed), progress=say)
+        data = env.run_check(_check_args(args, seed, cli), progress=say)
         try:
             report = verdict.CheckReport.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -100,15 +99,18 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
     return report
 
 
-def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress) -> list[verdict.CheckReport]:
-    """Judge every subject, in parallel bounded by the cores; reports in ``specs`` order.
+def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
+              clis: list[Any] | None = None) -> list[verdict.CheckReport]:
+    """Judge every subject (each over every real CLI in ``clis``, when given), in parallel
+    bounded by the cores; reports in ``specs`` (then ``clis``) order.
 
     A bad subject does not stop the others (their envs land in the cache); its EnvError is raised
     once all are done.
     """
-    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(specs)))
+    pairs = [(spec, cli) for spec in specs for cli in (clis or [None])]
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(pairs)))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(judge, spec, args, seed, progress) for spec in specs]
+        futures = [pool.submit(judge, spec, args, seed, progress, cli) for spec, cli in pairs]
         errors = [f.exception() for f in futures]
     for exc in errors:
         if exc is not None:
@@ -139,8 +141,6 @@ def _validate(args: argparse.Namespace) -> None:
             raise envs.EnvError(f"--bug {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
         if bug not in available():
             raise envs.EnvError(f"--bug {bug}: this build of pytest-agentsdk does not ship that scenario yet")
-    if args.examples < 1:
-        raise envs.EnvError("--examples must be at least 1")
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -194,18 +194,37 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.from_json:
         reports = _load_reports(args.from_json)
     else:
-        reports = judge_all(*_matrix_subjects(args))
+        specs, args, seed, progress = _matrix_subjects(args)
+        reports = judge_all(specs, args, seed, progress, _clis(args, progress))
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     else:
         print(verdict.render_matrix(reports, markdown=args.markdown))
+    failed = {str(r.subject.get("spec") or r.subject.get("sdk_version")): r.results[0].reason for r in reports
+              if r.results and all(x.verdict == "error" for x in r.results)}
+    if failed:  # nothing judged there: say why on stderr too, where the exit status is read
+        print(f"pytest-agentsdk: error: no verdicts for {', '.join(failed)}: {'; '.join(dict.fromkeys(map(str, failed.values())))}",
+              file=sys.stderr)
     return max((r.exit_code for r in reports), key=[0, 2, 1].index, default=0)
+
+
+def _clis(args: argparse.Namespace, progress: _Progress) -> list[Any] | None:
+    """The real CLIs ``--cli`` names, resolved (installed from npm) once, before any env runs."""
+    from . import realcli
+
+    specs = args.cli if isinstance(args.cli, list) else [args.cli] if args.cli else []
+    try:
+        return [realcli.resolve(spec, progress=progress) for spec in dict.fromkeys(specs)] or None
+    except realcli.CliError as exc:
+        raise envs.EnvError(str(exc)) from None
 
 
 def _matrix_subjects(args: argparse.Namespace) -> tuple[list[envs.Spec], argparse.Namespace, int, _Progress]:
     _validate(args)
     progress = _Progress(args.quiet)
     texts = list(args.sdk or [])
+    if args.cli and not (texts or args.all or args.since):
+        texts = ["latest"]  # a CLI-version x bug table: the SDK is held fixed
     if args.all or args.since:
         since = max(_release(args.since, "--since", progress), envs.MIN_SUPPORTED) if args.since else envs.MIN_SUPPORTED
         texts += [v for v in envs.releases(progress=progress) if Version(v) >= since]
@@ -239,7 +258,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             version = "?"  # judged below as a candidate that does not build
         baseline_spec = _default_baseline(version, progress)
         progress(f"baseline: {baseline_spec.label} (from the candidate's version {version})")
-    candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress)
+    candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress, _clis(args, progress))
     rows = verdict.compare(baseline, candidate)
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
@@ -295,19 +314,69 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     seed = _seed(args)
     judged: dict[int, verdict.CheckReport] = {}
 
-    def sig(i: int) -> Any:
+    def report(i: int) -> verdict.CheckReport:
         if i not in judged:
             judged[i] = judge(envs.parse_spec(f"pypi:{candidates[i]}"), args, seed, progress)
             progress(f"bisect: {candidates[i]}: {_describe(_signature(judged[i], args.bug_name, args.manifestation), args.manifestation)}")
-        return _signature(judged[i], args.bug_name, args.manifestation)
+        return judged[i]
 
+    def sig(i: int) -> Any:
+        return _signature(report(i), args.bug_name, args.manifestation)
+
+    first = sig(0)
+    last_same, boundary = _gallop(len(candidates), sig)
+    after = sig(boundary) if boundary is not None else None
+    if args.manifestation and not any(sig(i) for i in judged):
+        shown = sorted({m for rep in judged.values() for r in rep.results if r.bug == args.bug_name for m in r.manifestations})
+        raise envs.EnvError(f"--manifestation {args.manifestation}: {args.bug_name} showed no such manifestation on any of the "
+                            f"{len(judged)} releases judged ({candidates[0]} ... {candidates[-1]}); "
+                            f"it showed: {', '.join(shown) or 'nothing'} (names as in check --json)")
+    verdict_change = None
+    if args.manifestation and boundary is None:
+        # the manifestation shows (or not) at both ends: say where what the bug shows does change
+        def full(i: int) -> Any:
+            return _signature(report(i), args.bug_name, None)
+
+        same, changed = _gallop(len(candidates), full)
+        verdict_change = None if changed is None else {
+            "last_same": candidates[same], "first_different": candidates[changed],
+            "before": _describe(full(same), None), "after": _describe(full(changed), None)}
+    reused = sum(1 for rep in judged.values() if rep.subject.get("env_reused"))
+    result: dict[str, Any] = {
+        "bug": args.bug_name, "manifestation": args.manifestation, "seed": seed,
+        "from": candidates[0], "to": candidates[-1], "releases_in_range": len(candidates),
+        "envs_judged": len(judged), "envs_built": len(judged) - reused, "envs_reused": reused,
+        "last_same": candidates[last_same], "first_different": candidates[boundary] if boundary is not None else None,
+        "before": _describe(first, args.manifestation),
+        "after": _describe(after, args.manifestation) if boundary is not None else None,
+        "verdict_change": verdict_change,
+        "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        what = f"{args.bug_name}" + (f" manifestation {args.manifestation}" if args.manifestation else " verdict")
+        if boundary is None:
+            print(f"{what}: no change from {candidates[0]} to {candidates[-1]} ({result['before']} at both ends: no boundary to name)")
+            if change := result.get("verdict_change"):
+                print(f"{args.bug_name} verdict changes between {change['last_same']} ({change['before']}) and "
+                      f"{change['first_different']} ({change['after']})")
+        else:
+            print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
+        print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
+    return 0
+
+
+def _gallop(n: int, sig: Callable[[int], Any]) -> tuple[int, int | None]:
+    """(last index like index 0, first index unlike it, or None) over ``n`` ordered subjects:
+    probe +1, +2, +4, ... until one differs, then bisect that gap."""
     first = sig(0)
     last_same, step, boundary = 0, 1, None
     while boundary is None:
-        probe = min(last_same + step, len(candidates) - 1)
+        probe = min(last_same + step, n - 1)
         if sig(probe) != first:
             boundary = probe
-        elif probe == len(candidates) - 1:
+        elif probe == n - 1:
             break
         else:
             last_same, step = probe, step * 2
@@ -318,40 +387,13 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                 last_same = mid
             else:
                 boundary = mid
-    after = sig(boundary) if boundary is not None else None
-    reused = sum(1 for rep in judged.values() if rep.subject.get("env_reused"))
-    result: dict[str, Any] = {
-        "bug": args.bug_name, "manifestation": args.manifestation, "seed": seed,
-        "from": candidates[0], "to": candidates[-1], "releases_in_range": len(candidates),
-        "envs_judged": len(judged), "envs_built": len(judged) - reused, "envs_reused": reused,
-        "last_same": candidates[last_same], "first_different": candidates[boundary] if boundary is not None else None,
-        "before": _describe(first, args.manifestation),
-        "after": _describe(after, args.manifestation) if boundary is not None else None,
-        "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
-    }
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        what = f"{args.bug_name}" + (f" manifestation {args.manifestation}" if args.manifestation else " verdict")
-        if boundary is None:
-            print(f"{what}: no change from {candidates[0]} to {candidates[-1]} ({result['before']})")
-        else:
-            print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
-        print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
-    return 0
+    return last_same, boundary
 
 
 # ---------------------------------------------------------------- parser
 def _common(p: argparse.ArgumentParser, with_bug: bool = True) -> None:
-    if with_bug:
-        p.add_argument("--bug", action="append", help="only this bug (repeatable)")
-    p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable; default: both)")
-    p.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (repeatable)")
-    p.add_argument("--seed", type=int, help="one seed for every subject (default: random, printed)")
-    p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
-    p.add_argument("--jobs", type=int, help="envs judged at once (default: the number of cores)")
-    p.add_argument("--warnings-as-errors", action="store_true", help="count warnings-only manifestations as reproduced")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    options.add_judging_options(p, with_bug=with_bug)
+    p.add_argument("--jobs", type=options.whole_number(1, "envs judged at once"), help="envs judged at once (default: the number of cores)")
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -377,6 +419,9 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.add_argument("--from-json", action="append", metavar="PATH",
                         help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's)")
     _common(matrix)
+    matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
+                        help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "
+                             "--sdk the SDK is the latest release)")
     add_output_flags(matrix)
     matrix.set_defaults(func=_guarded(cmd_matrix))
 
@@ -387,6 +432,8 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     verify.add_argument("--baseline", metavar="SPEC", help="default: the release the candidate's version names, else latest")
     verify.add_argument("--claims", action="append", metavar="BUG", help="a bug the candidate claims to fix (repeatable)")
     _common(verify)
+    verify.add_argument("--cli", metavar="PATH|VERSION|bundled",
+                        help="judge both sides over this real Claude Code CLI: a change to SubprocessCLITransport is judged too")
     add_output_flags(verify)
     verify.set_defaults(func=_guarded(cmd_verify))
 

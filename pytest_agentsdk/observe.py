@@ -24,15 +24,14 @@ import io
 import logging
 import re
 import sys
+import threading
 import traceback
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-
-from .explore import seeded_trio_scheduler
 
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
@@ -163,6 +162,9 @@ class Event:
     causes: list[str]
     detail: str
     subject: str | None = None  # the async generator a gc warning is about
+    #: what an allow pattern is matched against: a log record's logger name, or the stderr line an
+    #: output is judged by (a traceback's exception line)
+    origin: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -189,8 +191,9 @@ class Teardown:
     #: SDK, so they are evidence of that one ``run_error``, not manifestations of their own
     after_crash: list[Event] = field(default_factory=list)
 
-    def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None) -> None:
-        self.events.append(Event(channel, causes(exc, detail), scrub(detail), subject))
+    def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None,
+               origin: str | None = None) -> None:
+        self.events.append(Event(channel, causes(exc, detail), scrub(detail), subject, origin))
 
     def record_exception(self, channel: str, exc: BaseException) -> None:
         self.record(channel, _describe(exc), exc)
@@ -236,6 +239,10 @@ class Teardown:
 
 # ---------------------------------------------------------------- the hooks
 class _LogCapture(logging.Handler):
+    """Records every ERROR log record. Not attached to any logger: :func:`_dispatch_through` feeds
+    it from ``Logger.callHandlers``, so an app that reconfigures logging (``basicConfig(force=True)``,
+    ``dictConfig``) cannot detach it; a record a disabled logger never creates reaches nobody."""
+
     def __init__(self, teardown: Teardown) -> None:
         super().__init__(logging.ERROR)
         self.teardown = teardown
@@ -246,7 +253,125 @@ class _LogCapture(logging.Handler):
         detail = f"{record.name}: {message.splitlines()[0] if message else ''}"
         if exc is not None:
             detail += f" ({_describe(exc)})"
-        self.teardown.record(_channel_of(message, LOGGED_ERROR), detail, exc)
+        self.teardown.record(_channel_of(message, LOGGED_ERROR), detail, exc, origin=record.name)
+
+
+#: per thread, how many log records are being dispatched to handlers right now
+_DISPATCH = threading.local()
+
+
+def _dispatch_through(capture: _LogCapture) -> Callable[[logging.Logger, logging.LogRecord], None]:
+    """A ``Logger.callHandlers`` that shows each record to ``capture`` first. What handlers print
+    meanwhile is that record's text, judged as the record, not as stderr output."""
+    call_handlers = logging.Logger.callHandlers
+
+    def callHandlers(logger: logging.Logger, record: logging.LogRecord) -> None:
+        _DISPATCH.depth = getattr(_DISPATCH, "depth", 0) + 1
+        try:
+            if record.levelno >= capture.level:
+                capture.handle(record)
+            call_handlers(logger, record)
+        finally:
+            _DISPATCH.depth -= 1
+
+    return callHandlers
+
+
+class _StderrCapture(io.TextIOBase):
+    """``sys.stderr`` for the window. Keeps what the run printed (not what logging handlers wrote:
+    the records are judged) and, with ``echo``, passes it on to the stream it replaced; once the
+    window is over it only passes on, since a handler the app created meanwhile
+    (``basicConfig(force=True)``) still holds it."""
+
+    def __init__(self, replaced: Any, echo: bool) -> None:
+        self.replaced = replaced
+        self.echo = echo
+        self.kept = io.StringIO()
+        self.open = True
+
+    def write(self, text: str) -> int:
+        if self.open and not getattr(_DISPATCH, "depth", 0):
+            self.kept.write(text)
+        if self.echo or not self.open:
+            self.replaced.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.echo or not self.open:
+            self.replaced.flush()
+
+
+_TRACEBACK_HEAD = "Traceback (most recent call last):"
+
+
+def printed_outputs(text: str) -> Iterator[list[str]]:
+    """Printed text as the outputs a reader sees: a traceback (its header, indented frames, the
+    exception line), or one other line; blank lines dropped."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    i = 0
+    while i < len(lines):
+        end = i + 1
+        if lines[i].strip() == _TRACEBACK_HEAD:
+            while end < len(lines) and lines[end][:1].isspace():
+                end += 1
+            end = min(end + 1, len(lines))  # the exception line
+        yield lines[i:end]
+        i = end
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the application under test may log or print without failing a teardown check:
+    ``loggers`` (a name covers its children: ``myapp`` allows ``myapp.db``), ``stderr`` (regular
+    expressions searched in each printed line; a traceback is judged by its exception line)."""
+
+    loggers: tuple[str, ...] = ()
+    stderr: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def of(cls, loggers: Iterable[str] = (), stderr: Iterable[str] = ()) -> Allowed:
+        """Validated patterns; ValueError names the bad one."""
+        names = _strings("allow_loggers", loggers)
+        if bad := [n for n in names if not n or n != n.strip()]:
+            raise ValueError(f"allow_loggers: {bad[0]!r} is not a logger name such as 'myapp' or 'myapp.db'")
+        regexes = []
+        for pattern in _strings("allow_stderr", stderr):
+            try:
+                regexes.append(re.compile(pattern))
+            except re.error as exc:
+                raise ValueError(f"allow_stderr: {pattern!r} is not a regular expression ({exc})") from None
+        return cls(tuple(names), tuple(regexes))
+
+    def __add__(self, other: Allowed) -> Allowed:
+        return Allowed(self.loggers + other.loggers, self.stderr + other.stderr)
+
+    def permits(self, event: Event) -> bool:
+        if event.origin is None:
+            return False
+        if event.channel == STDERR_OUTPUT:
+            return any(p.search(event.origin) for p in self.stderr)
+        return any(event.origin == name or event.origin.startswith(name + ".") for name in self.loggers)
+
+
+def _strings(where: str, values: Iterable[str]) -> list[str]:
+    listed = list(values) if isinstance(values, Iterable) and not isinstance(values, str) else None
+    if listed is None or not all(isinstance(v, str) for v in listed):
+        raise ValueError(f"{where}: give a list of strings, e.g. {where}=['myapp']")
+    return listed
+
+
+#: loggers whose records are the SDK's or its event loop's, never the application's
+_INFRASTRUCTURE_LOGGERS = ("asyncio", "trio", "anyio", "claude_agent_sdk")
+
+
+def _infrastructure(event: Event) -> bool:
+    origin = event.origin or ""
+    return event.channel != STDERR_OUTPUT and any(origin == n or origin.startswith(n + ".") for n in _INFRASTRUCTURE_LOGGERS)
+
+
+def _own(event: Event) -> bool:
+    """An object of this plugin (e.g. ScriptedTransport's stdout generator under trio): never the SDK's doing."""
+    return event.subject is not None and event.subject.startswith(f"{__package__}.")
 
 
 class TeardownWatch:
@@ -259,10 +384,14 @@ class TeardownWatch:
     """
 
     def __init__(self, *, pattern: str | None = None, transport: ScriptedTransport | None = None,
-                 check_on_exit: bool = False) -> None:
+                 check_on_exit: bool = False, allow_loggers: Iterable[str] = (), allow_stderr: Iterable[str] = (),
+                 echo_stderr: bool = False) -> None:
         self.pattern = pattern
         self.transport = transport
         self.teardown = Teardown()
+        self.allowed = Allowed.of(allow_loggers, allow_stderr)
+        self._echo_stderr = echo_stderr  # pass what is printed on (pytest shows it), besides judging it
+        self._capture: _StderrCapture | None = None
         self._check_on_exit = check_on_exit
         self._stack: contextlib.ExitStack | None = None
         self._restore_loop: Callable[[], None] = lambda: None
@@ -275,13 +404,30 @@ class TeardownWatch:
         warnings.simplefilter("always", ResourceWarning)
         warnings.simplefilter("always", RuntimeWarning)
         stack.enter_context(_swap(warnings, "showwarning", self._warning))
-        handler = _LogCapture(self.teardown)
-        logging.getLogger().addHandler(handler)
-        stack.callback(logging.getLogger().removeHandler, handler)
-        stderr = io.StringIO()
-        stack.enter_context(contextlib.redirect_stderr(stderr))
-        stack.callback(self._stderr, stderr)
+        stack.enter_context(_swap(logging.Logger, "callHandlers", _dispatch_through(_LogCapture(self.teardown))))
+        self._capture = _StderrCapture(sys.stderr, self._echo_stderr)
+        stack.enter_context(contextlib.redirect_stderr(self._capture))
+        stack.callback(self._stderr, self._capture)
         self._stack = stack
+
+    @contextlib.contextmanager
+    def capturing_stderr(self) -> Iterator[None]:
+        """Take ``sys.stderr`` back for a stretch of the window after someone replaced it (pytest
+        does at the start of each test phase); echoed output goes to their stream meanwhile."""
+        capture = self._capture
+        if capture is None or not capture.open or sys.stderr is capture:
+            yield
+            return
+        previous, capture.replaced = capture.replaced, sys.stderr
+        try:
+            with contextlib.redirect_stderr(capture):
+                yield
+        finally:
+            capture.replaced = previous
+
+    def allow(self, *, loggers: Iterable[str] = (), stderr: Iterable[str] = ()) -> None:
+        """Let the application log (``loggers``) or print (``stderr`` regexes) without failing the check."""
+        self.allowed += Allowed.of(loggers, stderr)
 
     def uninstall(self) -> None:
         if self._stack is not None:
@@ -313,24 +459,34 @@ class TeardownWatch:
             return  # deprecations and the like say nothing about teardown
         self.teardown.record(channel, f"{text.split('. ')[0]} ({filename}:{lineno})", subject=subject)
 
-    def _stderr(self, buffer: io.StringIO) -> None:
-        text = buffer.getvalue().strip()
-        if text:
-            self.teardown.record(STDERR_OUTPUT, text.splitlines()[-1][:300] + f" ({len(text.splitlines())} lines)")
+    def _stderr(self, capture: _StderrCapture) -> None:
+        """Every output printed is judged: a line printed after a traceback does not hide its cause."""
+        capture.open = False
+        for output in printed_outputs(capture.kept.getvalue()):
+            headline = output[-1]
+            shown = next((line for line in output if causes(None, line)), headline)
+            detail = shown.strip()[:300] + (f" ({len(output)} lines)" if len(output) > 1 else "")
+            self.teardown.events.append(Event(STDERR_OUTPUT, causes(None, "\n".join(output)), scrub(detail), origin=headline))
 
     # ------------------------------------------------------------ verdict
     def failure(self) -> str | None:
         """The assertion message for a noisy teardown, or None when it was clean."""
         if self.transport is not None:
             self.teardown.check_transport(self.transport)
-        harm = self.teardown.harm
+        harm = [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]
         if not harm and not self.teardown.hung:
             return None
         where = f" in consumer pattern {self.pattern!r}" if self.pattern else ""
-        lines = [f"unclean teardown{where}: {', '.join(self.teardown.manifestations) or 'hang'}"]
+        names = sorted({n for e in harm for n in e.names})
+        lines = [f"unclean teardown{where}: {', '.join(names) or 'hang'}"]
         lines += [f"  - {e.describe()}" for e in harm[:8]]
+        if len(harm) > 8:
+            lines.append(f"  - ... and {len(harm) - 8} more")
         if self.teardown.hung:
             lines.append(f"  - hang: {self.teardown.hung}")
+        if any(e.origin is not None and not _infrastructure(e) for e in harm):
+            lines.append("  (your application's own logging or output? allow it: @pytest.mark.agentsdk(allow_loggers=['myapp'], "
+                         "allow_stderr=[r'^regex']) or agentsdk_teardown.allow(loggers=..., stderr=...))")
         lines.append("  (which consumer patterns are safe on this SDK release: python -m pytest_agentsdk check --bug cross_task_close)")
         return "\n".join(lines)
 
@@ -540,6 +696,8 @@ def _left_pending(loop: asyncio.AbstractEventLoop, teardown: Teardown) -> None:
 def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
     import trio
 
+    from .explore import seeded_trio_scheduler  # explore imports Hypothesis: not for the production guards
+
     async def main() -> None:
         async def bound() -> None:
             await trio.sleep(wall)
@@ -561,7 +719,8 @@ _RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, in
 
 # ---------------------------------------------------------------- the pytest surface
 def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *, backend: str = "asyncio",
-                          pattern: str | None = None, transport: ScriptedTransport | None = None) -> Any:
+                          pattern: str | None = None, transport: ScriptedTransport | None = None,
+                          allow_loggers: Iterable[str] = (), allow_stderr: Iterable[str] = ()) -> Any:
     """Fail when a run's teardown is noisy, naming the manifestation and the consumer pattern.
 
     * ``assert_clean_teardown(main, backend="trio")`` runs ``main()`` in a fresh loop as
@@ -570,16 +729,18 @@ def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *
     * ``async with assert_clean_teardown(transport=t): ...`` inside an async test.
 
     With ``transport`` (a ScriptedTransport), it also requires the CLI to have been closed once.
+    ``allow_loggers`` (names, children included) and ``allow_stderr`` (regexes searched in each
+    printed line, a traceback's exception line) are your application's own, never failing the check.
     """
     if main is None:
-        return TeardownWatch(pattern=pattern, transport=transport, check_on_exit=True)
+        return TeardownWatch(pattern=pattern, transport=transport, check_on_exit=True,
+                             allow_loggers=allow_loggers, allow_stderr=allow_stderr, echo_stderr=True)
+    watch = TeardownWatch(pattern=pattern, transport=transport, allow_loggers=allow_loggers, allow_stderr=allow_stderr)
     if backend not in _RUNNERS:
         raise ValueError(f"backend {backend!r}: use one of {', '.join(_RUNNERS)}")
-    value, teardown = run_observed(lambda _: main(), backend, pattern=pattern)
-    watch = TeardownWatch(pattern=pattern, transport=transport)
-    watch.teardown = teardown
+    value, watch.teardown = run_observed(lambda _: main(), backend, pattern=pattern)
     watch.check()
     return value
 
 
-__all__ = ["Event", "Teardown", "TeardownWatch", "assert_clean_teardown", "causes", "run_observed"]
+__all__ = ["Allowed", "Event", "Teardown", "TeardownWatch", "assert_clean_teardown", "causes", "printed_outputs", "run_observed"]

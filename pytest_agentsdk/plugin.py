@@ -10,21 +10,32 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .cli_routing import ScriptedCLI
     from .compat import SdkInfo
+    from .model_server import ScriptedModel
+    from .realcli import Cli, CliSession
     from .observe import TeardownWatch
     from .script import Script
     from .transport import ScriptedTransport
     from .verdict import Result
 
-_RESULTS = pytest.StashKey[list["Result"]]()
+#: every verdict judged in this session (on xdist's controller: the workers' too), keyed by where
+#: its test sits in the collection and its order within the test, so a parallel run reports in the
+#: order of a serial one
+_RESULTS = pytest.StashKey[list[tuple[int, int, "Result"]]]()
+_POSITIONS = pytest.StashKey[dict[str, int]]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+_WATCH = pytest.StashKey["TeardownWatch"]()  # the test's agentsdk_teardown, while it watches
+_KNOWN_BUG = pytest.StashKey[tuple[str, "str | None"]]()  # (bug, releases) of a test made xfail by agentsdk_known_bug
+#: ``--agentsdk-report`` written, and how many verdicts it holds (for the terminal line)
+_WRITTEN = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agentsdk-report",
         metavar="FILE",
-        help="write the verdict JSON of every bug scenario judged in this session to FILE",
+        help="write the verdict JSON of every bug scenario judged in this session to FILE (its directory must "
+        "exist; under xdist the workers' verdicts are merged, in collection order)",
     )
     group.addoption(
         "--agentsdk-seed",
@@ -40,13 +52,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         help="seed for the scenarios judged through the agentsdk_check fixture (default 0)",
     )
+    group.addoption(
+        "--agentsdk-cli",
+        metavar="PATH|VERSION|bundled",
+        help="the real Claude Code CLI for the agentsdk_real_cli / agentsdk_cli_session fixtures: a binary, the "
+        "SDK wheel's bundled one, or a version installed from npm into the cache (default: bundled)",
+    )
+    parser.addini(
+        "agentsdk_stall_timeout",
+        "seconds: a timer due later than this does not keep the scripted CLI from reporting a stall, and a "
+        "wait it cannot time (a socket) keeps it from doing so this long at most (default 2; per test: "
+        "@pytest.mark.agentsdk(stall_timeout=S))",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "agentsdk(eof='end_input'|'close', checkpoints={op: n}, strict=True): configure agentsdk_script "
-        "and scripted_transport for this test (strict=False: no teardown check for undelivered frames)",
+        "agentsdk(eof='end_input'|'close', checkpoints={op: n}, strict=True, stall_timeout=S, allow_loggers=[...], "
+        "allow_stderr=[...]): configure agentsdk_script, scripted_transport and agentsdk_cli for this test (strict=False: "
+        "no teardown check for undelivered frames; stall_timeout: see the agentsdk_stall_timeout ini option) and "
+        "agentsdk_teardown (allow_loggers: your application's loggers, children included; allow_stderr: regexes for "
+        "lines it prints); validated at collection",
     )
     config.addinivalue_line(
         "markers",
@@ -55,6 +83,49 @@ def pytest_configure(config: pytest.Config) -> None:
         "telling you to update the expectation",
     )
     config.stash[_RESULTS] = []
+    if not _is_xdist_worker(config):
+        _check_report_path(config.getoption("--agentsdk-report"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Async tests need anyio's plugin: load it when plugin autoload is off (``-p agentsdk`` alone).
+    Registered under its entry-point name, so ``-p anyio`` stays harmless and ``-p no:anyio`` wins."""
+    manager = early_config.pluginmanager
+    if manager.has_plugin("anyio") or manager.is_blocked("anyio"):
+        return
+    from anyio import pytest_plugin
+
+    if not manager.is_registered(pytest_plugin):
+        manager.register(pytest_plugin, "anyio")
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _check_report_path(path: str | None) -> None:
+    """Fail before anything runs, not with a traceback after the whole session."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise pytest.UsageError(f"--agentsdk-report={path}: is a directory; give a file name, e.g. {target / 'verdicts.json'}")
+    if not target.parent.is_dir():
+        raise pytest.UsageError(f"--agentsdk-report={path}: directory {target.parent} does not exist; create it or write elsewhere")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The subject and seed as ``--junitxml`` testsuite properties (verdicts go on each test's testcase)."""
+    from _pytest.junitxml import xml_key
+
+    xml = session.config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("agentsdk_sdk_version", _installed_sdk_version() or "not installed")
+    xml.add_global_property("agentsdk_cli_version", _bundled_cli_version() or "none bundled (sdist)")
+    xml.add_global_property("agentsdk_seed", str(session.config.getoption("--agentsdk-seed")))
 
 
 def _installed_sdk_version() -> str | None:
@@ -85,26 +156,123 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"agentsdk: claude-agent-sdk {version}, CLI {cli or 'none bundled (sdist)'}; backends: {backends}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Every agentsdk marker is validated where its test is collected: a typo must not become an
+    xfail that hides a failure. A bad one is a collection error (on xdist's workers too), one line
+    per problem, naming the test."""
+    report = yield
+    if report.passed:
+        problems = [f"{item.nodeid}: {problem}" for item in report.result if isinstance(item, pytest.Item)
+                    for problem in _marker_problems(item)]
+        if problems:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(problems)
+            report.result = []
+    return report
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of known bugs are strict xfails on the releases that have them."""
     version = _installed_sdk_version()
     for item in items:
         for mark in item.iter_markers("agentsdk_known_bug"):
-            if not mark.args:
-                raise pytest.UsageError(f"{item.nodeid}: agentsdk_known_bug needs the bug name as first argument")
-            if version is not None and _matches(version, mark.kwargs.get("releases")):
+            releases = mark.kwargs.get("releases")
+            if version is not None and _matches(version, releases):
                 reason = mark.kwargs.get("reason") or f"{mark.args[0]} is known on claude-agent-sdk {version}"
                 item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+                item.stash[_KNOWN_BUG] = (mark.args[0], releases)
 
 
-def _matches(version: str, releases: str | None) -> bool:
-    if not releases:
-        return True
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_POSITIONS] = {item.nodeid: i for i, item in enumerate(session.items)}
+
+
+#: keyword arguments of each marker
+_AGENTSDK_KWARGS = ("eof", "checkpoints", "strict", "stall_timeout", "allow_loggers", "allow_stderr")
+_KNOWN_BUG_KWARGS = ("releases", "reason")
+
+
+def _marker_problems(item: pytest.Item) -> list[str]:
+    """What is wrong with the item's agentsdk / agentsdk_known_bug markers, one line each."""
+    problems = []
+    for mark in item.iter_markers("agentsdk"):
+        problems += _unknown_kwargs("agentsdk", mark.kwargs, _AGENTSDK_KWARGS)
+        if mark.args:
+            problems.append(f"@pytest.mark.agentsdk takes keyword arguments only ({', '.join(_AGENTSDK_KWARGS)}), got {mark.args!r}")
+        problems += _agentsdk_value_problems(mark.kwargs)
+    for mark in item.iter_markers("agentsdk_known_bug"):
+        problems += _unknown_kwargs("agentsdk_known_bug", mark.kwargs, _KNOWN_BUG_KWARGS)
+        problems += _known_bug_problems(mark)
+    return problems
+
+
+def _unknown_kwargs(marker: str, kwargs: Mapping[str, Any], known: tuple[str, ...]) -> list[str]:
+    return [f"@pytest.mark.{marker}({name}=...): unknown keyword{_did_you_mean(name, known)}; use {', '.join(known)}"
+            for name in kwargs if name not in known]
+
+
+def _did_you_mean(name: str, known: tuple[str, ...]) -> str:
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _agentsdk_value_problems(kwargs: Mapping[str, Any]) -> list[str]:
+    from .observe import Allowed
+    from .script import Script, ScriptError
+
+    problems = []
+    checkpoints = kwargs.get("checkpoints", {})
+    if not isinstance(checkpoints, dict):
+        problems.append(f"@pytest.mark.agentsdk(checkpoints={checkpoints!r}): give a dict {{operation: checkpoints}}, e.g. {{'read': 2}}")
+        checkpoints = {}
+    try:
+        Script(eof=kwargs.get("eof", "end_input"), checkpoints=checkpoints).validate()
+    except ScriptError as exc:
+        problems.append(f"@pytest.mark.agentsdk: {exc}")
+    if not isinstance(kwargs.get("strict", True), bool):
+        problems.append(f"@pytest.mark.agentsdk(strict={kwargs['strict']!r}): give True or False")
+    try:
+        Allowed.of(kwargs.get("allow_loggers", ()), kwargs.get("allow_stderr", ()))
+    except ValueError as exc:
+        problems.append(f"@pytest.mark.agentsdk: {exc}")
+    return problems
+
+
+def _known_bug_problems(mark: pytest.Mark) -> list[str]:
+    from .bugs import BUG_NAMES
+
+    if len(mark.args) != 1 or not isinstance(mark.args[0], str):
+        return [f"@pytest.mark.agentsdk_known_bug{mark.args!r}: give one bug name first, one of {', '.join(BUG_NAMES)}"]
+    problems = []
+    if mark.args[0] not in BUG_NAMES:
+        problems.append(f"@pytest.mark.agentsdk_known_bug({mark.args[0]!r}): unknown bug{_did_you_mean(mark.args[0], BUG_NAMES)}; "
+                        f"use one of {', '.join(BUG_NAMES)}")
+    releases = mark.kwargs.get("releases")
+    if releases is not None and not _is_specifier(releases):
+        problems.append(f"@pytest.mark.agentsdk_known_bug(releases={releases!r}): not a PEP 440 specifier such as '<0.1.51'")
+    if not isinstance(mark.kwargs.get("reason", ""), str):
+        problems.append(f"@pytest.mark.agentsdk_known_bug(reason={mark.kwargs['reason']!r}): give a string")
+    return problems
+
+
+def _is_specifier(releases: Any) -> bool:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
-        return SpecifierSet(releases).contains(version, prereleases=True)
-    except InvalidSpecifier:
-        raise pytest.UsageError(f"agentsdk_known_bug releases={releases!r}: not a PEP 440 specifier such as '<0.1.51'") from None
+        SpecifierSet(releases)
+    except (InvalidSpecifier, TypeError, AttributeError):
+        return False
+    return isinstance(releases, str) and bool(releases.strip())
+
+
+def _matches(version: str, releases: str | None) -> bool:
+    from packaging.specifiers import SpecifierSet
+
+    return not releases or SpecifierSet(releases).contains(version, prereleases=True)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -143,7 +311,7 @@ def agentsdk_backend(request: pytest.FixtureRequest, sdk_info: SdkInfo) -> str:
     under pytest-asyncio). Skips the test, with the reason, where the installed release cannot run
     under it (0.1.51 to 0.1.66 call asyncio directly and cannot run under trio)."""
     name = "asyncio"
-    if "anyio_backend" in request.fixturenames:
+    if "anyio_backend" in request.fixturenames and not _run_by_pytest_asyncio(request.node):
         backend = request.getfixturevalue("anyio_backend")
         name = backend if isinstance(backend, str) else backend[0]
     if reason := sdk_info.backend_unsupported(name):
@@ -151,19 +319,119 @@ def agentsdk_backend(request: pytest.FixtureRequest, sdk_info: SdkInfo) -> str:
     return name
 
 
+def _run_by_pytest_asyncio(item: pytest.Item) -> bool:
+    """pytest-asyncio runs its items on asyncio whatever ``anyio_backend`` says (auto mode takes
+    ``@pytest.mark.anyio`` tests too, ``[trio]`` included)."""
+    import sys
+
+    plugin = sys.modules.get("pytest_asyncio.plugin")
+    return plugin is not None and isinstance(item, plugin.PytestAsyncioFunction)
+
+
 @pytest.fixture
 def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, agentsdk_backend: str) -> Iterator[ScriptedTransport]:
     """A claude_agent_sdk Transport playing ``agentsdk_script`` (fill the script before connecting):
     pass it as ``query(transport=...)`` or ``ClaudeSDKClient(transport=...)``; ``.log`` records every
-    write and every emitted frame with its provenance. Teardown fails on scripted frames never
-    delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``).
+    write and every emitted frame with its provenance. After a passing test, teardown fails on scripted
+    frames never delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``).
     Under trio, a release that cannot run there is skipped with the reason (``agentsdk_backend``)."""
     from .transport import ScriptedTransport
 
-    transport = ScriptedTransport(agentsdk_script)
+    transport = ScriptedTransport(agentsdk_script, stall_timeout=_stall_timeout(request), script_name="agentsdk_script",
+                                  report_stall_once=True)
     yield transport
-    if _marker_options(request).get("strict", True):
+    if _marker_options(request).get("strict", True) and _call_passed(request):
         transport.assert_played()
+
+
+@pytest.fixture
+def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Iterator[ScriptedCLI]:
+    """Scripts the CLI for code that never passes ``transport=``: every ``query(prompt=...)`` and
+    ``ClaudeSDKClient()`` the test runs plays a Script on a ScriptedTransport of its own.
+    ``agentsdk_cli.session()`` returns a Script to fill for the next session (sessions take them in
+    the order they open); ``agentsdk_cli.every_session(script)`` plays one script to every session
+    once the queue is empty; ``agentsdk_cli.transports`` lists each session's transport (``.log``).
+    A session opened with nothing queued fails at once. After a passing test, teardown fails when a
+    queued session was never opened, or a session left frames undelivered, wrote something
+    unexpected or stalled (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
+    ``eof``, ``checkpoints`` and ``stall_timeout`` apply to every session."""
+    from .cli_routing import ScriptedCLI
+
+    options = _marker_options(request)
+    cli = ScriptedCLI(eof=options.get("eof", "end_input"), checkpoints=options.get("checkpoints"),
+                      stall_timeout=_stall_timeout(request))
+    with cli.routing():
+        yield cli
+    if _call_passed(request):
+        cli.assert_done(strict=options.get("strict", True))
+
+
+@pytest.fixture(scope="session")
+def agentsdk_real_cli(request: pytest.FixtureRequest) -> Cli:
+    """The real Claude Code CLI ``--agentsdk-cli`` names (default: the version the installed SDK's
+    wheels bundle, from npm into the cache on first use); the test is skipped, with the reason in
+    one line, where no CLI binary can be had."""
+    from .realcli import CliError, resolve
+
+    try:
+        return resolve(request.config.getoption("agentsdk_cli") or "bundled")
+    except CliError as exc:
+        pytest.skip(f"no real Claude Code CLI: {exc}")
+
+
+@pytest.fixture
+def scripted_model() -> Iterator[ScriptedModel]:
+    """A scripted Messages API on 127.0.0.1 (``.url``): queue ``Reply`` objects on ``.main`` and
+    ``.subagent`` before the CLI asks; ``.requests`` records every request. Stopped at teardown,
+    which fails when a request found nothing queued (the CLI got a 400 naming it)."""
+    from .model_server import ScriptedModel
+
+    with ScriptedModel() as model:
+        yield model
+    if model.unscripted:
+        first = model.unscripted[0]
+        pytest.fail(f"the CLI made {len(model.unscripted)} request(s) nothing was queued for, first: {first.role} request "
+                    f"#{first.index}; queue a Reply on scripted_model.{first.role}", pytrace=False)
+
+
+@pytest.fixture
+def agentsdk_cli_session(agentsdk_real_cli: Cli) -> Iterator[CliSession]:
+    """One offline run of the real CLI: ``.options()`` gives the ``ClaudeAgentOptions`` (the SDK's
+    own SubprocessCLITransport) and ``.model`` its scripted Messages API; fresh HOME/config/tmp.
+    Teardown kills any CLI process still running and removes the directories, and fails when the
+    CLI asked for more than was queued."""
+    from .realcli import CliError, CliSession
+
+    with CliSession(agentsdk_real_cli) as session:
+        yield session
+    problem = None
+    try:
+        session.raise_for_unscripted()
+    except CliError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def _stall_timeout(request: pytest.FixtureRequest) -> float:
+    """``@pytest.mark.agentsdk(stall_timeout=S)``, else the ``agentsdk_stall_timeout`` ini value, else
+    the transport's default."""
+    from .transport import STALL_TIMEOUT_S
+
+    raw = _marker_options(request).get("stall_timeout", request.config.getini("agentsdk_stall_timeout") or STALL_TIMEOUT_S)
+    try:
+        seconds = -1.0 if isinstance(raw, bool) else float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise pytest.UsageError(f"agentsdk stall_timeout {raw!r}: give a number of seconds > 0, e.g. 5")
+    return seconds
+
+
+def _call_passed(request: pytest.FixtureRequest) -> bool:
+    """The test's call phase passed: a teardown check would not repeat its failure."""
+    report = request.node.stash.get(_CALL_REPORT, None)
+    return report is not None and report.passed
 
 
 @pytest.fixture
@@ -172,15 +440,32 @@ def agentsdk_teardown(request: pytest.FixtureRequest) -> Iterator[TeardownWatch]
     exception was never retrieved", errors closing async generators, unraisable exceptions,
     ResourceWarnings, stray cancellations. The error names the manifestation and the test.
     Set ``agentsdk_teardown.transport = scripted_transport`` to also require the CLI closed once.
+    Your application's own logging and output are not the SDK's: allow them with
+    ``@pytest.mark.agentsdk(allow_loggers=["myapp"], allow_stderr=[r"^retrying"])`` or
+    ``agentsdk_teardown.allow(loggers=..., stderr=...)``; the plugin's own objects are never blamed.
     Not checked when the test itself failed (its own error says more)."""
     from .observe import TeardownWatch
 
-    watch = TeardownWatch(pattern=request.node.name)
+    options = _marker_options(request)
+    watch = TeardownWatch(pattern=request.node.name, allow_loggers=options.get("allow_loggers", ()),
+                          allow_stderr=options.get("allow_stderr", ()), echo_stderr=True)
     with watch:
+        request.node.stash[_WATCH] = watch
         yield watch
-    report = request.node.stash.get(_CALL_REPORT, None)
-    if report is not None and report.passed:
+    del request.node.stash[_WATCH]
+    if _call_passed(request):
         watch.check()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """pytest's capture takes ``sys.stderr`` at the start of the call: agentsdk_teardown takes it
+    back for the test's body (what is printed still shows in pytest's report)."""
+    watch = item.stash.get(_WATCH, None)
+    if watch is None:
+        return (yield)
+    with watch.capturing_stderr():
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -188,7 +473,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "call":
         item.stash[_CALL_REPORT] = report
+        known = item.stash.get(_KNOWN_BUG, None)
+        if known is not None and report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
+            report.longrepr = _fixed_known_bug(item, *known)
     return report
+
+
+def _fixed_known_bug(item: pytest.Item, bug: str, releases: str | None) -> str:
+    """What a strict XPASS of a known bug means and which marker to change."""
+    version = _installed_sdk_version()
+    marker = f"@pytest.mark.agentsdk_known_bug({bug!r}" + (f", releases={releases!r})" if releases else ")")
+    change = f"change releases= to exclude {version}" if releases else "add releases= that excludes it"
+    return (f"[XPASS(strict)] {bug} did not reproduce on claude-agent-sdk {version}, which {marker} on {item.nodeid} "
+            f"lists as having it: if {version} fixed it, {change} (e.g. releases='<{version}')")
 
 
 @pytest.fixture
@@ -196,22 +493,71 @@ def agentsdk_check(request: pytest.FixtureRequest, sdk_info: SdkInfo) -> Any:
     """Judge a registered bug scenario on the installed SDK from a test:
     ``result = agentsdk_check("cross_task_close", backend="asyncio", examples=20)`` returns the
     verdict Result (``.verdict``, ``.manifestations``, ``.counterexample``, ``.replay``) and records it
-    for ``--agentsdk-report`` and the terminal summary."""
+    for ``--agentsdk-report``, the terminal summary and ``--junitxml`` (an ``agentsdk_verdict``
+    property of the test)."""
     from . import bugs
 
     seed = request.config.getoption("--agentsdk-seed")
+    position = request.config.stash.get(_POSITIONS, {}).get(request.node.nodeid, -1)
+    judged = 0
 
     def check(bug: str, backend: str = "asyncio", model: str | None = None, examples: int = 20) -> Result:
+        nonlocal judged
         result = bugs.scenario(bug).judge(sdk_info, backend, model, seed, examples)
-        request.config.stash[_RESULTS].append(result)
+        request.config.stash[_RESULTS].append((position, judged, result))
+        judged += 1
+        shown = f" ({', '.join(result.manifestations)})" if result.manifestations else ""
+        request.node.user_properties.append(("agentsdk_verdict", f"{bug}/{model or '-'}/{backend}: {result.verdict}{shown}"))
         return result
 
     return check
 
 
 # ---------------------------------------------------------------- reporting
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its verdicts to the controller; the controller (or a serial run) writes
+    ``--agentsdk-report``."""
+    config = session.config
+    results = _in_collection_order(config)
+    if _is_xdist_worker(config):
+        workeroutput: dict[str, Any] = getattr(config, "workeroutput")  # set by xdist on its workers
+        workeroutput["agentsdk_results"] = [(position, order, _plain(r)) for position, order, r in results]
+        return
+    path = config.getoption("--agentsdk-report")
+    if path:
+        Path(path).write_text(json.dumps(_report(config, [r for *_, r in results]).to_json(), indent=2, default=str))
+        config.stash[_WRITTEN] = len(results)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker finished; take its verdicts."""
+    from .verdict import Result
+
+    for position, order, data in getattr(node, "workeroutput", {}).get("agentsdk_results", []):
+        node.config.stash[_RESULTS].append((position, order, Result(**data)))
+
+
+def _in_collection_order(config: pytest.Config) -> list[tuple[int, int, Result]]:
+    judged: list[tuple[int, int, Result]] = config.stash.get(_RESULTS, [])
+    return sorted(judged, key=lambda entry: entry[:2])
+
+
+def _plain(result: Result) -> dict[str, Any]:
+    """A Result as JSON types only, as the report file holds it (what xdist can send)."""
+    from dataclasses import asdict
+
+    plain: dict[str, Any] = json.loads(json.dumps(asdict(result), default=str))
+    return plain
+
+
+def _report(config: pytest.Config, results: list[Result]) -> Any:
+    from .verdict import CheckReport, subject_info
+
+    return CheckReport(subject_info(_installed_sdk_version(), None), config.getoption("--agentsdk-seed"), results)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    results = config.stash.get(_RESULTS, [])
     from sys import modules
 
     compat = modules.get("pytest_agentsdk.compat")
@@ -220,15 +566,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         features = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(info.features.items()))
         terminalreporter.write_sep("-", "agentsdk")
         terminalreporter.write_line(f"claude-agent-sdk {info.version} (CLI {info.cli_version or 'none bundled'}): {features}")
-    path = config.getoption("--agentsdk-report")
-    if not results and not path:
-        return
-    from .verdict import CheckReport, render_table, subject_info
-
-    report = CheckReport(subject_info(_installed_sdk_version(), None), config.getoption("--agentsdk-seed"), list(results))
+    results = [r for *_, r in _in_collection_order(config)]
     if results:
-        terminalreporter.write_line(render_table(report))
-    if path:
-        Path(path).write_text(json.dumps(report.to_json(), indent=2, default=str))
-        terminalreporter.write_line(f"agentsdk: verdicts written to {path}")
+        from .verdict import render_table
 
+        terminalreporter.write_line(render_table(_report(config, results)))
+    if _WRITTEN in config.stash:
+        terminalreporter.write_line(f"agentsdk: {config.stash[_WRITTEN]} verdict(s) written to {config.getoption('--agentsdk-report')}")

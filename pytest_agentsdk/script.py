@@ -44,6 +44,44 @@ def whole_number(where: str, value: Any, low: int = 0, high: int | None = None) 
     return value
 
 
+def _text(where: str, value: Any, *, optional: bool = False) -> None:
+    if not (isinstance(value, str) and value) and not (optional and value is None):
+        raise ScriptError(f"{where}: {value!r} must be a non-empty string" + (" or null" if optional else ""))
+
+
+def _flag(where: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ScriptError(f"{where}: {value!r} must be true or false")
+
+
+def _check_frame(where: str, frame: Any) -> None:
+    """A frame is a dict with a string ``type``, as every :mod:`pytest_agentsdk.wire` builder makes."""
+    if not isinstance(frame, dict):
+        hint = f", e.g. wire.assistant({frame!r})" if isinstance(frame, str) else ""
+        raise ScriptError(f"{where}: {frame!r} ({type(frame).__name__}) is not a frame; build frames with pytest_agentsdk.wire{hint}")
+    if not isinstance(frame.get("type"), str):
+        raise ScriptError(f"{where}: a frame is a JSON object with a string 'type'")
+
+
+def _check_after(where: str, after: Any) -> None:
+    """``after`` names a frame: a (segment name, frame index) pair."""
+    if after is None:
+        return
+    if not (isinstance(after, (tuple, list)) and len(after) == 2 and isinstance(after[0], str)):
+        raise ScriptError(f"{where}: {after!r} must be a (segment name, frame index) pair, e.g. ('turn0', 2)")
+    whole_number(f"{where}[1]", after[1])
+
+
+def _fields(where: str, raw: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """``raw`` if it is a JSON object whose keys are all in ``allowed``."""
+    if not isinstance(raw, dict):
+        raise ScriptError(f"{where}: {raw!r} must be a JSON object with fields {', '.join(allowed)}")
+    unknown = sorted(set(raw) - set(allowed), key=str)
+    if unknown:
+        raise ScriptError(f"{where}.{unknown[0]}: unknown field; the fields are {', '.join(allowed)}")
+    return raw
+
+
 @dataclass
 class Trigger:
     """When a segment is released. Exactly one of ``prompt``, ``after``, ``on_block`` is set;
@@ -83,6 +121,44 @@ class ControlReply:
     never: bool = False
 
 
+_SCRIPT_FIELDS = ("schema", "segments", "checkpoints", "delays", "control", "eof", "session_id")
+_SEGMENT_FIELDS = ("name", "cause", "trigger", "frames", "gap", "optional")
+_TRIGGER_FIELDS = ("prompt", "after", "on_block", "delay")
+_REPLY_FIELDS = ("payload", "error", "never")
+
+
+def _check_reply(where: str, reply: Any) -> None:
+    if not isinstance(reply, ControlReply):
+        raise ScriptError(f"{where}: {reply!r} is not a ControlReply; script replies with Script.reply()")
+    if reply.payload is not None and not isinstance(reply.payload, dict):
+        raise ScriptError(f"{where}.payload: {reply.payload!r} must be a JSON object or null")
+    _text(f"{where}.error", reply.error, optional=True)
+    _flag(f"{where}.never", reply.never)
+
+
+def _check_shape(index: int, s: Any) -> None:
+    """Every field of segment ``index`` has the type a Script needs (what it refers to is checked after)."""
+    if not isinstance(s, Segment):
+        raise ScriptError(f"segments[{index}]: {s!r} is not a Segment; add segments with Script.turn() / Script.event()")
+    _text(f"segments[{index}].name", s.name)
+    where = f"segments[{s.name}]"
+    _text(f"{where}.cause", s.cause)
+    if not isinstance(s.frames, list):
+        raise ScriptError(f"{where}.frames: {s.frames!r} must be a list of frame objects")
+    for i, frame in enumerate(s.frames):
+        _check_frame(f"{where}.frames[{i}]", frame)
+    whole_number(f"{where}.gap", s.gap)
+    _flag(f"{where}.optional", s.optional)
+    t = s.trigger
+    if not isinstance(t, Trigger):
+        raise ScriptError(f"{where}.trigger: {t!r} is not a Trigger")
+    if t.prompt is not None:
+        whole_number(f"{where}.trigger.prompt", t.prompt)
+    _check_after(f"{where}.trigger.after", t.after)
+    _flag(f"{where}.trigger.on_block", t.on_block)
+    whole_number(f"{where}.trigger.delay", t.delay)
+
+
 @dataclass
 class Script:
     segments: list[Segment] = field(default_factory=list)
@@ -95,6 +171,12 @@ class Script:
     # ------------------------------------------------------------ building
     def turn(self, *frames: dict[str, Any], prompt: int | None = None, gap: int = 0, name: str | None = None) -> Script:
         """Frames answering a prompt (the next unanswered one by default)."""
+        for i, frame in enumerate(frames):
+            _check_frame(f"Script.turn(frame {i})", frame)
+        if prompt is not None:
+            whole_number("Script.turn(prompt=...)", prompt)
+        whole_number("Script.turn(gap=...)", gap)
+        _text("Script.turn(name=...)", name, optional=True)
         index = prompt if prompt is not None else sum(1 for s in self.segments if s.cause.startswith("prompt:"))
         self.segments.append(
             Segment(name or f"turn{index}", f"prompt:{index}", Trigger(prompt=index), list(frames), gap=gap)
@@ -114,13 +196,27 @@ class Script:
         optional: bool = False,
     ) -> Script:
         """An autonomous segment (a task's lifecycle, the CLI's own turn) released by a trigger."""
-        trigger = Trigger(prompt=prompt, after=tuple(after) if after else None, on_block=on_block, delay=delay)  # type: ignore[arg-type]
+        _text("Script.event(name)", name)
+        for i, frame in enumerate(frames):
+            _check_frame(f"Script.event({name!r}, frame {i})", frame)
+        _text("Script.event(cause=...)", cause, optional=True)
+        _check_after("Script.event(after=...)", after)
+        if prompt is not None:
+            whole_number("Script.event(prompt=...)", prompt)
+        _flag("Script.event(on_block=...)", on_block)
+        whole_number("Script.event(delay=...)", delay)
+        whole_number("Script.event(gap=...)", gap)
+        _flag("Script.event(optional=...)", optional)
+        trigger = Trigger(prompt=prompt, after=(after[0], after[1]) if after else None, on_block=on_block, delay=delay)
         self.segments.append(Segment(name, cause or name, trigger, list(frames), gap=gap, optional=optional))
         return self
 
     def reply(self, subtype: str, payload: dict[str, Any] | None = None, *, error: str | None = None, never: bool = False) -> Script:
         """Script the CLI's answer to an SDK control request (``never`` models a CLI that stays silent)."""
-        self.control[subtype] = ControlReply(payload, error, never)
+        _text("Script.reply(subtype)", subtype)
+        reply = ControlReply(payload, error, never)
+        _check_reply("Script.reply", reply)
+        self.control[subtype] = reply
         return self
 
     def segment(self, name: str) -> Segment:
@@ -139,6 +235,11 @@ class Script:
         """Reject a script that cannot run, naming the field; returns self for chaining."""
         if self.eof not in EOF_POLICIES:
             raise ScriptError(f"eof: {self.eof!r} is not one of {', '.join(EOF_POLICIES)}")
+        _text("session_id", self.session_id)
+        if not isinstance(self.control, dict):
+            raise ScriptError("control: give a JSON object {request subtype: reply}")
+        for subtype, reply in self.control.items():
+            _check_reply(f"control.{subtype}", reply)
         if not isinstance(self.checkpoints, dict) or not isinstance(self.delays, dict):
             raise ScriptError("checkpoints / delays: give a JSON object {operation: amount}")
         for op, count in self.checkpoints.items():
@@ -148,8 +249,12 @@ class Script:
         for op, seconds in self.delays.items():
             if op not in TRANSPORT_OPS:
                 raise ScriptError(f"delays.{op}: unknown operation; use one of {', '.join(TRANSPORT_OPS)}")
-            if not isinstance(seconds, (int, float)) or seconds < 0:
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
                 raise ScriptError(f"delays.{op}: {seconds!r} must be a number of seconds >= 0")
+        if not isinstance(self.segments, list):
+            raise ScriptError("segments: give a list of segments")
+        for i, s in enumerate(self.segments):
+            _check_shape(i, s)
         names = [s.name for s in self.segments]
         for dup in {n for n in names if names.count(n) > 1}:
             raise ScriptError(f"segments: name {dup!r} is used twice; give each segment its own name")
@@ -166,10 +271,6 @@ class Script:
         t = s.trigger
         if sum([t.prompt is not None, t.after is not None, t.on_block]) != 1:
             raise ScriptError(f"{where}.trigger: set exactly one of prompt, after, on_block")
-        if t.prompt is not None:
-            whole_number(f"{where}.trigger.prompt", t.prompt)
-        whole_number(f"{where}.trigger.delay", t.delay)
-        whole_number(f"{where}.gap", s.gap)
         if t.after is not None:
             target, index = t.after
             if target not in by_name:
@@ -178,8 +279,6 @@ class Script:
                 raise ScriptError(f"{where}.trigger.after: frame {index} of {target!r} does not exist")
         for i, frame in enumerate(s.frames):
             fwhere = f"{where}.frames[{i}]"
-            if not isinstance(frame, dict) or "type" not in frame:
-                raise ScriptError(f"{fwhere}: a frame is a JSON object with a 'type'")
             if frame["type"] == "control_response":
                 raise ScriptError(
                     f"{fwhere}: a scripted control_response answers no request; script replies with Script.reply()"
@@ -201,35 +300,41 @@ class Script:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Script:
+    def from_json(cls, data: Any) -> Script:
+        """The Script ``data`` (as :meth:`to_json` writes it), every field checked: ScriptError names the first bad one."""
         if not isinstance(data, dict):
-            raise ScriptError("script: expected a JSON object")
+            raise ScriptError(f"script: {data!r} must be a JSON object with fields {', '.join(_SCRIPT_FIELDS)}")
+        _fields("script", data, _SCRIPT_FIELDS)
         if data.get("schema", SCHEMA) != SCHEMA:
             raise ScriptError(f"schema: {data.get('schema')!r} is not supported; this harness reads schema {SCHEMA}")
-        try:
-            segments = []
-            for raw in data.get("segments", []):
-                trig = dict(raw.get("trigger", {}))
-                if trig.get("after") is not None:
-                    trig["after"] = tuple(trig["after"])
-                segments.append(
-                    Segment(
-                        name=raw["name"],
-                        cause=raw.get("cause", raw["name"]),
-                        trigger=Trigger(**trig),
-                        frames=list(raw.get("frames", [])),
-                        gap=raw.get("gap", 0),
-                        optional=raw.get("optional", False),
-                    )
-                )
-            control = {k: ControlReply(**v) for k, v in data.get("control", {}).items()}
-        except (KeyError, TypeError) as exc:
-            raise ScriptError(f"segments: malformed segment or trigger ({exc})") from None
+        raw_segments = data.get("segments", [])
+        if not isinstance(raw_segments, list):
+            raise ScriptError(f"segments: {raw_segments!r} must be a list of segment objects")
+        segments = []
+        for i, raw in enumerate(raw_segments):
+            where = f"segments[{i}]"
+            _fields(where, raw, _SEGMENT_FIELDS)
+            if "name" not in raw:
+                raise ScriptError(f"{where}.name: missing; every segment has a name")
+            trigger = _fields(f"{where}.trigger", raw.get("trigger", {}), _TRIGGER_FIELDS)
+            after = trigger.get("after")
+            segments.append(Segment(
+                name=raw["name"],
+                cause=raw.get("cause", raw["name"]),
+                trigger=Trigger(prompt=trigger.get("prompt"), after=tuple(after) if isinstance(after, list) and len(after) == 2 else after,
+                                on_block=trigger.get("on_block", False), delay=trigger.get("delay", 0)),
+                frames=raw.get("frames", []),
+                gap=raw.get("gap", 0),
+                optional=raw.get("optional", False),
+            ))
+        control = data.get("control", {})
+        if not isinstance(control, dict):
+            raise ScriptError(f"control: {control!r} must be a JSON object {{request subtype: reply}}")
         return cls(
             segments=segments,
             checkpoints=data.get("checkpoints", {}),
             delays=data.get("delays", {}),
-            control=control,
+            control={k: ControlReply(**_fields(f"control.{k}", v, _REPLY_FIELDS)) for k, v in control.items()},
             eof=data.get("eof", "end_input"),
             session_id=data.get("session_id", wire.DEFAULT_SESSION),
         ).validate()

@@ -7,14 +7,18 @@ Everything here uses anyio primitives only, so one class serves asyncio and trio
 Two properties matter for the oracles:
 
 * every emitted frame is logged with its provenance (segment, cause, prompts written before it);
-* it never hangs: when every task is blocked and the script has nothing left to release, the
-  stdout reader raises :class:`ScriptStalled` with a diagnosis, which the SDK hands to the
-  consumer, so a deadlocked candidate is a ``hang`` verdict in milliseconds.
+* it never hangs: when the script has nothing left to release and nothing can happen any more
+  (every task blocked, no timer due within ``stall_timeout``, no worker thread busy: see
+  :mod:`pytest_agentsdk.idle`), the stdout reader raises :class:`ScriptStalled` with a diagnosis
+  naming the missing piece, which the SDK hands to the consumer, so a deadlocked candidate is a
+  ``hang`` verdict in milliseconds while a consumer that sleeps or waits on a thread is not stalled.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +27,32 @@ import anyio
 import anyio.lowlevel
 from claude_agent_sdk import Transport
 
-from . import wire
+from . import idle, wire
 from .script import Script, Segment
 
-#: How long "every task blocked" must persist before it is a stall: lets a consumer's short
-#: ``sleep`` pass, while a real deadlock is still reported well under a second.
-STALL_GRACE_S = 0.2
+#: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
+#: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
+STALL_TIMEOUT_S = 2.0
 #: Scheduler passes to wait for a change before starting the (costlier) all-blocked watcher:
 #: the SDK writes the next line within one pass on asyncio and two on trio.
 FAST_PATH_CHECKPOINTS = 2
+
+
+#: The transport whose stall the SDK's reader task is about to log (set in that task's context).
+_raising_stall: contextvars.ContextVar[ScriptedTransport | None] = contextvars.ContextVar("_raising_stall", default=None)
+
+
+class _QuietStallEcho(logging.Filter):
+    """Drops the SDK's "Fatal error in message reader" log of a stall a ``report_stall_once``
+    transport raised: the consumer's error reports that stall already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        transport = _raising_stall.get()
+        return transport is None or not transport.log.stall or transport.log.stall not in record.getMessage()
+
+
+#: The logger of the SDK's reader task, on every release.
+logging.getLogger("claude_agent_sdk._internal.query").addFilter(_QuietStallEcho())
 
 
 class ScriptedCLIError(Exception):
@@ -133,13 +154,21 @@ class TransportLog:
 
 
 class ScriptedTransport(Transport):
-    """Plays ``script`` to the SDK. Pass it as ``query(transport=...)`` or
-    ``ClaudeSDKClient(transport=...)``; inspect :attr:`log` afterwards."""
+    """Plays ``script`` to the SDK for one session. Pass it as ``query(transport=...)`` or
+    ``ClaudeSDKClient(transport=...)``; inspect :attr:`log` afterwards.
 
-    def __init__(self, script: Script, *, stall_grace: float = STALL_GRACE_S) -> None:
+    ``stall_timeout``: see :data:`STALL_TIMEOUT_S`. ``script_name``: how the test refers to the
+    script, for diagnoses ("add `agentsdk_script.turn(...)`"). ``report_stall_once``: drop the SDK's
+    own "Fatal error in message reader" log of this transport's stall (the consumer's error has it).
+    """
+
+    def __init__(self, script: Script, *, stall_timeout: float = STALL_TIMEOUT_S, script_name: str = "the script",
+                 report_stall_once: bool = False) -> None:
         self.script = script  # may still be extended until connect(), which validates it
         self.log = TransportLog()
-        self._stall_grace = stall_grace
+        self.stall_timeout = stall_timeout
+        self.script_name = script_name
+        self.report_stall_once = report_stall_once
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
@@ -158,11 +187,17 @@ class ScriptedTransport(Transport):
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
+        if self.log.counts["connect"]:
+            raise ScriptedCLIError(
+                "this ScriptedTransport already played a session; a transport plays one session: create one per "
+                "session, or let agentsdk_cli route every session the code opens"
+            )
         self.script.validate()
         self._pending_on_block = [s for s in self.script.segments if s.trigger.on_block]
         for seg in self.script.segments:
             if seg.trigger.after is not None:
-                self._released_after.setdefault(tuple(seg.trigger.after), []).append(seg)
+                target, index = seg.trigger.after
+                self._released_after.setdefault((target, index), []).append(seg)
         self._record("connect")
         await self._suspend("connect")
 
@@ -209,7 +244,7 @@ class ScriptedTransport(Transport):
                 if seg.trigger.prompt == self._prompts - 1:
                     self._release(seg, preempt=False)
         elif write.type == "control_response":
-            request_id = (data.get("response") or {}).get("request_id")
+            request_id = (data.get("response") or {}).get("request_id", "")
             self.log.answers[request_id] = data["response"]
             for cursor in self._active:
                 if cursor.awaiting == request_id:
@@ -258,6 +293,8 @@ class ScriptedTransport(Transport):
             self.log.stall = self._diagnose()
             self._record("stall", self.log.stall)
             self.stalled.set()
+            if self.report_stall_once:
+                _raising_stall.set(self)  # seen by _QuietStallEcho in the SDK's reader task, which logs it next
             raise ScriptStalled(self.log.stall)
         return None
 
@@ -319,31 +356,22 @@ class ScriptedTransport(Transport):
         self._delayed = still
 
     async def _wait_for_change(self) -> bool:
-        """Wait until stdin/close changes something (True) or every task is blocked (False)."""
+        """Wait until stdin/close changes something (True) or nothing can happen any more (False)."""
         changed = self._changed
         for _ in range(FAST_PATH_CHECKPOINTS):  # the SDK usually answers within a scheduler pass
             await anyio.lowlevel.checkpoint()
             if changed.is_set():
                 return True
-        blocked = False
 
-        async def watch_blocked() -> None:
-            nonlocal blocked
-            while True:
-                await anyio.wait_all_tasks_blocked()
-                with anyio.move_on_after(self._stall_grace):
-                    await changed.wait()
-                    return
-                if not self._sleeping:
-                    break
-            blocked = True
+        async def watch() -> None:
+            await idle.wait_until_nothing_can_happen(self.stall_timeout, busy=lambda: self._sleeping > 0)
             tg.cancel_scope.cancel()
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_blocked)
+            tg.start_soon(watch)
             await changed.wait()
             tg.cancel_scope.cancel()
-        return not blocked
+        return changed.is_set()
 
     def _notify(self) -> None:
         self._changed.set()
@@ -354,7 +382,7 @@ class ScriptedTransport(Transport):
         for _ in range(self.script.checkpoints.get(op, 0)):
             await anyio.lowlevel.checkpoint()
         if seconds := self.script.delays.get(op):
-            self._sleeping += 1  # a scripted delay is not a stall
+            self._sleeping += 1  # a scripted delay is not a stall, however long
             try:
                 await anyio.sleep(seconds)
             finally:
@@ -370,24 +398,48 @@ class ScriptedTransport(Transport):
         return self._seq
 
     def _diagnose(self) -> str:
+        """What the stalled session waits for, naming the missing piece of the script."""
         waits = []
         if self._unanswered_sdk_requests:
-            waits.append("the SDK awaits a reply to " + ", ".join(sorted(set(self._unanswered_sdk_requests.values()))))
+            subtypes = sorted(set(self._unanswered_sdk_requests.values()))
+            waits.append(f"the SDK awaits a reply to {', '.join(subtypes)}, scripted never to come "
+                         f"({', '.join(f'reply({s!r}, never=True)' for s in subtypes)})")
         for cursor in self._active:
             if cursor.awaiting:
                 waits.append(f"segment '{cursor.segment.name}' awaits the SDK's answer to {cursor.awaiting}")
         if not waits:
-            waits.append(f"the SDK awaits more output after prompt {self._prompts - 1}" if self._prompts else "the SDK has written no prompt")
+            waits.append(self._missing_output())
         held = [
             f"'{s.name}' ({len(s.frames)} frames, released when {s.trigger.describe()})"
             for s in self.script.segments
             if s.name not in self._released
         ]
         return (
-            f"scripted CLI stalled: every task is blocked; {'; '.join(waits)}; "
-            f"prompts written: {self._prompts}; end_input: {'yes' if self._end_input else 'no'}; "
-            f"script still holds: {', '.join(held) if held else 'nothing'}"
+            f"scripted CLI stalled: {'; '.join(waits)}; nothing can happen any more (every task blocked, no "
+            f"thread busy, no timer due within {self.stall_timeout:g} s); prompts written: {self._prompts}; "
+            f"end_input: {'yes' if self._end_input else 'no'}; script still holds: {', '.join(held) if held else 'nothing'}"
         )
+
+    def _missing_output(self) -> str:
+        if not self._prompts:
+            return "the SDK has written no prompt"
+        last = self._prompts - 1
+        waiting = f"the SDK awaits more output after prompt {last}"
+        turns = [s for s in self.script.segments if s.trigger.prompt == last]
+        if not turns:
+            return f"{waiting}: prompt {last} was never scripted: add {self._how_to_add('turn(...)')}"
+        said_all = all(c.done for c in self._active) and not self._delayed
+        unended = [s.name for s in turns if not any(f.get("type") == "result" for f in s.frames)]
+        if said_all and unended:
+            return f"{waiting}: {unended[0]} has no result frame: end it with wire.result(...)"
+        if said_all and self._end_input and self.script.eof == "close":
+            return (f"{waiting}: eof='close' with query(): the SDK closed stdin and waits for stdout to end, which "
+                    "eof='close' keeps open until the SDK closes the transport; use eof='end_input' (the default)")
+        return waiting
+
+    def _how_to_add(self, call: str) -> str:
+        name = self.script_name
+        return f"`{name}.{call}`" if name.isidentifier() else f"a `.{call}` to {name}"
 
     # ------------------------------------------------------------ after the run
     def undelivered(self) -> list[str]:
@@ -406,7 +458,8 @@ class ScriptedTransport(Transport):
         return [w for w in self.log.writes if w.type not in ("user", "control_request", "control_response")]
 
     def assert_played(self) -> None:
-        """Fail if scripted frames were never delivered or the SDK wrote something unexpected."""
+        """Fail if scripted frames were never delivered, the SDK wrote something unexpected or the
+        session stalled."""
         problems = []
         if missing := self.undelivered():
             problems.append(

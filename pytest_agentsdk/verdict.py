@@ -252,20 +252,31 @@ def _md_table(rows: list[list[str]]) -> list[str]:
 
 def _subject_label(report: CheckReport) -> str:
     spec, version = report.subject.get("spec"), report.subject.get("sdk_version")
-    return str(version) if spec in (None, version, f"pypi:{version}") else f"{spec} ({version})"
+    label = str(version) if spec in (None, version, f"pypi:{version}") else f"{spec} ({version})"
+    return label + (f" / CLI {report.subject.get('cli_version')}" if report.subject.get("cli") else "")
 
 
-def _matrix_cells(report: CheckReport, columns: list[tuple[str, str | None]]) -> list[str]:
+def _matrix_cells(report: CheckReport, columns: list[tuple[str, str | None]], reasons: list[str]) -> list[str]:
+    """One cell per column; an ``error`` cell points at its reason in ``reasons`` (``error [1]``)."""
+
+    def label(r: Result) -> str:
+        if r.verdict != "error":
+            return _SHORT.get(r.verdict, r.verdict)
+        reason = r.reason or "no reason recorded"
+        if reason not in reasons:
+            reasons.append(reason)
+        return f"error [{reasons.index(reason) + 1}]"
+
     cells = []
     for bug, model in columns:
         results = [r for r in report.results if (r.bug, r.model) == (bug, model)]
-        verdicts = {r.verdict for r in results}
+        labels = [label(r) for r in results]
         if not results:
             cells.append("-")
-        elif len(verdicts) == 1:
-            cells.append(_SHORT.get(results[0].verdict, results[0].verdict))
+        elif len(set(labels)) == 1:
+            cells.append(labels[0])
         else:
-            cells.append(" ".join(f"{r.backend}:{_SHORT.get(r.verdict, r.verdict)}" for r in results))
+            cells.append(" ".join(f"{r.backend}:{text}" for r, text in zip(results, labels)))
     return cells
 
 
@@ -277,10 +288,12 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
             if (r.bug, r.model) not in columns:
                 columns.append((r.bug, r.model))
     head = ["claude-agent-sdk"] + [bug + (f" [{model}]" if model else "") for bug, model in columns]
-    rows = [[_subject_label(rep)] + _matrix_cells(rep, columns) for rep in reports]
+    reasons: list[str] = []
+    rows = [[_subject_label(rep)] + _matrix_cells(rep, columns, reasons) for rep in reports]
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
-    sections = [("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
+    sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
+                ("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
     lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]
     for title, found in sections:
         if found:

@@ -8,7 +8,11 @@ by position, never at random, so the same script always yields the same bytes.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+import inspect
+import types
+import typing
+from typing import Any, Callable, TypeVar
 
 Frame = dict[str, Any]
 Block = dict[str, Any]
@@ -16,25 +20,78 @@ Block = dict[str, Any]
 DEFAULT_SESSION = "s1"
 DEFAULT_MODEL = "claude-x"
 
+_Builder = TypeVar("_Builder", bound=Callable[..., dict[str, Any]])
+
+
+def _runtime_types(hint: Any) -> tuple[type, ...] | None:
+    """The classes an annotation admits (``str | None`` -> (str, NoneType)); None for ``Any``."""
+    if hint is Any:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [_runtime_types(h) for h in typing.get_args(hint)]
+        return None if any(m is None for m in members) else tuple(t for m in members if m for t in m)
+    origin = typing.get_origin(hint) or hint
+    return (origin,) if isinstance(origin, type) else None
+
+
+def _admits(types_: tuple[type, ...], value: Any) -> bool:
+    if isinstance(value, bool) and bool not in types_:
+        return False  # a bool is an int to isinstance, never a count or an id here
+    return isinstance(value, types_)
+
+
+def _typed(builder: _Builder) -> _Builder:
+    """Check a builder's arguments against its annotations, so ``assistant(42)`` fails at the call,
+    naming the argument, instead of making a frame the SDK's parser chokes on mid-run."""
+    params = inspect.signature(builder).parameters.values()
+    hints = typing.get_type_hints(builder)
+    allowed = {p.name: t for p in params if p.kind != p.VAR_KEYWORD and (t := _runtime_types(hints.get(p.name, Any))) is not None}
+    positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    rest = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), None)
+
+    def check(label: str, name: str | None, value: Any) -> None:
+        types_ = allowed.get(name) if name else None
+        if types_ is not None and not _admits(types_, value):
+            wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types_)
+            raise TypeError(f"wire.{builder.__name__}({label}): expected {wanted}, got {value!r} ({type(value).__name__})")
+
+    @functools.wraps(builder)
+    def build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        for i, value in enumerate(args):
+            if i < len(positional):
+                check(positional[i], positional[i], value)
+            else:
+                check(f"{rest}[{i - len(positional)}]", rest, value)
+        for name, value in kwargs.items():
+            check(f"{name}=...", name, value)
+        return builder(*args, **kwargs)
+
+    return build  # type: ignore[return-value]
+
 
 # ---------------------------------------------------------------- content blocks
+@_typed
 def text(value: str) -> Block:
     return {"type": "text", "text": value}
 
 
+@_typed
 def thinking(value: str, signature: str = "sig") -> Block:
     return {"type": "thinking", "thinking": value, "signature": signature}
 
 
+@_typed
 def tool_use(tool_use_id: str, name: str, input: dict[str, Any] | None = None) -> Block:
     return {"type": "tool_use", "id": tool_use_id, "name": name, "input": input or {}}
 
 
+@_typed
 def tool_result(tool_use_id: str, content: Any = "ok", is_error: bool = False) -> Block:
     return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error}
 
 
 # ---------------------------------------------------------------- conversation frames
+@_typed
 def system_init(session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     frame = {
         "type": "system",
@@ -50,6 +107,7 @@ def system_init(session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     return {**frame, **extra}
 
 
+@_typed
 def assistant(
     *blocks: Block | str,
     stop_reason: str | None = "end_turn",
@@ -80,6 +138,7 @@ def assistant(
     return {**frame, **extra}
 
 
+@_typed
 def user_tool_result(
     tool_use_id: str,
     content: Any = "ok",
@@ -97,6 +156,7 @@ def user_tool_result(
     return {**frame, **extra}
 
 
+@_typed
 def result(
     result_text: str = "done",
     subtype: str = "success",
@@ -120,6 +180,7 @@ def result(
     return {**frame, **extra}
 
 
+@_typed
 def stream_event(event: dict[str, Any] | None = None, session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     frame = {
         "type": "stream_event",
@@ -130,6 +191,7 @@ def stream_event(event: dict[str, Any] | None = None, session_id: str = DEFAULT_
     return {**frame, **extra}
 
 
+@_typed
 def rate_limit_event(status: str = "allowed", session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     frame = {
         "type": "rate_limit_event",
@@ -144,6 +206,7 @@ def _system(subtype: str, session_id: str, fields: dict[str, Any], extra: dict[s
     return {"type": "system", "subtype": subtype, **fields, "session_id": session_id, **extra}
 
 
+@_typed
 def task_started(
     task_id: str,
     description: str = "background task",
@@ -158,6 +221,7 @@ def task_started(
     return _system("task_started", session_id, fields, extra)
 
 
+@_typed
 def task_progress(
     task_id: str,
     description: str = "background task",
@@ -176,6 +240,7 @@ def task_progress(
     return _system("task_progress", session_id, fields, extra)
 
 
+@_typed
 def task_notification(
     task_id: str,
     status: str = "completed",
@@ -200,34 +265,41 @@ def task_notification(
     return _system("task_notification", session_id, fields, extra)
 
 
+@_typed
 def task_updated(task_id: str, status: str = "completed", session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     return _system("task_updated", session_id, {"task_id": task_id, "patch": {"status": status}}, extra)
 
 
+@_typed
 def session_state_changed(state: str = "idle", session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     return _system("session_state_changed", session_id, {"state": state}, extra)
 
 
+@_typed
 def background_tasks_changed(tasks: list[dict[str, Any]] | None = None, session_id: str = DEFAULT_SESSION, **extra: Any) -> Frame:
     return _system("background_tasks_changed", session_id, {"tasks": tasks or []}, extra)
 
 
 # ---------------------------------------------------------------- control protocol
+@_typed
 def control_request(request_id: str, subtype: str, **fields: Any) -> Frame:
     """A CLI->SDK request (``can_use_tool``, ``hook_callback``, ``mcp_message``)."""
     return {"type": "control_request", "request_id": request_id, "request": {"subtype": subtype, **fields}}
 
 
+@_typed
 def can_use_tool(request_id: str, tool_name: str, input: dict[str, Any] | None = None, **fields: Any) -> Frame:
     return control_request(
         request_id, "can_use_tool", tool_name=tool_name, input=input or {}, permission_suggestions=None, **fields
     )
 
 
+@_typed
 def hook_callback(request_id: str, callback_id: str = "hook_0", input: dict[str, Any] | None = None, tool_use_id: str | None = None) -> Frame:
     return control_request(request_id, "hook_callback", callback_id=callback_id, input=input or {}, tool_use_id=tool_use_id)
 
 
+@_typed
 def control_response(request_id: str, payload: dict[str, Any] | None = None, error: str | None = None) -> Frame:
     """The CLI's answer to an SDK control request: payload under ``response.response`` (WIRE.md 2.2)."""
     if error is not None:

@@ -52,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "machine: builds isolated SDK envs with uv (matrix/verify/bisect); independent of the installed "
         "release, so tox's per-release envs deselect it and the `machine` env runs it once",
     )
+    config.addinivalue_line("markers", "realcli: runs a real Claude Code CLI binary (installed from npm into the cache on first use)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -70,7 +70,7 @@ def test_replay_command_reproduces_the_counterexample(check_json) -> None:
     [
         (["check", "--bug", "nope"], "--bug nope: unknown bug"),
         (["check", "--model", "psychic"], "--model psychic: unknown CLI behaviour model"),
-        (["check", "--examples", "0"], "--examples must be at least 1"),
+        (["check", "--examples", "0"], "argument --examples: must be at least 1"),
         (["replay", "--bug", "premature_completion", "--example", "/no/such/file"], "neither JSON nor a readable file"),
         (["replay", "--bug", "premature_completion", "--example", "{not json"], "not valid JSON"),
     ],

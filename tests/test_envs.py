@@ -6,6 +6,7 @@ must see an empty cache get their own directory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -108,6 +109,23 @@ def test_bad_subjects_are_one_line_exit_2(tmp_path: Path) -> None:
     }
     for args, message in cases.items():
         assert message in one_line_error(cli(*args)), args
+
+
+def test_uv_is_found_beside_the_interpreter_then_on_path_then_as_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert subprocess.run([*envs.uv_command(), "--version"], capture_output=True, text=True).stdout.startswith("uv ")
+    venv_bin = tmp_path / "venv" / "bin"  # a venv that is not activated: its bin/ is not on PATH
+    venv_bin.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    assert envs.uv_command() == [str(venv_bin / "python"), "-m", "uv"]  # the uv package is importable here
+    (venv_bin / "uv").write_text("#!/bin/sh\n")
+    (venv_bin / "uv").chmod(0o755)
+    assert envs.uv_command() == [str(venv_bin / "uv")]
+    (venv_bin / "uv").unlink()
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "uv" else find_spec(name, *rest))
+    with pytest.raises(envs.EnvError, match=r"^uv not found \(not beside .*venv/bin/python, not on PATH, no uv package\): pip install uv"):
+        envs.uv_command()
 
 
 def test_no_registry_is_one_line_and_builds_nothing(tmp_path: Path) -> None:

@@ -4,16 +4,22 @@ the cross-task cancel-scope cause on both backends, hooks restored, and assert_c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import io
 import logging
+import logging.config
+import re
 import sys
+import traceback
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 import pytest
 
-from pytest_agentsdk import ScriptedTransport, assert_clean_teardown, wire
+from pytest_agentsdk import ScriptedTransport, TeardownWatch, assert_clean_teardown, wire
 from pytest_agentsdk.observe import Teardown, generator_name, run_observed, scrub
 from pytest_agentsdk.script import Script
 
@@ -40,7 +46,8 @@ def test_cross_task_scope_exit_is_named_on_both_backends(backend: str) -> None:
 
 
 def test_clean_run_leaves_nothing_and_every_hook_is_restored() -> None:
-    hooks = (sys.unraisablehook, warnings.showwarning, sys.stderr, list(logging.getLogger().handlers), list(warnings.filters))
+    hooks = (sys.unraisablehook, warnings.showwarning, sys.stderr, logging.Logger.callHandlers, list(logging.getLogger().handlers),
+             list(warnings.filters))
     enabled = gc.isenabled()
 
     async def main(teardown: Teardown) -> str:
@@ -50,7 +57,8 @@ def test_clean_run_leaves_nothing_and_every_hook_is_restored() -> None:
     for backend in BACKENDS:
         value, teardown = run_observed(main, backend)
         assert (value, teardown.manifestations, teardown.events) == ("done", [], [])
-    assert (sys.unraisablehook, warnings.showwarning, sys.stderr, list(logging.getLogger().handlers), list(warnings.filters)) == hooks
+    assert (sys.unraisablehook, warnings.showwarning, sys.stderr, logging.Logger.callHandlers, list(logging.getLogger().handlers),
+            list(warnings.filters)) == hooks
     assert gc.isenabled() == enabled
 
 
@@ -196,3 +204,122 @@ async def test_async_context_manager_fails_when_the_cli_is_never_closed(anyio_ba
     with pytest.raises(AssertionError, match="transport_not_closed"):
         async with assert_clean_teardown(transport=transport, pattern="forgot to close"):
             await anyio.sleep(0)
+
+
+# ---------------------------------------------------------------- what the check blames
+def noisy_app() -> None:
+    """An application that logs and prints its own errors around a clean SDK-free run."""
+    logging.getLogger("myapp.db").error("write failed, retrying")
+    print("retrying in 3 s", file=sys.stderr)
+    try:
+        raise ConnectionError("myapp: upstream gone")
+    except ConnectionError:
+        traceback.print_exc()
+    asyncio.run(asyncio.sleep(0))
+
+
+def test_the_applications_own_logs_and_output_fail_the_check_until_allowed() -> None:
+    with pytest.raises(AssertionError, match=r"logged_error, stderr_output.*\n.*myapp.db: write failed") as info:
+        with assert_clean_teardown(pattern="app"):
+            noisy_app()
+    assert "allow_loggers=['myapp']" in str(info.value)
+    with assert_clean_teardown(pattern="app", allow_loggers=["myapp"], allow_stderr=[r"^retrying in \d+ s$", r"^ConnectionError: myapp:"]):
+        noisy_app()
+
+
+def test_an_allowed_logger_covers_its_children_not_its_namesakes() -> None:
+    with pytest.raises(AssertionError, match=r"logged_error: myapplication: boom"):
+        with assert_clean_teardown(allow_loggers=["myapp"]):
+            logging.getLogger("myapp.worker").error("fine")
+            logging.getLogger("myapplication").error("boom")
+
+
+def test_allowing_a_line_does_not_excuse_a_traceback_that_passes_through_it() -> None:
+    """A traceback is judged by its exception line: allowing the app's file names allows nothing."""
+    watch = TeardownWatch(allow_stderr=["myapp"])
+    with watch:
+        print('Traceback (most recent call last):\n  File "/src/myapp/main.py", line 3, in main\n'
+              "RuntimeError: Attempted to exit cancel scope in a different task than it was entered in", file=sys.stderr)
+    assert "cancel_scope_cross_task" in (watch.failure() or "")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_line_printed_after_a_traceback_does_not_hide_its_cause(backend: str) -> None:
+    async def main(teardown: Teardown) -> None:
+        print("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+              "RuntimeError: Attempted to exit cancel scope in a different task than it was entered in\n\nbye", file=sys.stderr)
+
+    _, teardown = run_observed(main, backend)
+    assert teardown.manifestations == ["cancel_scope_cross_task", "stderr_output"]
+    assert [e.detail for e in teardown.events] == [
+        "RuntimeError: Attempted to exit cancel scope in a different task than it was entered in (3 lines)", "bye"]
+
+
+@pytest.mark.parametrize("reconfigure", [
+    lambda: logging.basicConfig(force=True, level=logging.INFO),
+    lambda: logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                                       "handlers": {"out": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}},
+                                       "root": {"handlers": ["out"], "level": "WARNING"}}),
+], ids=["basicConfig(force=True)", "dictConfig"])
+def test_capture_survives_the_app_replacing_the_root_handlers(reconfigure: Callable[[], None]) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        with pytest.raises(AssertionError, match=r"'reconfigures logging': cancel_scope_cross_task") as info:
+            with assert_clean_teardown(pattern="reconfigures logging"):
+                reconfigure()
+                asyncio.run(leave_early(Teardown()))
+        assert "your application's own" not in str(info.value)  # asyncio's record: the SDK's doing
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+
+
+def test_output_of_a_handler_the_app_made_in_the_window_passes_through_after_it() -> None:
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    outside = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(outside):
+            with TeardownWatch():
+                logging.basicConfig(force=True, format="%(message)s")
+            logging.getLogger("after").warning("printed after the window")
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
+    assert outside.getvalue() == "printed after the window\n"
+
+
+def test_the_plugins_own_objects_are_never_blamed() -> None:
+    """trio warns about ScriptedTransport's stdout generator when the SDK abandons it: recorded, not blamed."""
+    import trio
+
+    async def abandon_the_reader() -> None:
+        transport = ScriptedTransport(Script(eof="close").turn(wire.result()))
+        await transport.connect()
+        await transport.write('{"type": "user"}\n')
+        reader = transport.read_messages()
+        await reader.__anext__()
+        del reader
+        gc.collect()
+
+    watch = TeardownWatch()
+    with watch:
+        trio.run(abandon_the_reader)
+    assert [e.subject for e in watch.teardown.events] == ["pytest_agentsdk.transport.ScriptedTransport._stdout"]
+    assert watch.failure() is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"allow_loggers": "myapp"}, "allow_loggers: give a list of strings"),
+    ({"allow_loggers": [""]}, "allow_loggers: '' is not a logger name"),
+    ({"allow_stderr": ["(unclosed"]}, "allow_stderr: '(unclosed' is not a regular expression"),
+])
+def test_bad_allow_patterns_are_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        assert_clean_teardown(**kwargs)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import pytest
 
@@ -15,14 +17,41 @@ def test_fixtures_are_listed_with_docs_and_removed_by_no(pytester) -> None:
     listed = pytester.runpytest_subprocess("-p", "agentsdk", "--fixtures").stdout.str()
     for name in ("agentsdk_script", "scripted_transport", "sdk_info", "agentsdk_backend", "agentsdk_check"):
         assert f"{name} -- " in listed
-    assert "Teardown fails on scripted frames" in listed
+    assert "teardown fails on scripted" in listed
     removed = pytester.runpytest_subprocess("-p", "no:agentsdk", "--fixtures").stdout.str()
     assert "scripted_transport" not in removed
 
 
-def test_plugin_loads_with_autoload_disabled(pytester, monkeypatch) -> None:
+ONE_TURN_ON_THE_RUNNING_BACKEND = """
+    import pytest
+    import sniffio
+    from pytest_agentsdk import wire
+
+    @pytest.mark.anyio
+    async def test_one_turn(agentsdk_script, scripted_transport, agentsdk_backend):
+        from claude_agent_sdk import query
+        agentsdk_script.turn(wire.assistant("a"), wire.result("a"))
+        assert [m async for m in query(prompt="one", transport=scripted_transport)][-1].result == "a"
+        assert agentsdk_backend == sniffio.current_async_library()
+    """
+
+
+@pytest.mark.parametrize("plugins", [["-p", "agentsdk"], ["-p", "agentsdk", "-p", "anyio"], ["-p", "anyio", "-p", "agentsdk"]],
+                         ids=" ".join)
+def test_plugin_runs_async_tests_with_autoload_disabled(pytester, monkeypatch, plugins: list[str]) -> None:
+    """``-p agentsdk`` alone brings anyio's plugin; naming it too is harmless."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert "scripted_transport -- " in pytester.runpytest_subprocess("-p", "agentsdk", "--fixtures").stdout.str()
+    pytester.makepyfile(ONE_TURN_ON_THE_RUNNING_BACKEND)
+    assert "scripted_transport -- " in pytester.runpytest_subprocess(*plugins, "--fixtures").stdout.str()
+    outcomes = pytester.runpytest_subprocess(*plugins, "-k", "asyncio").parseoutcomes()
+    assert outcomes == {"passed": 1, "deselected": 1}
+
+
+def test_agentsdk_backend_is_the_backend_actually_running_under_pytest_asyncio_auto_mode(pytester) -> None:
+    """Auto mode runs ``@pytest.mark.anyio`` tests on asyncio, ``[trio]`` items included."""
+    pytester.makepyfile(ONE_TURN_ON_THE_RUNNING_BACKEND)
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-o", "asyncio_mode=auto", "-W", "ignore::pytest.PytestConfigWarning")
+    assert result.parseoutcomes() == {"passed": 2}, result.stdout.str()
 
 
 def test_loading_the_plugin_does_not_import_the_sdk() -> None:
@@ -51,25 +80,104 @@ def test_known_bug_marker_is_strict_xfail_on_matching_releases(pytester, sdk_inf
         @pytest.mark.agentsdk_known_bug("premature_completion", releases="<0.0.1")
         def test_other_release():
             pass
-        """
-    )
-    outcomes = pytester.runpytest_subprocess("-p", "agentsdk").parseoutcomes()
-    assert outcomes == {"xfailed": 1, "failed": 1, "passed": 1}
 
-
-def test_known_bug_marker_rejects_a_bad_specifier(pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.agentsdk_known_bug("x", releases="someday")
-        def test_x():
+        @pytest.mark.agentsdk_known_bug("late_task_notification")
+        def test_fixed_on_every_release():
             pass
         """
     )
     result = pytester.runpytest_subprocess("-p", "agentsdk")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "not a PEP 440 specifier" in result.stderr.str()
+    assert result.parseoutcomes() == {"xfailed": 1, "failed": 2, "passed": 1}
+    version = sdk_info.version
+    result.stdout.fnmatch_lines([
+        f"*[[]XPASS(strict)[]] premature_completion did not reproduce on claude-agent-sdk {version}, which "
+        f"@pytest.mark.agentsdk_known_bug('premature_completion', releases='=={version}') on "
+        f"test_known_bug_marker_is_strict_xfail_on_matching_releases.py::test_fixed_now lists as having it: "
+        f"if {version} fixed it, change releases= to exclude {version} (e.g. releases='<{version}')",
+        f"*[[]XPASS(strict)[]] late_task_notification did not reproduce on claude-agent-sdk {version}, which "
+        f"@pytest.mark.agentsdk_known_bug('late_task_notification') on *::test_fixed_on_every_release lists as having it: "
+        f"if {version} fixed it, add releases= that excludes it (e.g. releases='<{version}')",
+    ])
+
+
+BUG_NAMES = "cross_task_close, late_task_notification, premature_completion"
+AGENTSDK_KWARGS = "eof, checkpoints, strict, stall_timeout, allow_loggers, allow_stderr"
+
+
+@pytest.mark.parametrize(("marker", "problem"), [
+    ('agentsdk_known_bug("premature_completon")',
+     f"@pytest.mark.agentsdk_known_bug('premature_completon'): unknown bug (did you mean premature_completion?); use one of {BUG_NAMES}"),
+    ("agentsdk_known_bug()", f"@pytest.mark.agentsdk_known_bug(): give one bug name first, one of {BUG_NAMES}"),
+    ('agentsdk_known_bug("premature_completion", release="<0.2")',
+     "@pytest.mark.agentsdk_known_bug(release=...): unknown keyword (did you mean releases?); use releases, reason"),
+    ('agentsdk_known_bug("premature_completion", releases="someday")',
+     "@pytest.mark.agentsdk_known_bug(releases='someday'): not a PEP 440 specifier such as '<0.1.51'"),
+    ('agentsdk_known_bug("premature_completion", releases=0.2)',
+     "@pytest.mark.agentsdk_known_bug(releases=0.2): not a PEP 440 specifier such as '<0.1.51'"),
+    ('agentsdk_known_bug("premature_completion", reason=3)', "@pytest.mark.agentsdk_known_bug(reason=3): give a string"),
+    ('agentsdk(eoff="close")', f"@pytest.mark.agentsdk(eoff=...): unknown keyword (did you mean eof?); use {AGENTSDK_KWARGS}"),
+    ('agentsdk("close")', f"@pytest.mark.agentsdk takes keyword arguments only ({AGENTSDK_KWARGS}), got ('close',)"),
+    ('agentsdk(eof="bogus")', "@pytest.mark.agentsdk: eof: 'bogus' is not one of end_input, close"),
+    ('agentsdk(checkpoints="lots")', "@pytest.mark.agentsdk(checkpoints='lots'): give a dict {operation: checkpoints}, e.g. {'read': 2}"),
+    ('agentsdk(checkpoints={"reed": 1})', "@pytest.mark.agentsdk: checkpoints.reed: unknown operation; use one of connect, write, read, end_input, close"),
+    ('agentsdk(checkpoints={"read": -1})', "@pytest.mark.agentsdk: checkpoints.read: -1 must be a whole number >= 0"),
+    ('agentsdk(strict="no")', "@pytest.mark.agentsdk(strict='no'): give True or False"),
+    ('agentsdk(allow_loggers="myapp")', "@pytest.mark.agentsdk: allow_loggers: give a list of strings, e.g. allow_loggers=['myapp']"),
+    ('agentsdk(allow_stderr=["(x"])', "@pytest.mark.agentsdk: allow_stderr: '(x' is not a regular expression (missing ), unterminated subpattern at position 0)"),
+], ids=lambda value: value if "(" in value and "@" not in value else "")
+def test_a_bad_marker_is_a_collection_error_naming_the_test(pytester, marker: str, problem: str) -> None:
+    pytester.makepyfile(test_marked=f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_marked():
+            pass
+
+        def test_unmarked():
+            pass
+        """)
+    result = pytester.runpytest("-p", "agentsdk", "-p", "no:asyncio")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting test_marked.py*", f"test_marked.py::test_marked: {problem}"], consecutive=True)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_every_bad_marker_is_named_and_good_ones_pass_collection(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.agentsdk(stall_timeout=5, eof="close", checkpoints={"read": 1}, strict=False,
+                                          allow_loggers=["myapp"], allow_stderr=[r"^retrying"])
+
+        @pytest.mark.agentsdk_known_bug("cross_task_close", releases=">=0.1.44", reason="upstream #1")
+        def test_good():
+            pass
+
+        @pytest.mark.agentsdk(eof="never")
+        @pytest.mark.agentsdk_known_bug("nope")
+        def test_two_problems():
+            pass
+        """
+    )
+    xdist = importlib.util.find_spec("xdist") is not None  # the [test] extra installs it; release envs may not
+    for args in ((), ("-n", "2")) if xdist else ((),):  # xdist's workers collect: the same error reaches the controller
+        result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "no:benchmark", *args)
+        assert result.ret != pytest.ExitCode.OK
+        problems = [line for line in result.stdout.lines if line.startswith("test_every_bad_marker")]
+        assert [line.split(": ", 1)[1] for line in problems] == [
+            "@pytest.mark.agentsdk: eof: 'never' is not one of end_input, close",
+            f"@pytest.mark.agentsdk_known_bug('nope'): unknown bug; use one of {BUG_NAMES}",
+        ], result.stdout.str()
+    pytester.makepyfile(test_every_bad_marker_is_named_and_good_ones_pass_collection="""
+        import pytest
+
+        @pytest.mark.agentsdk(stall_timeout=5, eof="close", checkpoints={"read": 1}, strict=False, allow_loggers=["myapp"])
+        @pytest.mark.agentsdk_known_bug("cross_task_close", releases=">=0.1.44", reason="upstream #1")
+        def test_good():
+            pass
+        """)
+    assert pytester.runpytest("-p", "agentsdk", "-p", "no:asyncio", "--collect-only", "-q").ret == pytest.ExitCode.OK
 
 
 def test_undelivered_frames_fail_the_test_at_teardown(pytester) -> None:
@@ -90,6 +198,40 @@ def test_undelivered_frames_fail_the_test_at_teardown(pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*2 scripted frame(s) never delivered: turn1[[]0[]]*mark the segment optional=True*"])
+
+
+def test_agentsdk_teardown_blames_only_what_the_application_did_not_allow(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import logging
+        import sys
+        import pytest
+
+        def app():
+            logging.basicConfig(force=True)  # an app reconfiguring logging keeps nothing from the check
+            logging.getLogger("myapp.db").error("write failed, retrying")
+            print("retrying in 1 s", file=sys.stderr)
+
+        @pytest.mark.agentsdk(allow_loggers=["myapp"], allow_stderr=[r"^retrying in \\d+ s$"])
+        def test_allowed_by_marker(agentsdk_teardown):
+            app()
+
+        def test_allowed_in_the_test(agentsdk_teardown):
+            agentsdk_teardown.allow(loggers=["myapp"], stderr=["^retrying"])
+            app()
+
+        def test_not_allowed(agentsdk_teardown):
+            app()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*unclean teardown in consumer pattern 'test_not_allowed': logged_error, stderr_output",
+        "*- logged_error: myapp.db: write failed, retrying",
+        "*- stderr_output: retrying in 1 s",
+        "*your application's own logging or output? allow it: @pytest.mark.agentsdk(allow_loggers=*",
+    ])
 
 
 def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -> None:
@@ -116,18 +258,72 @@ def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -
     result.stdout.fnmatch_lines(["*unclean teardown in consumer pattern 'test_noisy': cancel_scope_cross_task*"])
 
 
-def test_agentsdk_check_results_go_to_the_report_and_summary(pytester, sdk_info) -> None:
-    pytester.makepyfile(
-        """
-        def test_premature_completion_on_installed(agentsdk_check):
-            result = agentsdk_check("premature_completion", examples=5)
-            assert result.verdict in ("reproduced", "fixed", "not_applicable")
-        """
-    )
-    report = pytester.path / "verdicts.json"
-    result = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={report}", "--agentsdk-seed=3")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*premature_completion*asyncio*", f"agentsdk: verdicts written to {report}"])
+JUDGING_TESTS = """
+    def test_late_task_notification_both_models(agentsdk_check):
+        for model in ("notify-only", "wake-parent"):
+            agentsdk_check("late_task_notification", model=model, examples=1)
+
+    def test_premature_completion(agentsdk_check):
+        assert agentsdk_check("premature_completion", examples=1).verdict in ("reproduced", "fixed", "not_applicable")
+
+    def test_judges_nothing():
+        pass
+    """
+
+
+def junit_properties(path) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    """(testsuite properties, (test name, property, value) per testcase property) of a --junitxml file."""
+    root = ElementTree.parse(path).getroot()
+    suite = {p.get("name"): p.get("value") for p in root.iterfind("testsuite/properties/property")}
+    cases = [(case.get("name"), p.get("name"), p.get("value")) for case in root.iter("testcase") for p in case.iter("property")]
+    return suite, sorted(cases)
+
+
+def test_agentsdk_check_results_go_to_the_report_summary_and_junitxml(pytester, sdk_info) -> None:
+    pytester.makepyfile(JUDGING_TESTS)
+    report, junit = pytester.path / "verdicts.json", pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={report}", "--agentsdk-seed=3", f"--junitxml={junit}")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*late_task_notification*notify-only*asyncio*", "*late_task_notification*wake-parent*asyncio*",
+                                 "*premature_completion*-*asyncio*", f"agentsdk: 3 verdict(s) written to {report}"])
     data = json.loads(report.read_text())
     assert data["seed"] == 3 and data["subject"]["sdk_version"] == sdk_info.version
-    assert [r["bug"] for r in data["results"]] == ["premature_completion"]
+    assert [(r["bug"], r["model"]) for r in data["results"]] == [
+        ("late_task_notification", "notify-only"), ("late_task_notification", "wake-parent"), ("premature_completion", None)]
+    suite, cases = junit_properties(junit)
+    assert suite == {"agentsdk_sdk_version": sdk_info.version, "agentsdk_cli_version": sdk_info.cli_version or "none bundled (sdist)",
+                     "agentsdk_seed": "3"}
+    assert cases == sorted(
+        (test, "agentsdk_verdict", f"{r['bug']}/{r['model'] or '-'}/asyncio: {r['verdict']}"
+         + (f" ({', '.join(r['manifestations'])})" if r["manifestations"] else ""))
+        for test, r in zip(["test_late_task_notification_both_models"] * 2 + ["test_premature_completion"], data["results"]))
+
+
+def test_xdist_workers_verdicts_merge_into_the_same_report_as_a_serial_run(pytester) -> None:
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed here (the [test] extra installs it)")
+    pytester.makepyfile(JUDGING_TESTS)
+    serial, parallel = pytester.path / "serial.json", pytester.path / "parallel.json"
+    runs = {}
+    for path, args in ((serial, ()), (parallel, ("-n", "2", "-p", "no:benchmark"))):
+        junit = path.with_suffix(".xml")
+        runs[path] = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={path}", f"--junitxml={junit}", *args)
+        runs[path].assert_outcomes(passed=3)
+    assert json.loads(parallel.read_text()) == json.loads(serial.read_text())
+    assert len(json.loads(serial.read_text())["results"]) == 3
+    assert junit_properties(parallel.with_suffix(".xml")) == junit_properties(serial.with_suffix(".xml"))
+    table = [line for line in runs[serial].stdout.lines if line.startswith(("bug ", "late_task_notification ", "premature_completion "))]
+    assert len(table) == 4 and [line for line in runs[parallel].stdout.lines if line in table] == table
+    runs[parallel].stdout.fnmatch_lines([f"agentsdk: 3 verdict(s) written to {parallel}"])
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("missing/verdicts.json", "directory missing does not exist; create it or write elsewhere"),
+    (".", "is a directory; give a file name, e.g. verdicts.json"),
+])
+def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_anything_runs(pytester, where: str, problem: str) -> None:
+    pytester.makepyfile("def test_runs(tmp_path_factory):\n    open('ran', 'w').close()\n")
+    result = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={where}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [f"ERROR: --agentsdk-report={where}: {problem}"]
+    assert "Traceback" not in result.stderr.str()
+    assert not (pytester.path / "ran").exists()

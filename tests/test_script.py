@@ -80,3 +80,83 @@ def test_simplest_checkpoints_suspend_nowhere() -> None:
 def test_bug_examples_are_json(bug: str, model: str | None) -> None:
     example = find(bug_examples(bug, model), lambda _: True)
     assert json.loads(json.dumps(example)) == example
+
+
+def segment_json(**fields) -> dict:
+    """A script's JSON with one segment whose fields are overridden by ``fields`` (None removes one)."""
+    segment = {"name": "turn0", "cause": "prompt:0", "trigger": {"prompt": 0}, "frames": [wire.result()], "gap": 0, "optional": False}
+    segment.update(fields)
+    return {"segments": [{k: v for k, v in segment.items() if v is not None}]}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ("not an object", "script: 'not an object' must be a JSON object"),
+        ({"segmets": []}, "script.segmets: unknown field"),
+        ({"segments": "abc"}, "segments: 'abc' must be a list"),
+        ({"segments": ["abc"]}, "segments[0]: 'abc' must be a JSON object"),
+        (segment_json(name=None), "segments[0].name: missing"),
+        (segment_json(name=5), "segments[0].name: 5 must be a non-empty string"),
+        (segment_json(cause=["x"]), "segments[turn0].cause"),
+        (segment_json(frames="abc"), "segments[turn0].frames: 'abc' must be a list of frame objects"),
+        (segment_json(frames=["abc"]), "segments[turn0].frames[0]: 'abc' (str) is not a frame"),
+        (segment_json(frames=[{"type": 3}]), "segments[turn0].frames[0]: a frame is a JSON object with a string 'type'"),
+        (segment_json(frame=[]), "segments[0].frame: unknown field"),
+        (segment_json(gap=True), "segments[turn0].gap"),
+        (segment_json(optional="no"), "segments[turn0].optional: 'no' must be true or false"),
+        (segment_json(trigger="soon"), "segments[0].trigger: 'soon' must be a JSON object"),
+        (segment_json(trigger={"promt": 0}), "segments[0].trigger.promt: unknown field"),
+        (segment_json(trigger={"prompt": "0"}), "segments[turn0].trigger.prompt"),
+        (segment_json(trigger={"after": ["b"]}), "segments[turn0].trigger.after: ['b'] must be a (segment name, frame index) pair"),
+        (segment_json(trigger={"after": ["turn0", "1"]}), "segments[turn0].trigger.after[1]: '1' must be a whole number"),
+        (segment_json(trigger={"on_block": 1}), "segments[turn0].trigger.on_block: 1 must be true or false"),
+        ({**segment_json(), "control": []}, "control: [] must be a JSON object"),
+        ({**segment_json(), "control": {"interrupt": "yes"}}, "control.interrupt: 'yes' must be a JSON object"),
+        ({**segment_json(), "control": {"interrupt": {"payload": 1}}}, "control.interrupt.payload: 1 must be a JSON object or null"),
+        ({**segment_json(), "control": {"interrupt": {"never": "no"}}}, "control.interrupt.never"),
+        ({**segment_json(), "session_id": 3}, "session_id: 3 must be a non-empty string"),
+        ({**segment_json(), "delays": {"read": True}}, "delays.read"),
+    ],
+)
+def test_every_field_of_a_json_script_is_checked(data, field) -> None:
+    with pytest.raises(ScriptError) as err:
+        Script.from_json(data)
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_json_script_with_every_field_set_loads() -> None:
+    data = two_turns().to_json()
+    assert Script.from_json(data).to_json() == data
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda s: s.turn("str"), "Script.turn(frame 0): 'str' (str) is not a frame"),
+        (lambda s: s.turn(wire.result(), 42), "Script.turn(frame 1): 42 (int) is not a frame"),
+        (lambda s: s.turn(wire.result(), prompt="1"), "Script.turn(prompt=...)"),
+        (lambda s: s.turn(wire.result(), gap=-1), "Script.turn(gap=...)"),
+        (lambda s: s.turn(wire.result(), name=""), "Script.turn(name=...)"),
+        (lambda s: s.event(7, wire.result()), "Script.event(name): 7 must be a non-empty string"),
+        (lambda s: s.event("t", "str", on_block=True), "Script.event('t', frame 0)"),
+        (lambda s: s.event("t", wire.result(), after="turn0"), "Script.event(after=...): 'turn0' must be a (segment name, frame index) pair"),
+        (lambda s: s.event("t", wire.result(), after=("turn0",)), "Script.event(after=...): ('turn0',)"),
+        (lambda s: s.event("t", wire.result(), after=("turn0", "2")), "Script.event(after=...)[1]"),
+        (lambda s: s.event("t", wire.result(), after=5), "Script.event(after=...): 5"),
+        (lambda s: s.event("t", wire.result(), on_block="yes"), "Script.event(on_block=...)"),
+        (lambda s: s.event("t", wire.result(), on_block=True, delay=1.5), "Script.event(delay=...)"),
+        (lambda s: s.reply(3), "Script.reply(subtype)"),
+        (lambda s: s.reply("interrupt", "yes"), "Script.reply.payload: 'yes'"),
+        (lambda s: s.reply("interrupt", error=5), "Script.reply.error"),
+    ],
+)
+def test_builders_reject_bad_arguments_naming_them(build, message) -> None:
+    with pytest.raises(ScriptError) as err:
+        build(Script())
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_list_after_pair_is_accepted_like_a_tuple() -> None:
+    script = Script().turn(wire.result()).event("t", wire.result(), after=["turn0", 0]).validate()
+    assert script.segment("t").trigger.after == ("turn0", 0)

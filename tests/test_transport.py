@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -9,9 +10,10 @@ import pytest
 
 from pytest_agentsdk import wire
 from pytest_agentsdk.script import Script, ScriptError
-from pytest_agentsdk.transport import ScriptedTransport, ScriptStalled
+from pytest_agentsdk.transport import ScriptedCLIError, ScriptedTransport, ScriptStalled
 
 pytestmark = pytest.mark.anyio
+pytest_plugins = ["pytester"]
 
 
 def names(messages: list[Any]) -> list[str]:
@@ -101,7 +103,7 @@ async def test_turn_that_never_ends_is_a_stall(agentsdk_script, scripted_transpo
             await client.query("hi")
             async for _ in client.receive_response():
                 pass
-    assert "more output after prompt 0" in str(err.value)
+    assert "more output after prompt 0: turn0 has no result frame: end it with wire.result(...)" in str(err.value)
     assert scripted_transport.log.stall is not None
 
 
@@ -114,7 +116,7 @@ async def test_silent_control_reply_is_a_stall_not_a_60s_timeout(agentsdk_script
     with pytest.raises(Exception):
         async with ClaudeSDKClient(transport=scripted_transport) as client:
             await client.interrupt()
-    assert "reply to interrupt" in (scripted_transport.log.stall or "")
+    assert "reply to interrupt, scripted never to come (reply('interrupt', never=True))" in (scripted_transport.log.stall or "")
 
 
 async def test_autonomous_event_is_released_after_its_frame(agentsdk_backend) -> None:
@@ -191,7 +193,7 @@ async def test_scripted_delays_are_not_stalls(agentsdk_backend) -> None:
     from claude_agent_sdk import query
 
     script = Script(delays={"write": 0.3, "close": 0.3}).turn(wire.assistant("slow pipe"), wire.result("ok"))
-    transport = ScriptedTransport(script, stall_grace=0.05)
+    transport = ScriptedTransport(script, stall_timeout=0.05)
     received = [m async for m in query(prompt="p", transport=transport)]
     assert names(received) == ["AssistantMessage", "ResultMessage"]
     assert transport.log.stall is None
@@ -239,3 +241,96 @@ async def test_stop_task_and_context_usage_where_the_release_has_them(agentsdk_s
             sent.append("get_context_usage")
     subtypes = [w.data["request"]["subtype"] for w in scripted_transport.log.writes if w.type == "control_request"]
     assert subtypes == ["initialize", *sent]
+
+
+# ---------------------------------------------------------------- what a stall is, and is not
+async def two_turns(transport: ScriptedTransport, between_turns: Any = None, per_message: Any = None) -> list[str]:
+    """A two-turn client session whose consumer pauses between turns and/or handles each message slowly."""
+    from claude_agent_sdk import ClaudeSDKClient, ResultMessage
+
+    answers = []
+    async with ClaudeSDKClient(transport=transport) as client:
+        for prompt in ("first", "second"):
+            if between_turns and answers:
+                await between_turns()
+            await client.query(prompt)
+            async for message in client.receive_response():
+                if per_message:
+                    await per_message()
+                if isinstance(message, ResultMessage):
+                    answers.append(message.result)
+    return answers
+
+
+async def sleep_a_second() -> None:
+    await anyio.sleep(1)
+
+
+async def half_a_second_in_a_thread() -> None:
+    await anyio.to_thread.run_sync(time.sleep, 0.5)
+
+
+async def slow_handler() -> None:
+    await anyio.sleep(0.3)  # a database write, a rate limiter
+
+
+@pytest.mark.parametrize(("between_turns", "per_message"), [
+    (sleep_a_second, None), (None, half_a_second_in_a_thread), (None, slow_handler),
+], ids=["sleep between turns", "thread work per message", "slow handler"])
+async def test_a_consumer_that_is_busy_or_asleep_is_not_stalled(agentsdk_script, scripted_transport, between_turns, per_message) -> None:
+    agentsdk_script.turn(wire.assistant("a"), wire.result("a")).turn(wire.result("b"))
+    assert await two_turns(scripted_transport, between_turns, per_message) == ["a", "b"]
+    assert scripted_transport.log.stall is None
+
+
+@pytest.mark.agentsdk(strict=False)
+async def test_an_unscripted_prompt_is_named_in_the_stall(agentsdk_script, scripted_transport) -> None:
+    agentsdk_script.turn(wire.assistant("a"), wire.result("a"))
+    with pytest.raises(Exception, match=r"prompt 1 was never scripted: add `agentsdk_script\.turn\(\.\.\.\)`"):
+        await two_turns(scripted_transport)
+
+
+@pytest.mark.agentsdk(eof="close", strict=False)
+async def test_eof_close_with_query_is_named_in_the_stall(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import query
+
+    agentsdk_script.turn(wire.assistant("a"), wire.result("a"))
+    with pytest.raises(Exception, match=r"eof='close' with query\(\): .* use eof='end_input'"):
+        async for _ in query(prompt="p", transport=scripted_transport):
+            pass
+
+
+async def test_a_transport_connected_twice_fails_at_once(agentsdk_script, scripted_transport) -> None:
+    from claude_agent_sdk import query
+
+    agentsdk_script.turn(wire.assistant("a"), wire.result("a"))
+    async for _ in query(prompt="first session", transport=scripted_transport):
+        pass
+    with pytest.raises(ScriptedCLIError, match="already played a session; a transport plays one session"):
+        async for _ in query(prompt="second session", transport=scripted_transport):
+            pass
+
+
+def test_a_stall_is_reported_once(pytester) -> None:
+    """The test's failure carries the diagnosis; no teardown error repeats it and the SDK's own
+    "Fatal error in message reader" log of it is dropped."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from claude_agent_sdk import ClaudeSDKClient
+        from pytest_agentsdk import wire
+
+        @pytest.mark.anyio
+        async def test_turn_never_ends(agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.system_init(), wire.assistant("thinking..."))
+            async with ClaudeSDKClient(transport=scripted_transport) as client:
+                await client.query("hi")
+                async for _ in client.receive_response():
+                    pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
+    result.assert_outcomes(failed=1)  # and no teardown error
+    output = result.stdout.str() + result.stderr.str()
+    assert "turn0 has no result frame" in output
+    assert "Fatal error in message reader" not in output and "Captured log" not in output

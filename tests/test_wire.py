@@ -73,3 +73,31 @@ def test_task_status_reads_both_report_kinds() -> None:
     assert wire.task_status(wire.task_notification("t", "stopped")) == "stopped"
     assert wire.task_status(wire.task_updated("t", "killed")) == "killed"
     assert wire.task_status(wire.result()) is None
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: wire.assistant(42), "wire.assistant(blocks[0]): expected dict or str, got 42 (int)"),
+        (lambda: wire.assistant("ok", None), "wire.assistant(blocks[1]): expected dict or str, got None (NoneType)"),
+        (lambda: wire.assistant("ok", stop_reason=3), "wire.assistant(stop_reason=...): expected str or None, got 3 (int)"),
+        (lambda: wire.text(None), "wire.text(value): expected str, got None (NoneType)"),
+        (lambda: wire.tool_use("t1", "Bash", ["ls"]), "wire.tool_use(input): expected dict or None, got ['ls'] (list)"),
+        (lambda: wire.result(num_turns=True), "wire.result(num_turns=...): expected int, got True (bool)"),
+        (lambda: wire.result(is_error="no"), "wire.result(is_error=...): expected bool, got 'no' (str)"),
+        (lambda: wire.task_started(7), "wire.task_started(task_id): expected str, got 7 (int)"),
+        (lambda: wire.task_notification("t1", status=None), "wire.task_notification(status=...): expected str, got None (NoneType)"),
+        (lambda: wire.background_tasks_changed("t1"), "wire.background_tasks_changed(tasks): expected list or None, got 't1' (str)"),
+        (lambda: wire.control_response("r1", error=RuntimeError("x")), "wire.control_response(error=...)"),
+    ],
+)
+def test_builders_check_argument_types(build, message) -> None:
+    with pytest.raises(TypeError) as err:
+        build()
+    assert message in str(err.value)
+
+
+def test_builders_keep_their_extra_fields_and_optional_nones() -> None:
+    frame = wire.assistant("hi", wire.tool_use("t1", "Bash"), stop_reason=None, agent_id=None, custom={"any": object})
+    assert frame["message"]["stop_reason"] is None and frame["custom"] == {"any": object}
+    assert wire.tool_result("t1", content=["any", 1])["content"] == ["any", 1]  # content is Any

@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from hypothesis import strategies as st
 
-from .. import observe, wire
+from .. import model_server, observe, realcli, wire
 from ..compat import SdkInfo
+from ..model_server import Reply
+from ..realcli import Cli
 from ..explore import EXAMPLE_WALL_S, Outcome, Scenario, Sweep, transport_checkpoints
 from ..script import Script, ScriptError, whole_number
 from ..transport import ScriptedTransport
@@ -66,11 +69,18 @@ class Run:
     """One consumer's run: what it stops at, what it received, where its generator goes."""
 
     example: dict[str, Any]
-    transport: ScriptedTransport
     backend: str
+    transport: ScriptedTransport | None = None
+    options: Any = None  # a real CLI session's ClaudeAgentOptions, when there is no scripted transport
     received: list[Any] = field(default_factory=list)
     abandoned: set[str] = field(default_factory=set)  # generators this consumer let go unfinished
     kept: list[Any] = field(default_factory=list)  # outlives main: closed by the loop's own shutdown
+
+    @property
+    def via(self) -> dict[str, Any]:
+        """How the consumer reaches the CLI: the scripted transport, or a real CLI's options
+        (the SDK's own SubprocessCLITransport)."""
+        return {"transport": self.transport} if self.transport is not None else {"options": self.options}
 
     def stops_at(self, message: Any) -> bool:
         from claude_agent_sdk import ResultMessage
@@ -115,7 +125,7 @@ async def break_then_return(run: Run) -> None:
     """The seed's driver leaving its loop at the result and returning from ``asyncio.run(main())``."""
     from claude_agent_sdk import query
 
-    gen = query(prompt=PROMPT, transport=run.transport)
+    gen = query(prompt=PROMPT, **run.via)
     await run.iterate(gen)
     run.abandon(gen)
     del gen
@@ -125,7 +135,7 @@ async def complete(run: Run) -> None:
     """``async for message in query(...)`` to the end of the stream."""
     from claude_agent_sdk import query
 
-    async for message in query(prompt=PROMPT, transport=run.transport):
+    async for message in query(prompt=PROMPT, **run.via):
         run.received.append(message)
 
 
@@ -139,7 +149,7 @@ async def exception_in_body(run: Run) -> None:
     """The loop body raises; the consumer handles its own error outside the loop."""
     from claude_agent_sdk import query
 
-    gen = query(prompt=PROMPT, transport=run.transport)
+    gen = query(prompt=PROMPT, **run.via)
     try:
         await run.iterate_then_raise(gen)
     except ConsumerAbort:
@@ -154,7 +164,7 @@ async def move_on_after(run: Run) -> None:
     from claude_agent_sdk import query
 
     with anyio.move_on_after(math.inf) as scope:
-        gen = query(prompt=PROMPT, transport=run.transport)
+        gen = query(prompt=PROMPT, **run.via)
         async for message in gen:
             run.received.append(message)
             if run.stops_at(message):
@@ -169,7 +179,7 @@ async def native_timeout(run: Run) -> None:
     ``trio.move_on_after``; the deadline passes while awaiting the next message."""
     from claude_agent_sdk import query
 
-    gen = query(prompt=PROMPT, transport=run.transport)
+    gen = query(prompt=PROMPT, **run.via)
     if run.backend == "trio":
         import trio
 
@@ -192,11 +202,19 @@ async def native_timeout(run: Run) -> None:
     await run.linger()
 
 
+def _closable(gen: object) -> AsyncGenerator[Any, Any]:
+    """What ``query()`` returns: an async generator (it has ``aclose()``), though the SDK annotates
+    an AsyncIterator."""
+    if not inspect.isasyncgen(gen):
+        raise TypeError(f"query() returned {type(gen).__name__}, not an async generator: this pattern closes it")
+    return gen
+
+
 async def aclose_other_task(run: Run) -> None:
     """Iterate in the consumer's task, ``aclose()`` the generator from another task."""
     from claude_agent_sdk import query
 
-    gen = query(prompt=PROMPT, transport=run.transport)
+    gen = _closable(query(prompt=PROMPT, **run.via))
     await run.iterate(gen)
     async with anyio.create_task_group() as tg:
         tg.start_soon(gen.aclose)
@@ -209,7 +227,7 @@ async def aclosing(run: Run) -> None:
     """``async with contextlib.aclosing(query(...))``: the generator closes in the consumer's task."""
     from claude_agent_sdk import query
 
-    async with contextlib.aclosing(query(prompt=PROMPT, transport=run.transport)) as gen:
+    async with contextlib.aclosing(_closable(query(prompt=PROMPT, **run.via))) as gen:
         await run.iterate(gen)
     await run.linger()
 
@@ -219,7 +237,7 @@ async def exception_escapes_run(run: Run) -> None:
     traceback keeping the generator's frame alive until the loop's own shutdown."""
     from claude_agent_sdk import query
 
-    await run.iterate_then_raise(query(prompt=PROMPT, transport=run.transport))
+    await run.iterate_then_raise(query(prompt=PROMPT, **run.via))
 
 
 async def wait_for_loop(run: Run) -> None:
@@ -237,7 +255,7 @@ async def wait_for_new_task(run: Run) -> None:
 async def _step_loop(run: Run, *, in_new_task: bool) -> None:
     from claude_agent_sdk import query
 
-    gen = query(prompt=PROMPT, transport=run.transport)
+    gen = _closable(query(prompt=PROMPT, **run.via))
     try:
         while True:
             box: list[Any] = []
@@ -270,7 +288,7 @@ async def client_split_tasks(run: Run) -> None:
     """ClaudeSDKClient ``connect()`` in one task, the turn and ``disconnect()`` in another."""
     from claude_agent_sdk import ClaudeSDKClient
 
-    client = ClaudeSDKClient(transport=run.transport)
+    client = ClaudeSDKClient(**run.via)
     async with anyio.create_task_group() as tg:
         tg.start_soon(client.connect)
     await client.query(PROMPT)
@@ -284,7 +302,7 @@ async def client_context_exception(run: Run) -> None:
     from claude_agent_sdk import ClaudeSDKClient
 
     try:
-        async with ClaudeSDKClient(transport=run.transport) as client:
+        async with ClaudeSDKClient(**run.via) as client:
             await client.query(PROMPT)
             response = client.receive_response()
             await run.iterate_then_raise(response)
@@ -413,6 +431,31 @@ def _expects_result(example: dict[str, Any], script: Script) -> bool:
 
 
 # ---------------------------------------------------------------- the scenario
+def _observe(run: Run, pattern: str, wall: float) -> observe.Teardown:
+    """Run the consumer pattern as a program would (``asyncio.run`` / ``trio.run``), observed."""
+
+    async def main(teardown: observe.Teardown) -> None:
+        run.kept = teardown.kept
+        await PATTERNS[pattern](run)
+
+    _, teardown = observe.run_observed(main, run.backend, wall=wall, pattern=pattern, schedule=run.example["schedule"],
+                                       own_errors=(ConsumerAbort,))
+    teardown.abandoned |= run.abandoned
+    return teardown
+
+
+def _outcome(run: Run, teardown: observe.Teardown, expects_result: bool, stall: str | None, evidence: dict[str, Any]) -> Outcome:
+    from claude_agent_sdk import ResultMessage
+
+    if expects_result:
+        teardown.check_result(any(isinstance(m, ResultMessage) for m in run.received))
+    return Outcome(
+        manifestations=teardown.manifestations,
+        hang=stall or teardown.hung,
+        evidence={"pattern": run.example["pattern"], "received": [type(m).__name__ for m in run.received], **evidence, **teardown.to_json()},
+    )
+
+
 class CrossTaskClose(Scenario):
     name = "cross_task_close"
     quiet = observe.QUIET
@@ -421,32 +464,13 @@ class CrossTaskClose(Scenario):
         return _examples()
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        from claude_agent_sdk import ResultMessage
-
         pattern, script = _validated(example)
-        run = Run(example, ScriptedTransport(script), backend)
-
-        async def main(teardown: observe.Teardown) -> None:
-            run.kept = teardown.kept
-            await PATTERNS[pattern](run)
-
-        _, teardown = observe.run_observed(main, backend, wall=EXAMPLE_WALL_S, pattern=pattern, schedule=example["schedule"],
-                                           own_errors=(ConsumerAbort,))
-        teardown.abandoned |= run.abandoned
+        run = Run(example, backend, transport=ScriptedTransport(script))
+        teardown = _observe(run, pattern, EXAMPLE_WALL_S)
+        assert run.transport is not None
         teardown.check_transport(run.transport)
-        if _expects_result(example, script):
-            teardown.check_result(any(isinstance(m, ResultMessage) for m in run.received))
-        hang = run.transport.log.stall or teardown.hung
-        return Outcome(
-            manifestations=teardown.manifestations,
-            hang=hang,
-            evidence={
-                "pattern": pattern,
-                "received": [type(m).__name__ for m in run.received],
-                "transport": dict(run.transport.log.counts),
-                **teardown.to_json(),
-            },
-        )
+        return _outcome(run, teardown, _expects_result(example, script), run.transport.log.stall,
+                        {"transport": dict(run.transport.log.counts)})
 
     def sweep(self, model: str | None) -> Sweep:
         return Sweep(sweep_examples(), f"{len(PATTERNS)} patterns x {len(TIMINGS)} timings ({', '.join(TIMINGS)}) x "
@@ -455,6 +479,9 @@ class CrossTaskClose(Scenario):
     def group(self, example: Any) -> str | None:
         return example["pattern"]
 
+    def on_cli(self, cli: Cli) -> Scenario:
+        return RealCliCrossTaskClose(cli)
+
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
         """Per-pattern safety, the table users asked for, under the verdict."""
         patterns = result.evidence.get("patterns", {})
@@ -462,6 +489,51 @@ class CrossTaskClose(Scenario):
         result.notes = [f"safe consumer patterns: {', '.join(result.evidence['safe_patterns']) or 'none'}"] + [
             f"{entry['status']}: {p} ({', '.join(entry['manifestations'])})" for p, entry in patterns.items() if not entry["safe"]
         ]
+
+
+# ---------------------------------------------------------------- over the real CLI
+#: The real transport takes real time on its own: every pattern as users write it, and the GC
+#: timings where the pattern leaves its generator to the collector.
+def real_sweep() -> list[dict[str, Any]]:
+    return [{"pattern": p, "stop": "result", "gc": gc_timing, "after": 0, "schedule": 0}
+            for p in PATTERNS for gc_timing in (GC_TIMINGS[:1] if p in CLOSING | RETURNING else GC_TIMINGS)]
+
+
+class RealCliCrossTaskClose(realcli.RealCliStories, CrossTaskClose):
+    """Bug 1 over the real ``SubprocessCLITransport`` and the real CLI: a fix to how the SDK
+    closes, reads or reaps the CLI process is judged too. ``transport_not_closed`` here means the
+    CLI process was still running when the program's loop ended (the harness kills it; an SDK's
+    atexit reaper may catch it at interpreter exit, but a long-running program accumulates them)."""
+
+    story_axes = f"{len(PATTERNS)} patterns x the GC timings that matter"
+
+    def stories(self) -> list[dict[str, Any]]:
+        return real_sweep()
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        if not isinstance(example, dict) or example.get("pattern") not in PATTERNS or example.get("gc") not in GC_TIMINGS:
+            raise ScriptError(f"example: give {{'pattern': one of {', '.join(PATTERNS)}, 'gc': one of {', '.join(GC_TIMINGS)}, "
+                              "'stop': 'result', 'after': 0, 'schedule': 0}")
+        session = realcli.CliSession(self.cli, [Reply([model_server.text("hello")])]).__enter__()
+        try:
+            run = Run(example, backend, options=session.options())
+            teardown = _observe(run, example["pattern"], realcli.STORY_WALL_S)
+        finally:
+            # the program has ended: what its leftovers print when the CLI they watch goes away
+            # ("Exception ignored in BaseSubprocessTransport.__del__: Event loop is closed") is
+            # what users see at exit
+            with observe.TeardownWatch() as after:
+                session.__exit__(None, None, None)
+                gc.collect()
+        teardown.events += after.teardown.events
+        session.raise_for_unscripted()
+        if session.left_running:
+            teardown.record(observe.TRANSPORT_NOT_CLOSED, f"the CLI process outlived the program ({len(session.left_running)} killed by the harness)")
+        return _outcome(run, teardown, example["stop"] == "result", None, {"cli": self.cli.describe()})
+
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        super().annotate(result, sdk)
+        result.notes.insert(0, f"played by the real CLI over the SDK's SubprocessCLITransport: {self.cli.describe()}")
 
 
 SCENARIO = CrossTaskClose()

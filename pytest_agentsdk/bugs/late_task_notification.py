@@ -4,11 +4,12 @@ A background task that finishes between turns of a ``ClaudeSDKClient`` session h
 (and, with CLIs that wake the parent, the whole turn the CLI runs by itself to react to it)
 delivered by the *next* ``receive_response()``, which then stops at the wrong ResultMessage.
 
-The oracle judges by cause chains, never by order. The scripted CLI records every frame's cause:
-a frame caused by prompt k, by a task that turn k started (``task:ID``: the turn whose frames
-carried its ``task_started``), or by the CLI's own turn reacting to such a task (``cli:task:ID``)
-belongs to turn k; a frame whose cause names no turn belongs to the turn in progress when it was
-emitted. For the ``receive_response()`` call answering prompt k:
+The oracle (:mod:`pytest_agentsdk.isolation`, which needs neither pytest nor Hypothesis) judges by
+cause chains, never by order. The scripted CLI records every frame's cause: a frame caused by
+prompt k, by a task that turn k started (``task:ID``: the turn whose frames carried its
+``task_started``), or by the CLI's own turn reacting to such a task (``cli:task:ID``) belongs to
+turn k; a frame whose cause names no turn belongs to the turn in progress when it was emitted.
+For the ``receive_response()`` call answering prompt k:
 
 * ``stale:KIND``: it yielded a frame of an earlier turn's chain; the kind is ``task_notification``,
   ``task_lifecycle`` (task started / progress / updated, background_tasks_changed) or ``subagent``
@@ -33,20 +34,24 @@ keeps the consumer reading in its own turn for it instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 from hypothesis import strategies as st
 
-from .. import wire
-from ..compat import SdkInfo, parse_message
+from .. import model_server, realcli, wire
+from ..compat import SdkInfo
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop, transport_checkpoints
+from ..isolation import (Isolation, TurnReport, assert_turn_isolation, chain_turns, describe_end, frame_kind, judge_provenance,
+                         judge_session)
+from ..model_server import Reply
+from ..realcli import Cli
 from ..recording import Call, RecordingClient
 from ..script import Script, ScriptError, Segment, whole_number
-from ..transport import Emission, ScriptedTransport, TransportLog
+from ..transport import Emission, ScriptedTransport
 from ..verdict import Result
 
 NAME = "late_task_notification"
@@ -441,227 +446,6 @@ async def play(script: Script, pace: Sequence[str | int], prompts: int) -> Sessi
     return session
 
 
-# ---------------------------------------------------------------- the oracle
-#: Task lifecycle frames besides the notification, which is a kind of its own (the seed's symptom).
-_LIFECYCLE = frozenset({"system/task_started", "system/task_progress", "system/task_updated", "system/background_tasks_changed"})
-#: The kind of frame reported apart: it never makes the verdict.
-STATE = "state"
-
-
-def frame_kind(e: Emission) -> str:
-    """What a frame is, naming a stale or lost one: ``state``; by cause, ``cli_turn`` (the CLI's
-    reaction turn) or ``turn`` (a prompt's own response, all of it: a call that ended early left it
-    behind); else by frame, ``task_notification``, ``task_lifecycle``, ``subagent`` or ``turn``."""
-    frame = e.frame
-    k = wire.kind(frame)
-    if frame.get("sdk_host_only") or k == "system/session_state_changed":
-        return STATE
-    if e.cause.startswith("cli:"):
-        return "cli_turn"
-    if e.cause.startswith("prompt:"):
-        return "turn"
-    if k == "system/task_notification":
-        return "task_notification"
-    if k in _LIFECYCLE:
-        return "task_lifecycle"
-    if frame.get("type") in ("assistant", "user") and frame.get("parent_tool_use_id"):
-        return "subagent"
-    return "turn"
-
-
-def chain_turns(log: TransportLog) -> dict[int, int]:
-    """The turn (0-based prompt) each emitted frame belongs to, by ``seq``, along cause chains: a
-    task's frames to the turn whose frame started it, the CLI's reaction to the task's turn."""
-    task_turn: dict[str, int] = {}
-    turns: dict[int, int] = {}
-    for e in log.emissions:
-        turn = turns[e.seq] = _chain_turn(e, task_turn)
-        if wire.kind(e.frame) == "system/task_started" and e.frame.get("task_id"):
-            task_turn.setdefault(e.frame["task_id"], turn)
-    return turns
-
-
-def _chain_turn(e: Emission, task_turn: dict[str, int]) -> int:
-    head, _, rest = e.cause.partition(":")
-    if head == "prompt" and rest.isdigit():
-        return int(rest)
-    task = e.cause.removeprefix("cli:")
-    if task.startswith("task:") and task[5:] in task_turn:
-        return task_turn[task[5:]]
-    return e.prompts_before - 1  # no chain: the turn in progress when it was emitted
-
-
-@dataclass
-class TurnReport:
-    """What one ``receive_response()`` call yielded of earlier turns' chains, and how it ended."""
-
-    turn: int
-    stale: list[str] = field(default_factory=list)  # those frames, described
-    stale_at: list[int] = field(default_factory=list)  # their positions among the call's messages
-    stale_kinds: list[str] = field(default_factory=list)  # their kinds (frame_kind)
-    state: list[str] = field(default_factory=list)  # state frames of earlier turns: apart, never the verdict
-    ended_on: str | None = None  # the cause of the call's last ResultMessage
-    answered: bool = False  # it yielded the result answering its prompt
-    misattributed: bool = False
-
-
-@dataclass
-class Isolation:
-    """The oracle's reading of a recorded session."""
-
-    turns: list[TurnReport]
-    lost: list[str]  # frames no channel delivered while a later one was, described
-    lost_kinds: list[str]
-    diverted: list[str] = field(default_factory=list)  # delivered on the client's separate channel
-    hang: str | None = None  # the scripted CLI's stall diagnosis
-    hung_turn: int | None = None  # the turn whose call never returned
-
-    @property
-    def manifestations(self) -> list[str]:
-        names = {f"stale:{kind}" for t in self.turns for kind in t.stale_kinds}
-        if any(t.misattributed for t in self.turns):
-            names.add("misattributed")
-        return sorted(names)
-
-    @property
-    def tradeoffs(self) -> list[str]:
-        """What a fix gave up: ``lost:KIND`` per kind of frame dropped with no channel left."""
-        return sorted({f"lost:{kind}" for kind in self.lost_kinds if kind != STATE})
-
-    def evidence(self) -> dict[str, Any]:
-        bad = [t for t in self.turns if t.stale or t.misattributed]
-        evidence: dict[str, Any] = {
-            "turns": [
-                {"turn": t.turn, "stale": t.stale, "kinds": t.stale_kinds, "ended_on": t.ended_on, "answered": t.answered,
-                 "misattributed": t.misattributed}
-                for t in bad
-            ],
-            "lost": self.lost,
-        }
-        if state := [f"turn {t.turn}: {frame}" for t in self.turns for frame in t.state]:
-            evidence["state"] = state
-        if self.diverted:
-            evidence["side_channel"] = self.diverted
-        if self.hang:
-            evidence["hung_turn"] = self.hung_turn
-        return evidence
-
-    def describe(self) -> str:
-        lines = []
-        for t in self.turns:
-            if t.stale:
-                lines.append(f"turn {t.turn}: {len(t.stale)} stale frame(s) of earlier turns ({', '.join(sorted(set(t.stale_kinds)))}): " + "; ".join(t.stale))
-            if t.misattributed:
-                lines.append(f"turn {t.turn}: {_end(t.turn, t.ended_on, t.answered)}")
-            if t.state:
-                lines.append(f"turn {t.turn}: {len(t.state)} state frame(s) of earlier turns (not counted): " + "; ".join(t.state))
-        if self.hang:
-            where = f"turn {self.hung_turn}'s call" if self.hung_turn is not None else "the session"
-            lines.append(f"{where} never returned: {self.hang}")
-        return "\n".join(lines)
-
-
-def _end(turn: int, ended_on: str | None, answered: bool) -> str:
-    """How a misattributed call ended, in words."""
-    if not answered:
-        return f"ended on {ended_on or 'no result'}, not the result answering prompt {turn}"
-    return f"yielded its answer but ended on {ended_on}, of another turn's chain"
-
-
-def _describe(e: Emission, turns: dict[int, int]) -> str:
-    frame = e.frame
-    what = wire.kind(frame)
-    if frame.get("task_id"):
-        what += f" {frame['task_id']}"
-    if frame.get("type") == "result":
-        what += f" {frame.get('result')!r}"
-    elif frame.get("type") == "assistant":
-        texts = [b.get("text") or b.get("name") for b in frame["message"]["content"]]
-        what += f" {' '.join(map(str, texts))!r}"
-    return f"{what} [{e.cause} of turn {turns[e.seq]}, emitted with {e.prompts_before} prompt(s) written]"
-
-
-def _as_call(turn: int, call: Call | Sequence[Any]) -> Call:
-    """A plain list of messages is the completed receive_response() call of prompt ``turn``."""
-    if isinstance(call, Call):
-        return call
-    return Call("receive_response", turn + 1, list(call), completed=True)
-
-
-def _judge_call(call: Call, mine: list[Emission], turns: dict[int, int]) -> TurnReport:
-    report = TurnReport(call.turn)
-    for i, e in enumerate(mine):
-        if turns[e.seq] >= call.turn:
-            continue
-        kind = frame_kind(e)
-        if kind == STATE:
-            report.state.append(_describe(e, turns))
-        else:
-            report.stale.append(_describe(e, turns))
-            report.stale_at.append(i)
-            report.stale_kinds.append(kind)
-    results = [e for e in mine if e.frame.get("type") == "result"]
-    report.ended_on = f"result of {results[-1].cause}" if results else None
-    report.answered = any(e.cause == f"prompt:{call.turn}" for e in results)
-    # a call that raised or was left early has no end to judge
-    report.misattributed = call.completed and not (report.answered and turns[results[-1].seq] == call.turn)
-    return report
-
-
-def judge_session(
-    log: TransportLog | ScriptedTransport,
-    calls: Sequence[Call | Sequence[Any]] | RecordingClient,
-    parse: Callable[[dict[str, Any]], Any] | None = None,
-) -> Isolation:
-    """Read a recorded session with the turn-isolation oracle (see the module docstring).
-
-    ``calls`` are :class:`Call` records, or plain lists of the messages each
-    ``receive_response()`` yielded, the k-th list answering prompt k; a :class:`RecordingClient`
-    also brings what the client handed over on its separate channel.
-    """
-    log = log.log if isinstance(log, ScriptedTransport) else log
-    recorder = calls if isinstance(calls, RecordingClient) else None
-    records = [_as_call(k, c) for k, c in enumerate(recorder.calls if recorder else calls)]
-    parse = parse or parse_message()
-    delivered = log.consumer_frames(parse)
-    matched = log.attribute([m for c in records for m in c.messages], delivered)
-    diverted = log.attribute(recorder.side_messages, delivered) if recorder else []
-    turns = chain_turns(log)
-    reports = []
-    pos = 0
-    for call in records:
-        mine = matched[pos : pos + len(call.messages)]
-        pos += len(call.messages)
-        if call.method == "receive_response":
-            reports.append(_judge_call(call, mine, turns))
-    received = {e.seq for e in matched + diverted}
-    last = max(received, default=0)
-    # host-only frames: releases from 0.2.160 drop them by design
-    lost = [e for e, _ in delivered if e.seq < last and e.seq not in received and not e.frame.get("sdk_host_only")]
-    hung = next((c.turn for c in records if not c.completed), None) if log.stall else None
-    return Isolation(reports, [_describe(e, turns) for e in lost], [frame_kind(e) for e in lost],
-                     [_describe(e, turns) for e in diverted], log.stall, hung)
-
-
-def assert_turn_isolation(
-    log: TransportLog | ScriptedTransport,
-    calls: Sequence[Call | Sequence[Any]] | RecordingClient,
-    parse: Callable[[dict[str, Any]], Any] | None = None,
-) -> Isolation:
-    """Fail if any ``receive_response()`` call yielded a frame of an earlier turn's chain (stale),
-    did not end on its own answer (misattributed), or a call hung.
-
-    ``log`` is the :class:`ScriptedTransport` the session ran on (or its ``log``); ``calls`` the
-    :class:`RecordingClient` that wrapped the client (or its calls, or one list of messages per
-    turn). Frames the SDK never delivered are returned in ``.lost`` without failing: dropping a
-    stale notification is a legitimate fix, but the caller should see what it gave up.
-    """
-    isolation = judge_session(log, calls, parse)
-    if isolation.manifestations or isolation.hang:
-        raise AssertionError("turn isolation violated:\n" + isolation.describe())
-    return isolation
-
-
 # ---------------------------------------------------------------- the scenario
 def _task_frames_surface(sdk: SdkInfo) -> str:
     if sdk.has("typed_task_messages"):
@@ -704,6 +488,9 @@ class LateTaskNotification(Scenario):
     def group(self, example: Any) -> str | None:
         return flow(example)
 
+    def on_cli(self, cli: Cli) -> Scenario:
+        return RealCliLateTaskNotification(cli)
+
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
         asides = self._asides.pop((result.backend, result.model), {})
         pattern = {"pattern": flow(result.counterexample)} if result.counterexample is not None else {}
@@ -727,7 +514,7 @@ def _turn_notes(evidence: dict[str, Any]) -> list[str]:
             kinds = ", ".join(sorted(set(turn["kinds"])))
             notes.append(f"turn {turn['turn']} yielded {len(turn['stale'])} stale frame(s) ({kinds}): {'; '.join(turn['stale'])}")
         if turn["misattributed"]:
-            notes.append(f"turn {turn['turn']} {_end(turn['turn'], turn['ended_on'], turn['answered'])}")
+            notes.append(f"turn {turn['turn']} {describe_end(turn['turn'], turn['ended_on'], turn['answered'])}")
     if evidence.get("stall"):
         where = f"turn {evidence['hung_turn']}'s call" if evidence.get("hung_turn") is not None else "the session"
         notes.append(f"hang: {where} never returned: {evidence['stall']}")
@@ -793,3 +580,140 @@ __all__ = [
     "sweep_examples",
     "wait_until_quiet",
 ]
+
+
+# ---------------------------------------------------------------- over the real CLI
+REAL_SPAWN = "toolu_spawn_real"
+REAL_PROMPTS = ("Spawn a background agent. [[T1]]", "Second question. [[T2]]")
+#: What the scripted model answers, one text per cause: the provenance of every message the
+#: consumer gets back is read from these (and from parent_tool_use_id / task ids), never from order.
+REAL_TEXTS = {"prompt:0": "MAIN: agent dispatched.", "cli": "MAIN: I received the task notification.",
+              "prompt:1": "TURN 2: the answer to the second question."}
+#: The stories, as ``{"story": NAME}`` examples. ``seed``: a background agent the model holds until
+#: turn 1's result, prompt 2 sent once the CLI has reacted to its report (c_client_bg_2turn);
+#: ``seed_with_tool``: the same agent reading a file first (its tool call and progress frames
+#: come between turns too); ``foreground``: the agent runs inside turn 1, so turn 2 must be clean
+#: (the oracle must not cry wolf on the real CLI). An agent finishing while turn 2 is under way
+#: (c_client_bg_2turn_early) is not played: whether the real CLI folds its report into turn 2 or
+#: reacts after it is a race inside the CLI the model side cannot pin, so that verdict would move
+#: from run to run.
+REAL_STORIES = ("seed", "seed_with_tool", "foreground")
+_AGENT_GATE = "agent"
+
+
+def _real_replies(story: str) -> tuple[list[Reply], list[Reply]]:
+    background = story != "foreground"
+    spawn = model_server.tool_use(REAL_SPAWN, "Agent", {"description": "Background research", "prompt": "Do the research.",
+                                                         "subagent_type": "general-purpose", "run_in_background": background})
+    main = [Reply([spawn], stop_reason="tool_use"), Reply([model_server.text(REAL_TEXTS["prompt:0"])]),
+            Reply([model_server.text(REAL_TEXTS["prompt:1"])], when="[[T2]]")]
+    if background:  # the CLI's own turn reacting to the agent's report
+        main.insert(2, Reply([model_server.text(REAL_TEXTS["cli"])], when="<task-notification>"))
+    report = Reply([model_server.text("SUBAGENT REPORT: the research is done.")])
+    work = [Reply([model_server.tool_use("toolu_read_0", "Read", {"file_path": "notes.md"})], stop_reason="tool_use"), report] \
+        if story == "seed_with_tool" else [report]
+    if background:
+        work[0].gate = _AGENT_GATE
+    return main, work
+
+
+def _real_frame(message: Any) -> dict[str, Any] | None:
+    """The fields the oracle reads, from a typed message (None: a kind it does not judge)."""
+    name = type(message).__name__
+    parent = getattr(message, "parent_tool_use_id", None)
+    if name == "ResultMessage":
+        return {"type": "result", "subtype": message.subtype, "result": message.result}
+    if name in ("AssistantMessage", "UserMessage"):
+        content: list[Any] = message.content if isinstance(message.content, list) else [model_server.text(str(message.content))]
+        blocks = [{"type": "text", "text": b.text} if hasattr(b, "text") else
+                  {"type": "tool_use", "id": b.id, "name": b.name} if hasattr(b, "name") else
+                  {"type": "tool_result", "tool_use_id": getattr(b, "tool_use_id", None)} for b in content]
+        return {"type": name[:-7].lower(), "message": {"content": blocks}, "parent_tool_use_id": parent}
+    if isinstance(getattr(message, "data", None), dict):
+        return {**message.data, "type": "system", "subtype": message.subtype}
+    return None
+
+
+def _real_cause(frame: dict[str, Any], task_id: str | None) -> str | None:
+    """Which chain a real CLI's frame belongs to, by what the model served and the ids it chose."""
+    task = f"task:{task_id}"
+    kind = wire.kind(frame)
+    texts = {b.get("text") for b in (frame.get("message") or {}).get("content", [])} | {frame.get("result")}
+    ids = {b.get("id") or b.get("tool_use_id") for b in (frame.get("message") or {}).get("content", [])}
+    if frame.get("parent_tool_use_id") == REAL_SPAWN:
+        return task
+    if REAL_TEXTS["cli"] in texts:
+        return f"cli:{task}"
+    if REAL_TEXTS["prompt:1"] in texts:
+        return "prompt:1"
+    if REAL_TEXTS["prompt:0"] in texts or REAL_SPAWN in ids or kind == "system/task_started":
+        return "prompt:0"
+    if kind == "system/background_tasks_changed":
+        return "prompt:0" if frame.get("tasks") else task  # listing the task it launched / the task gone
+    if kind in ("system/task_progress", "system/task_updated", "system/task_notification"):
+        return task
+    return None  # init, state and status frames carry no provenance of their own
+
+
+class RealCliLateTaskNotification(realcli.RealCliStories, LateTaskNotification):
+    """Bug 2 as the real CLI plays it: two ClaudeSDKClient turns, a background agent finishing
+    between them; the CLI's own reaction turn is real, not modelled."""
+
+    models: tuple[str | None, ...] = (None,)
+    story_axes = f"{len(REAL_STORIES)} stories ({', '.join(REAL_STORIES)})"
+
+    def stories(self) -> list[dict[str, Any]]:
+        return [{"story": s} for s in REAL_STORIES]
+
+    def group(self, example: Any) -> str | None:
+        return FLOWS[("foreground", None)] if example["story"] == "foreground" else f"{SEED_FLOW} ({example['story']})"
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        if not isinstance(example, dict) or example.get("story") not in REAL_STORIES:
+            raise ScriptError(f"example.story: give one of {', '.join(REAL_STORIES)}")
+        main, subagent = _real_replies(example["story"])
+        with realcli.CliSession(self.cli, main, subagent) as session:
+            calls = run_in_fresh_loop(lambda: self._play(session, example["story"] != "foreground"), backend, wall=realcli.STORY_WALL_S)
+        session.raise_for_unscripted()
+        task_id = next((f.get("task_id") for c in calls for m in c.messages if (f := _real_frame(m)) and wire.kind(f) == "system/task_started"), None)
+        emitted: list[list[Emission]] = []
+        judged: list[Call] = []
+        unattributed: list[str] = []
+        seq = 0
+        for call in calls:
+            frames = []
+            for message in call.messages:
+                frame = _real_frame(message)
+                cause = _real_cause(frame, task_id) if frame else None
+                if frame is None or cause is None:
+                    unattributed.append(f"turn {call.turn}: {wire.kind(frame) if frame else type(message).__name__}")
+                    continue
+                frames.append(Emission(seq, frame, None, cause, 0, call.prompts_sent))
+                seq += 1
+            emitted.append(frames)
+            judged.append(Call(call.method, call.prompts_sent, [f.frame for f in frames], completed=call.completed))
+        isolation = judge_provenance(judged, emitted)
+        evidence = {"cli": self.cli.describe(), "story": example["story"], **isolation.evidence(),
+                    "unattributed": unattributed, "provenance": "by what the scripted Messages API served"}
+        return Outcome(isolation.manifestations, None, evidence)
+
+    @staticmethod
+    async def _play(session: realcli.CliSession, background: bool) -> list[Call]:
+        from claude_agent_sdk import ClaudeSDKClient
+
+        calls = []
+        async with ClaudeSDKClient(options=session.options()) as client:
+            for k, prompt in enumerate(REAL_PROMPTS):
+                if k and background:
+                    session.model.open(_AGENT_GATE)
+                    await session.model.wait_served("main", REAL_TEXTS["cli"])
+                await client.query(prompt)
+                call = Call("receive_response", k + 1)
+                async for message in client.receive_response():
+                    call.messages.append(message)
+                call.completed = True
+                calls.append(call)
+        return calls
+
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        result.notes = [f"played by the real CLI: {self.cli.describe()}"] + (_turn_notes(result.evidence) if result.failed else [])

@@ -9,351 +9,37 @@ said (the ground truth) with the typed messages the SDK hands the consumer:
 ``truthful_reported_failed`` (a clean finish reported ``failed``/``stopped``: a false alarm a fix
 can introduce) and ``failure_reported_completed`` (a failure turned into ``completed``).
 
-Three parts, usable apart:
-
-* the **oracle** (:func:`audit`) over a normalized view (:func:`transcript`) built from either the
-  typed messages a session yields (read through the typed fields a consumer reads, raw ``data``
-  only where the release's class has no such field, recorded in ``Transcript.from_raw``) or raw
-  stdout frames of a real CLI;
-* the **public guard** :func:`find_untruthful_completions` / :func:`assert_truthful_completions`;
-* the **scenario**: scripted subagent transcripts (Hypothesis examples as JSON), their sweep, the
-  query() and ClaudeSDKClient drivers, and a detectability probe of the installed release's typed API.
+The oracle (:func:`audit`) and the public guard (:func:`find_untruthful_completions`) live in
+:mod:`pytest_agentsdk.completions`, usable in production without pytest or Hypothesis; this module
+is the **scenario**: scripted subagent transcripts (Hypothesis examples as JSON), their sweep, the
+query() and ClaudeSDKClient drivers, and a detectability probe of the installed release's typed API.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
-from .. import wire
+from .. import model_server, realcli, wire
 from ..compat import SdkInfo
+from ..completions import (
+    Audit,
+    UntruthfulCompletion,
+    assert_truthful_completions,
+    audit,
+    audit_transcript,
+    find_untruthful_completions,
+    transcript,
+)
+from ..model_server import Reply
+from ..realcli import Cli
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop
 from ..script import Script, ScriptError, whole_number
 from ..verdict import Result
-
-
-# ================================================================ normalized view
-class _Unknown:
-    """A field the source does not carry (e.g. ``stop_reason`` on a release without it)."""
-
-    def __repr__(self) -> str:
-        return "unknown"
-
-
-UNKNOWN: Any = _Unknown()
-
-
-@dataclass(frozen=True)
-class Step:
-    """One message of a subagent's transcript (the frames whose ``parent_tool_use_id`` is its spawn)."""
-
-    position: int
-    role: str  # "assistant" | "user"
-    stop_reason: Any  # str | None | UNKNOWN
-    tool_uses: tuple[tuple[str, str], ...] = ()  # (tool_use id, tool name)
-    tool_results: tuple[str, ...] = ()  # tool_use ids answered
-    text: str = ""
-
-    def describe(self) -> str:
-        """The seed report's notation, after the message's index: ``#7 [assistant] stop_reason: None TOOL: Read(id)``."""
-        parts = [f"#{self.position} [{self.role}]"]
-        if self.role == "assistant":
-            parts.append(f"stop_reason: {self.stop_reason}")
-        if self.text:
-            parts.append(f"TEXT: {self.text[:60]!r}")
-        parts += [f"TOOL: {name}({tid})" for tid, name in self.tool_uses]
-        parts += [f"RESULT for {tid}" for tid in self.tool_results]
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class Report:
-    """A terminal status a task_notification or task_updated message claims."""
-
-    status: str
-    source: str  # "task_notification" | "task_updated"
-    has_result: bool  # a ``result`` or ``summary_is_report`` (the ``<result>`` the parent sees)
-
-
-@dataclass
-class Task:
-    task_id: str
-    tool_use_id: str | None = None
-    backgrounded: bool | None = None
-    reports: list[Report] = field(default_factory=list)
-
-    @property
-    def statuses(self) -> list[str]:
-        return [r.status for r in self.reports]
-
-
-@dataclass
-class Transcript:
-    """What a session showed about its tasks, from typed messages or raw frames alike."""
-
-    tasks: dict[str, Task] = field(default_factory=dict)
-    agents: dict[str, list[Step]] = field(default_factory=dict)  # spawn tool_use id -> steps
-    agent_ids: dict[str, str] = field(default_factory=dict)  # agent_id (raw frames only) -> spawn id
-    parent_results: dict[str, tuple[bool, str]] = field(default_factory=dict)  # spawn id -> (is_error, text)
-    missing: set[str] = field(default_factory=set)  # fields the source lacked, e.g. "stop_reason"
-    #: typed fields the release's classes lack, read from the message's raw ``data`` instead
-    #: (e.g. "TaskNotificationMessage.result"); empty for raw frames
-    from_raw: set[str] = field(default_factory=set)
-
-    def task(self, task_id: str) -> Task:
-        return self.tasks.setdefault(task_id, Task(task_id))
-
-    def steps_of(self, task: Task) -> list[Step]:
-        spawn = task.tool_use_id or self.agent_ids.get(task.task_id)
-        return self.agents.get(spawn, []) if spawn else []
-
-
-#: What the oracle reads from each task message, and where each field sits in a raw frame.
-_TASK_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "system/task_started": {"task_id": ("task_id",), "tool_use_id": ("tool_use_id",), "is_backgrounded": ("is_backgrounded",)},
-    "system/task_notification": {"task_id": ("task_id",), "tool_use_id": ("tool_use_id",), "status": ("status",),
-                                 "result": ("result",), "summary_is_report": ("summary_is_report",)},
-    "system/task_updated": {"task_id": ("task_id",), "status": ("patch", "status")},
-}
-
-
-def _dig(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
-
-
-def _task_fields(message: Any, kind: str, from_raw: set[str]) -> dict[str, Any]:
-    """The fields of one task message: the typed attribute where the release's class has one (what
-    a consumer reads), else the raw frame: the dict itself, or a typed message's ``data`` (noted
-    in ``from_raw`` as ``Class.field``, ``SystemMessage[subtype].field`` where it has no class)."""
-    if isinstance(message, dict):
-        return {name: _dig(message, path) for name, path in _TASK_FIELDS[kind].items()}
-    typed = {f.name for f in dataclasses.fields(message)} - {"subtype", "data"}
-    cls = type(message).__name__
-    where = f"{cls}[{message.subtype}]" if cls == "SystemMessage" else cls  # a release with no typed class for it
-    out: dict[str, Any] = {}
-    for name, path in _TASK_FIELDS[kind].items():
-        if name in typed:
-            out[name] = getattr(message, name)
-        else:
-            out[name] = _dig(message.data, path)
-            from_raw.add(f"{where}.{name}")
-    return out
-
-
-def _text_of(content: Any) -> str:
-    """Plain text of a tool result / message content (str, list of blocks or block objects)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(_text_of(b.get("text", "") if isinstance(b, dict) else getattr(b, "text", "")) for b in content)
-    return ""
-
-
-def _block_fields(block: Any) -> dict[str, Any]:
-    """A content block as a dict, whether raw or a typed ``*Block`` dataclass."""
-    if isinstance(block, dict):
-        return block
-    name = type(block).__name__
-    kind = {"TextBlock": "text", "ToolUseBlock": "tool_use", "ToolResultBlock": "tool_result"}.get(name, name)
-    return {"type": kind, **{f.name: getattr(block, f.name) for f in dataclasses.fields(block)}}
-
-
-def _conversation_frame(message: Any, role: str) -> dict[str, Any]:
-    """A typed AssistantMessage / UserMessage as a raw-frame-shaped dict of its typed fields."""
-    fields = {f.name for f in dataclasses.fields(message)}
-    content = message.content
-    body: dict[str, Any] = {"content": [_block_fields(b) for b in content] if isinstance(content, list) else content}
-    if role == "assistant":
-        body["stop_reason"] = message.stop_reason if "stop_reason" in fields else UNKNOWN
-    parent = message.parent_tool_use_id if "parent_tool_use_id" in fields else UNKNOWN
-    return {"type": role, "message": body, "parent_tool_use_id": parent}
-
-
-def _kind(message: Any) -> str | None:
-    """``type/subtype`` of a raw frame or typed message (None: a message this oracle ignores)."""
-    if isinstance(message, dict):
-        return wire.kind(message)
-    if isinstance(getattr(message, "data", None), dict) and hasattr(message, "subtype"):  # SystemMessage and subclasses
-        return f"system/{message.subtype}"
-    return {"AssistantMessage": "assistant", "UserMessage": "user"}.get(type(message).__name__)
-
-
-def transcript(messages: Iterable[Any]) -> Transcript:
-    """Normalize what a session yielded (typed Message objects) or what a CLI wrote (dict frames)."""
-    view = Transcript()
-    for position, message in enumerate(messages):
-        kind = _kind(message)
-        if kind in _TASK_FIELDS:
-            _absorb_task(view, kind, _task_fields(message, kind, view.from_raw))
-        elif kind in ("assistant", "user"):
-            _absorb_conversation(view, position, message if isinstance(message, dict) else _conversation_frame(message, kind))
-    return view
-
-
-def _absorb_task(view: Transcript, kind: str, fields: dict[str, Any]) -> None:
-    if kind != "system/task_started" and fields["status"] is None:
-        return  # a task_updated patch that is no status change
-    task = view.task(str(fields["task_id"]))
-    task.tool_use_id = task.tool_use_id or fields.get("tool_use_id")
-    if kind == "system/task_started":
-        task.backgrounded = task.backgrounded if fields["is_backgrounded"] is None else bool(fields["is_backgrounded"])
-    else:
-        has_result = bool(fields.get("result")) or bool(fields.get("summary_is_report"))
-        task.reports.append(Report(str(fields["status"]), kind.split("/")[1], has_result))
-
-
-def _absorb_conversation(view: Transcript, position: int, frame: dict[str, Any]) -> None:
-    body = frame.get("message") or {}
-    content = body.get("content")
-    blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-    parent = frame.get("parent_tool_use_id")
-    if parent is UNKNOWN:
-        view.missing.add("parent_tool_use_id")
-        return
-    stop = body.get("stop_reason") if "stop_reason" in body else UNKNOWN
-    if stop is UNKNOWN and frame["type"] == "assistant":
-        view.missing.add("stop_reason")
-    results = [b for b in blocks if b.get("type") == "tool_result"]
-    if parent is None:  # the parent's own conversation: keep what it got back for each spawn
-        for b in results:
-            view.parent_results[str(b.get("tool_use_id"))] = (bool(b.get("is_error")), _text_of(b.get("content")))
-        return
-    if frame.get("agent_id"):
-        view.agent_ids[str(frame["agent_id"])] = parent
-    if frame["type"] == "user" and not results:
-        return  # the subagent's prompt: not a step of its work
-    view.agents.setdefault(parent, []).append(
-        Step(
-            position=position,
-            role=frame["type"],
-            stop_reason=stop if frame["type"] == "assistant" else None,
-            tool_uses=tuple((str(b.get("id")), str(b.get("name"))) for b in blocks if b.get("type") == "tool_use"),
-            tool_results=tuple(str(b.get("tool_use_id")) for b in results),
-            text=" ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text").strip(),
-        )
-    )
-
-
-# ================================================================ the oracle
-@dataclass(frozen=True)
-class UntruthfulCompletion:
-    """A task reported ``completed`` whose agent did not end cleanly."""
-
-    task_id: str
-    reason: str
-    reported_by: tuple[str, ...]  # "task_notification", "task_updated"
-    last_frames: tuple[str, ...]  # the agent's last steps, in the seed report's notation
-    tool_use_id: str | None = None
-
-    def __str__(self) -> str:
-        return f"task {self.task_id}: reported completed ({', '.join(self.reported_by)}) but {self.reason}; last frames: {' | '.join(self.last_frames)}"
-
-
-@dataclass
-class Audit:
-    untruthful: list[UntruthfulCompletion] = field(default_factory=list)
-    #: tasks reported completed whose agent did end cleanly (the claim holds)
-    truthful: list[str] = field(default_factory=list)
-    #: completed tasks the source did not carry enough to judge: task id -> why
-    undecided: dict[str, str] = field(default_factory=dict)
-
-
-def _unanswered(steps: list[Step]) -> list[tuple[str, str]]:
-    answered = {tid for s in steps for tid in s.tool_results}
-    return [(tid, name) for s in steps for tid, name in s.tool_uses if tid not in answered]
-
-
-def _result_present(view: Transcript, task: Task, completed: list[Report]) -> bool:
-    """A finished agent's result: in the report, or (foreground) the parent's tool result."""
-    if any(r.has_result for r in completed):
-        return True
-    if task.backgrounded is False and task.tool_use_id in view.parent_results:
-        is_error, text = view.parent_results[task.tool_use_id]
-        return not is_error and bool(text.strip())
-    return False
-
-
-def _why_untruthful(view: Transcript, task: Task, completed: list[Report]) -> tuple[str | None, str | None]:
-    """(reason the completed claim is false, reason it cannot be judged); at most one is set."""
-    steps = view.steps_of(task)
-    if not steps:
-        if "parent_tool_use_id" in view.missing:
-            return None, "messages carry no parent_tool_use_id, so the agent's frames cannot be attributed"
-        return None, None  # no agent transcript (e.g. a bash task): nothing to judge
-    if pending := _unanswered(steps):
-        calls = ", ".join(f"{name}({tid})" for tid, name in pending)
-        return f"its agent left tool call(s) {calls} unanswered", None
-    if _result_present(view, task, completed):
-        return None, None
-    last = steps[-1]
-    if last.role == "user":
-        return "its agent stopped right after a tool result, without answering it, and no result was reported", None
-    if last.stop_reason is UNKNOWN:
-        return None, (
-            "the assistant messages carry no stop_reason (this release's AssistantMessage has no such field), "
-            "so an agent whose last message is text cut off (stop_reason None) looks the same as one that ended its turn"
-        )
-    if last.stop_reason != "end_turn":
-        return f"its agent's last assistant message has stop_reason {last.stop_reason!r} (not end_turn) and no result was reported", None
-    return None, None
-
-
-def audit(messages: Iterable[Any]) -> Audit:
-    """Judge every ``completed`` report; ``failed``/``stopped`` reports are truthful by definition."""
-    return _audit(transcript(messages))
-
-
-def _audit(view: Transcript) -> Audit:
-    found = Audit()
-    for task in view.tasks.values():
-        completed = [r for r in task.reports if r.status == "completed"]
-        if not completed:
-            continue
-        why, undecided = _why_untruthful(view, task, completed)
-        if undecided:
-            found.undecided[task.task_id] = undecided
-        if why:
-            found.untruthful.append(
-                UntruthfulCompletion(
-                    task_id=task.task_id,
-                    reason=why,
-                    reported_by=tuple(dict.fromkeys(r.source for r in completed)),
-                    last_frames=tuple(s.describe() for s in view.steps_of(task)[-3:]),
-                    tool_use_id=task.tool_use_id,
-                )
-            )
-        elif not undecided and view.steps_of(task):
-            found.truthful.append(task.task_id)
-    return found
-
-
-# ================================================================ the public guard
-def find_untruthful_completions(messages: Iterable[Any]) -> list[UntruthfulCompletion]:
-    """The tasks a session reported ``completed`` although their agent stopped mid-work.
-
-    Feed it every message the session yielded (typed ``Message`` objects, in order), or raw stdout
-    frames (dicts) of a CLI. Typed messages are read through the fields a consumer reads (the task
-    messages' ``status``, ``task_id``, ``tool_use_id``; content blocks, ``stop_reason``,
-    ``parent_tool_use_id``), their raw ``data`` only for what the release has no typed field for
-    (a report's ``result``). A ``failed`` or ``stopped`` report is never flagged.
-    """
-    return audit(messages).untruthful
-
-
-def assert_truthful_completions(messages: Iterable[Any]) -> None:
-    """Fail a test when a task was reported ``completed`` although its agent stopped mid-work."""
-    if found := find_untruthful_completions(messages):
-        raise AssertionError(
-            f"{len(found)} task(s) reported completed but their agent stopped mid-work "
-            "(anthropics/claude-code#47936; retry them or treat them as failed):\n" + "\n".join(f"  {f}" for f in found)
-        )
 
 
 # ================================================================ scripted subagent transcripts
@@ -623,10 +309,10 @@ def judge_session(session: Session) -> Outcome:
     manifestation: the lie is gone, and so is the news.
     """
     emitted = transcript(session.emitted)
-    truth = _audit(emitted)
+    truth = audit_transcript(emitted)
     told = transcript(session.received)
     lies = {f.task_id: f for f in truth.untruthful}
-    flagged = {f.task_id for f in _audit(told).untruthful}
+    flagged = {f.task_id for f in audit_transcript(told).untruthful}
     shown: list[str] = []
     records: list[dict[str, Any]] = []
     dropped = False
@@ -672,6 +358,9 @@ class PrematureCompletion(Scenario):
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         return judge_session(run_session(example, backend))
 
+    def on_cli(self, cli: Cli) -> Scenario:
+        return RealCliPrematureCompletion(cli)
+
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
         if result.verdict not in ("reproduced", "fixed"):
             return
@@ -701,7 +390,7 @@ def detectability(backend: str) -> dict[str, Any]:
     for end in ENDS[:-1]:
         told = transcript(run_session(agent_example(end=end, via="both"), backend).received)
         from_raw |= told.from_raw
-        found = _audit(told)
+        found = audit_transcript(told)
         reported_failed = task_id in told.tasks and "completed" not in told.tasks[task_id].statuses
         by_shape[end] = reported_failed or any(f.task_id == task_id for f in found.untruthful)
         if not by_shape[end]:
@@ -735,3 +424,93 @@ __all__ = [
     "transcript",
     "validate_example",
 ]
+
+
+# ================================================================ over the real CLI
+REAL_SPAWN = "toolu_spawn_real"
+_CUT_TEXT = "Let me read the S-1 for patent expiry details..."
+_REPORT = "REPORT: all sources read; findings written to notes.md."
+
+
+def _read_call(i: int) -> dict[str, Any]:
+    return model_server.tool_use(f"toolu_read_{i}", "Read", {"file_path": f"notes_{i}.md"})
+
+
+#: How the scripted model serves the subagent (REAL_CLI.md, traces d_query_*). The ground truth is
+#: the model's side: an agent whose last reply ended with ``stop_reason: null`` or a cut stream was
+#: never told its turn ended, so a ``completed`` for it is the lie; a stream without
+#: ``message_stop`` that the CLI follows up (CLI 2.1.300 on asks the agent to go on; 2.1.250 does
+#: not) and the model then ends is a clean finish.
+REAL_STORIES: dict[str, Callable[[], list[Reply]]] = {
+    "text_null": lambda: [Reply([model_server.text(_CUT_TEXT)], stop_reason=None)],
+    "tool_then_text_null": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason="tool_use"),
+                                    Reply([model_server.text(_CUT_TEXT)], stop_reason=None)],
+    "cut_mid_tool": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason=None, ending="cut")],
+    "end_turn": lambda: [Reply([model_server.text(_REPORT)])],
+    "no_message_stop_then_end_turn": lambda: [Reply([model_server.text(_CUT_TEXT)], stop_reason=None, ending="no_message_stop"),
+                                              Reply([model_server.text(_REPORT)], repeat=True)],
+}
+REAL_SEMANTICS = (
+    "Ground truth is what the scripted Messages API served each subagent: one whose last reply ended with "
+    f"stop_reason null or a cut stream never finished. {PASSED_THROUGH}: the real CLI's 'completed' for such an "
+    f"agent reached the consumer (the typed messages the SDK yielded); {FALSE_ALARM}: an agent the model ended "
+    "cleanly reached the consumer as failed or stopped."
+)
+
+
+def real_sweep() -> list[dict[str, Any]]:
+    """Every story with a background agent through query(); the seed's lie also in the foreground
+    and through ClaudeSDKClient."""
+    return ([{"story": s, "background": True, "driver": "query"} for s in REAL_STORIES]
+            + [{"story": "text_null", "background": False, "driver": "query"},
+               {"story": "text_null", "background": True, "driver": "client"}])
+
+
+def _real_main_replies(background: bool) -> list[Reply]:
+    spawn = model_server.tool_use(REAL_SPAWN, "Agent", {"description": "Research TERN-501", "prompt": "Do the research.",
+                                                         "subagent_type": "general-purpose", "run_in_background": background})
+    replies = [Reply([spawn], stop_reason="tool_use"), Reply([model_server.text("MAIN: agent dispatched.")])]
+    if background:  # the CLI's own turn reacting to the task notification
+        replies.append(Reply([model_server.text("MAIN: I received the task notification.")]))
+    return replies
+
+
+class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
+    """Bug 3 as the real CLI plays it: the model side scripted, the CLI deciding what to report."""
+
+    story_axes = f"{len(REAL_STORIES)} subagent endings + foreground + ClaudeSDKClient"
+
+    def stories(self) -> list[dict[str, Any]]:
+        return real_sweep()
+
+    def group(self, example: Any) -> str | None:
+        return f"{example['story']}/{'background' if example['background'] else 'foreground'}/{example['driver']}"
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        story = REAL_STORIES[example["story"]]
+        with realcli.CliSession(self.cli, _real_main_replies(example["background"]), story()) as session:
+            if example["driver"] == "query":
+                received = realcli.play_query(session, "Research these assets.", backend)
+            else:
+                received = [m for turn in realcli.play_client(session, ["Research these assets."], backend,
+                                                               responses=1 + example["background"]) for m in turn]
+        session.raise_for_unscripted()
+        served = session.model.served("subagent")
+        clean = bool(served) and served[-1].reply is not None and served[-1].reply.ends_cleanly
+        told = transcript(received)
+        heard = [s for t in told.tasks.values() if t.tool_use_id in (REAL_SPAWN, None) for s in t.statuses]
+        if not clean and "completed" in heard:
+            shown = [PASSED_THROUGH]
+        elif clean and set(heard) - {"completed"}:
+            shown = [FALSE_ALARM]
+        else:
+            shown = []
+        evidence = {"semantics": REAL_SEMANTICS, "cli": self.cli.describe(), "story": example["story"],
+                    "model_served_subagent": [r.reply.describe() for r in served if r.reply is not None],
+                    "agent_finished": clean, "consumer_told": heard,
+                    "guard_flags_it": bool(find_untruthful_completions(received))}
+        return Outcome(shown, None, evidence, [] if heard else ["task_report"])
+
+    def annotate(self, result: Result, sdk: SdkInfo) -> None:
+        result.notes = [f"played by the real CLI: {self.cli.describe()}"]
+        result.evidence.setdefault("semantics", REAL_SEMANTICS)

@@ -1,0 +1,173 @@
+"""Ctrl-C for the commands: exit 130 within a second, one line on stderr, nothing left behind.
+
+An interrupt cannot be left to travel as ``KeyboardInterrupt``. Inside a run, asyncio's runner
+and trio turn it into a cancellation of the running task, which the harness records as the
+SDK's ``stray_cancellation`` and judges on; raised in a finalizer (trio's ``Nursery.__del__``)
+Python prints it and ignores it; raised between two statements of a ``finally`` it can skip
+the cleanup it interrupts. So, while a command runs, SIGINT is handled here without raising: the
+handler kills the child processes still running (env builds, checks in other envs, each in
+its own process group), removes the temporary directories being built, prints one line and
+exits 130. A handler of our own also keeps asyncio and trio from installing theirs (they only
+replace Python's default one), so a run that is not interrupted runs exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+EXIT_CODE = 130
+MESSAGE = "pytest-agentsdk: interrupted"
+#: How long the handler waits for a thread that is starting a child to register it.
+_SPAWN_WAIT_S = 0.3
+#: How long it waits for killed children to die before removing the directories they wrote to.
+_REAP_WAIT_S = 0.3
+
+_children: dict[int, tuple[subprocess.Popen[Any], bool]] = {}  # id -> (process, leads its own group)
+_paths: dict[int, Path] = {}
+_cleanups: dict[int, Callable[[], object]] = {}
+_spawning: dict[int, bool] = {}  # threads between starting a child and registering it
+#: ``stopping`` once SIGINT came; ``stopper``: the thread that must finish the stop, when the
+#: signal found it starting a child (it stops once the child is registered, so nothing escapes)
+_state: dict[str, Any] = {"stopping": False, "stopper": None}
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Handle SIGINT as described above while the block runs (main thread only). A command
+    started with SIGINT ignored (``cmd &`` in a script) keeps ignoring it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def child(cmd: Sequence[str], *, own_group: bool = True, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """``subprocess.Popen(cmd, **popen)``, killed if the command is interrupted while it runs, or
+    if the block raises (pytest's KeyboardInterrupt in a test that builds envs).
+
+    ``own_group`` starts it in a new session, so a terminal's Ctrl-C reaches only the command
+    (which then kills the child's whole group: a build's own subprocesses too); a child that may
+    need the terminal (git asking for a password) stays in the caller's group.
+    """
+    me = threading.get_ident()
+    _spawning[me] = True
+    try:
+        if not _state["stopping"]:
+            proc = subprocess.Popen(list(cmd), start_new_session=own_group, **popen)
+            _children[id(proc)] = (proc, own_group)
+    finally:
+        _spawning.pop(me, None)
+    if _state["stopping"]:  # the command is being stopped: finish that here, or wait for the exit
+        if _state["stopper"] == me:
+            _stop()
+        threading.Event().wait()
+    try:
+        yield proc
+    except BaseException:
+        _kill(proc, own_group)
+        proc.wait()
+        raise
+    finally:
+        _children.pop(id(proc), None)
+
+
+def run(cmd: Sequence[str], *, timeout: float | None = None, own_group: bool = True, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)`` as a :func:`child`."""
+    with child(cmd, own_group=own_group, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen) as proc:
+        out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@contextmanager
+def cleaned_up_on_interrupt(cleanup: Callable[[], object]) -> Iterator[None]:
+    """``cleanup()`` runs if the command is interrupted inside the block, before the directories
+    go (a real CLI's session: the CLI processes the SDK started are not our children)."""
+    _cleanups[id(cleanup)] = cleanup
+    try:
+        yield
+    finally:
+        _cleanups.pop(id(cleanup), None)
+
+
+@contextmanager
+def removed_on_interrupt(path: Path) -> Iterator[Path]:
+    """``path`` (a directory being built, a file or link about to be renamed into place) is
+    deleted if the command is interrupted inside the block."""
+    _paths[id(path)] = path
+    try:
+        yield path
+    finally:
+        _paths.pop(id(path), None)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    if _state["stopping"]:
+        return
+    _state["stopping"] = True
+    if threading.get_ident() in _spawning:  # this very thread is starting a child: it stops once that is registered
+        _state["stopper"] = threading.get_ident()
+        return
+    _stop()
+
+
+def _stop() -> None:
+    """Silence every other writer, kill the children, remove the directories, one line, exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stderr = os.dup(2)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    try:
+        deadline = time.monotonic() + _SPAWN_WAIT_S
+        while _spawning.keys() - {threading.get_ident()} and time.monotonic() < deadline:
+            time.sleep(0.005)
+        children = list(_children.values())
+        for proc, own_group in children:
+            _kill(proc, own_group)
+        deadline = time.monotonic() + _REAP_WAIT_S
+        for proc, _ in children:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for cleanup in list(_cleanups.values()):
+            try:
+                cleanup()
+            except Exception:  # one failed cleanup must not keep the others or the exit from happening
+                pass
+        for path in list(_paths.values()):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_symlink() or path.exists():
+                path.unlink(missing_ok=True)
+        os.write(stderr, (MESSAGE + "\n").encode())
+    finally:
+        os._exit(EXIT_CODE)
+
+
+def _kill(proc: subprocess.Popen[Any], own_group: bool) -> None:
+    """SIGKILL ``proc`` and, when it leads its own process group, everything it started."""
+    if proc.returncode is not None:
+        return  # reaped: its pid may belong to someone else by now
+    try:
+        if own_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except ProcessLookupError:
+        pass  # already gone

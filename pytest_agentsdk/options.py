@@ -1,0 +1,48 @@
+"""The command-line options every judging command shares (``check``, ``matrix``, ``verify``,
+``bisect``), checked when they are parsed, and a parser whose errors are one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import NoReturn
+
+BACKENDS = ("asyncio", "trio")
+DEFAULT_EXAMPLES = 30
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the usage goes to ``--help``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pytest-agentsdk: error: {message}; see {self.prog} --help\n")
+
+
+def whole_number(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``; ``what`` says what the number counts."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} ({what}), not {value}")
+        return value
+
+    return parse
+
+
+def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) -> None:
+    """What to judge and how hard: the options ``check`` takes and passes on from the machine."""
+    if with_bug:
+        p.add_argument("--bug", action="append", help="only this bug (repeatable)")
+    p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable; default: both)")
+    p.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (late_task_notification; repeatable)")
+    p.add_argument("--seed", type=whole_number(0, "the seed of every random choice"),
+                   help="seed of every random choice, one for every subject (default: random, printed)")
+    p.add_argument("--examples", type=whole_number(1, "examples per bug/model/backend"), default=DEFAULT_EXAMPLES,
+                   help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
+    p.add_argument("--warnings-as-errors", action="store_true",
+                   help="count manifestations shown only with warnings enabled (ResourceWarning, async generator GC) as reproduced")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")

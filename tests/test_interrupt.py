@@ -1,0 +1,135 @@
+"""Ctrl-C at fixed points of the commands: exit 130, one line on stderr, nothing left running.
+
+How fast they stop is measured by ``benchmarks/interrupt.py`` (random moments from a printed
+seed); these tests pin the behaviour at points that are hard to hit at random: while a module
+is being imported, inside an asyncio run and a trio run, while an env is being built, while a
+check runs in another env.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_agentsdk import interrupt
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Runs the command as ``python -m pytest_agentsdk`` does, but sends itself SIGINT the moment
+#: the named module starts being imported.
+INTERRUPT_AT_IMPORT = textwrap.dedent("""
+    import os, runpy, signal, sys
+
+    class InterruptAtImport:
+        module = sys.argv[1]
+
+        def find_spec(self, name, path=None, target=None):
+            if name == self.module:
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+
+    sys.meta_path.insert(0, InterruptAtImport())
+    sys.argv = ["pytest_agentsdk", *sys.argv[2:]]
+    runpy.run_module("pytest_agentsdk", run_name="__main__", alter_sys=True)
+""")
+
+
+def assert_interrupted(proc: subprocess.Popen[str], err: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == interrupt.EXIT_CODE, err[-3000:]
+    assert lines[-1] == interrupt.MESSAGE and lines.count(interrupt.MESSAGE) == 1, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+
+
+def processes_naming(marker: str) -> list[str]:
+    """Live processes whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "/proc" not in cmdline:
+                found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start the command, send SIGINT once a stderr line contains ``needle``; (process, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if needle in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        else:
+            pytest.fail(f"the command ended before printing {needle!r}:\n{''.join(seen)[-3000:]}")
+        seen.append(proc.stderr.read())
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, "".join(seen)
+
+
+@pytest.mark.parametrize("module", ["hypothesis", "claude_agent_sdk"])
+def test_sigint_while_importing(module: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_AT_IMPORT, module, "check", "--seed", "0", "--examples", "1"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert_interrupted(proc, err)
+    assert out == ""
+
+
+@pytest.mark.parametrize(("first", "interrupted"), [("asyncio", "trio"), ("trio", "asyncio")])
+def test_sigint_inside_a_run(first: str, interrupted: str) -> None:
+    """The signal lands while cross_task_close is judged on ``interrupted`` (its first backend done)."""
+    proc, err = interrupt_after_line(["check", "--bug", "cross_task_close", "--backend", first, "--backend", interrupted,
+                                      "--seed", "0", "--examples", "5"], f"cross_task_close - {first}:")
+    assert_interrupted(proc, err)
+    assert f"cross_task_close - {interrupted}:" not in err  # it stopped, it did not finish the judgement
+
+
+@pytest.mark.machine
+def test_sigint_during_env_builds_leaves_nothing(tmp_path: Path) -> None:
+    """matrix builds two envs at once into an empty cache; Ctrl-C kills both builds (uv and the
+    build processes it started) and removes their half-built directories."""
+    proc, err = interrupt_after_line(["matrix", "--sdk", "0.1.48", "--sdk", "0.1.50", "--bug", "cross_task_close",
+                                      "--seed", "0", "--examples", "1"], "building env for",
+                                     env={"PYTEST_AGENTSDK_CACHE": str(tmp_path)})
+    assert_interrupted(proc, err)
+    assert processes_naming(str(tmp_path)) == []
+    assert [p.name for p in tmp_path.glob("envs/*")] == []
+
+
+@pytest.mark.machine
+def test_sigint_during_a_child_check_leaves_nothing(sdk_release) -> None:
+    sdk_release("0.1.48")  # cached, so the check starts at once
+    seed = "424242"
+    proc, err = interrupt_after_line(["matrix", "--sdk", "0.1.48", "--bug", "cross_task_close", "--seed", seed, "--examples", "5"],
+                                     "checking claude-agent-sdk 0.1.48")
+    assert_interrupted(proc, err)
+    assert processes_naming(f"check --json --seed {seed}") == []
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    """Started with SIGINT ignored (``cmd &`` in a script), a command keeps ignoring it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupt.handled():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,233 @@
+"""The real Claude Code CLI against the scripted Messages API: the server on its own (real HTTP,
+no CLI needed), then the three bugs, the fidelity check and the cleanup on a real CLI binary
+(``realcli``: the CLI the installed SDK's wheels bundle, from npm, or ``$PYTEST_AGENTSDK_CLI``)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentsdk import realcli
+from pytest_agentsdk.model_server import Reply, ScriptedModel, text, tool_use
+
+pytest_plugins = ["pytester"]
+
+
+# ---------------------------------------------------------------- the server, over real HTTP
+def _post(model: ScriptedModel, body: dict[str, Any]) -> http.client.HTTPResponse:
+    port = int(model.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/v1/messages?beta=true", json.dumps(body), {"Content-Type": "application/json"})
+    return conn.getresponse()
+
+
+def _events(response: http.client.HTTPResponse) -> list[dict[str, Any]]:
+    data = response.read().decode()
+    return [json.loads(line[6:]) for line in data.splitlines() if line.startswith("data: ")]
+
+
+def _request(prompt: str, subagent: bool = False, stream: bool = True) -> dict[str, Any]:
+    system = [{"type": "text", "text": "x-anthropic-billing-header: cc_is_subagent=true;" if subagent else "You are Claude Code."}]
+    return {"model": "m", "stream": stream, "system": system, "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}
+
+
+def test_replies_stream_as_sse_per_caller_and_unscripted_requests_get_a_clear_error() -> None:
+    main = [Reply([text("hello"), tool_use("toolu_1", "Read", {"file_path": "a"})], stop_reason=None)]
+    with ScriptedModel(main=main, subagent=[Reply([text("sub")])]) as model:
+        events = _events(_post(model, _request("hi")))
+        sub = _events(_post(model, _request("work", subagent=True)))
+        unscripted = _post(model, _request("again"))
+        error = json.loads(unscripted.read())
+    assert [e["type"] for e in events] == ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop",
+                                           "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert events[-2]["delta"]["stop_reason"] is None and json.loads(events[6]["delta"]["partial_json"]) == {"file_path": "a"}
+    assert sub[3]["delta"]["text"] == "sub"
+    assert unscripted.status == 400 and "main request #2 was not scripted" in error["error"]["message"]
+    assert [(r.role, r.reply is not None) for r in model.requests] == [("main", True), ("subagent", True), ("main", False)]
+
+
+def test_a_cut_stream_breaks_the_body_and_a_missing_message_stop_does_not() -> None:
+    replies = [Reply([text("partial text")], stop_reason=None, ending="cut"), Reply([text("t")], stop_reason=None, ending="no_message_stop")]
+    with ScriptedModel(main=replies) as model:
+        with pytest.raises(http.client.IncompleteRead):
+            _post(model, _request("one")).read()
+        events = _events(_post(model, _request("two")))
+    assert events[-1]["type"] == "message_delta"
+
+
+def test_when_picks_the_request_it_answers_and_a_gate_holds_a_reply() -> None:
+    replies = [Reply([text("in order")]), Reply([text("reaction")], when="<task-notification>"),
+               Reply([text("held")], gate="agent")]
+    with ScriptedModel(main=replies, gate_timeout=0.2) as model:
+        first = _events(_post(model, _request("<task-notification>done</task-notification>")))
+        second = _events(_post(model, _request("next")))
+        never_opened = _post(model, _request("third"))
+        assert never_opened.status == 504 and "gate 'agent' was never opened" in never_opened.read().decode()
+    with ScriptedModel(main=[Reply([text("held")], gate="agent")]) as model:
+        model.open("agent")
+        held = _events(_post(model, _request("x")))
+    assert (first[3]["delta"]["text"], second[3]["delta"]["text"], held[3]["delta"]["text"]) == ("reaction", "in order", "held")
+
+
+def test_a_bad_cli_spec_says_what_to_give() -> None:
+    with pytest.raises(realcli.CliError, match="not a file, 'bundled', or a CLI version"):
+        realcli.resolve("no-such-cli")
+
+
+# ---------------------------------------------------------------- on a real CLI binary
+@pytest.fixture(scope="session")
+def real_cli() -> realcli.Cli:
+    """The real CLI these tests run: ``$PYTEST_AGENTSDK_CLI``, else the version the installed SDK's
+    wheels bundle (from npm, cached)."""
+    try:
+        return realcli.resolve(os.environ.get("PYTEST_AGENTSDK_CLI") or "bundled")
+    except realcli.CliError as exc:
+        pytest.skip(f"no real Claude Code CLI here: {exc}")
+
+
+def _command(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_agentsdk ARGS`` with its own TMPDIR, so what it leaves behind shows."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", "pytest_agentsdk", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    """Session dirs left in ``tmp_path`` and processes still running with a config dir there."""
+    marker = f"CLAUDE_CONFIG_DIR={tmp_path}".encode()
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if any(v.startswith(marker) for v in (entry / "environ").read_bytes().split(b"\0")):
+                    alive.append(f"process {entry.name}")
+            except OSError:
+                pass
+    return sorted(p.name for p in tmp_path.iterdir()) + alive
+
+
+@pytest.mark.realcli
+def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_for_a_cut_stream(real_cli: realcli.Cli, tmp_path: Path) -> None:
+    done = _command(["check", "--bug", "premature_completion", "--cli", str(real_cli.path), "--backend", "asyncio",
+                     "--seed", "0", "--json", "--quiet"], tmp_path)
+    report = json.loads(done.stdout)
+    (result,) = report["results"]
+    assert (done.returncode, report["subject"]["cli_version"], result["verdict"]) == (1, real_cli.version, "reproduced"), done.stderr
+    assert result["manifestations"] == ["untruthful_completed_passed_through"]
+    patterns = result["evidence"]["patterns"]
+    # the verdict flips with the model's ground truth, story by story
+    assert not patterns["text_null/background/query"]["safe"] and not patterns["tool_then_text_null/background/query"]["safe"]
+    assert patterns["cut_mid_tool/background/query"]["safe"] and patterns["end_turn/background/query"]["safe"]
+    assert patterns["no_message_stop_then_end_turn/background/query"]["safe"]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.realcli
+def test_bug2_on_the_real_cli_turn_two_ends_on_the_clis_own_reaction(real_cli: realcli.Cli, tmp_path: Path) -> None:
+    done = _command(["check", "--bug", "late_task_notification", "--cli", str(real_cli.path), "--backend", "asyncio",
+                     "--seed", "0", "--json", "--quiet"], tmp_path)
+    (result,) = json.loads(done.stdout)["results"]
+    assert result["verdict"] == "reproduced", done.stderr
+    assert {"misattributed", "stale:cli_turn", "stale:task_notification"} <= set(result["manifestations"])
+    patterns = result["evidence"]["patterns"]
+    # the agent that runs inside turn 1 leaves turn 2 clean: the oracle does not cry wolf on the real CLI
+    assert patterns["foreground agent"]["safe"]
+    assert [p for p, entry in patterns.items() if not entry["safe"]] == [p for p in patterns if p != "foreground agent"]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.realcli
+def test_bug1_over_the_real_subprocess_transport(real_cli: realcli.Cli, tmp_path: Path) -> None:
+    """A consumer that reads to the end tears down clean; one that breaks at the result leaves the
+    CLI process running past the program on the latest release (the harness kills it)."""
+    outcomes = {}
+    for pattern in ("complete", "break_then_return"):
+        example = json.dumps({"pattern": pattern, "stop": "result", "gc": "refcount", "after": 0, "schedule": 0})
+        done = _command(["replay", "--bug", "cross_task_close", "--cli", str(real_cli.path), "--example", example], tmp_path)
+        outcomes[pattern] = (done.returncode, json.loads(done.stdout)["manifestations"])
+    assert outcomes["complete"] == (0, [])
+    assert outcomes["break_then_return"][0] == 1 and "transport_not_closed" in outcomes["break_then_return"][1]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.realcli
+def test_fidelity_the_scripted_cli_stays_within_what_the_real_cli_does(real_cli: realcli.Cli, tmp_path: Path) -> None:
+    done = _command(["fidelity", "--cli", str(real_cli.path), "--json", "--quiet"], tmp_path)
+    comparisons = json.loads(done.stdout)
+    assert [c["story"] for c in comparisons] == ["one_turn", "background_agent_lie", "two_turns_background"]
+    assert {c["story"]: c["differences"] for c in comparisons} == {c["story"]: [] for c in comparisons}
+    assert done.returncode == 0
+
+
+@pytest.mark.realcli
+def test_a_subprocess_transport_change_is_judged_over_the_real_cli(real_cli: realcli.Cli, sdk_release: Any, candidate_env: Any) -> None:
+    """tests/candidates' close_is_noop changes only SubprocessCLITransport.close(): the scripted CLI
+    never runs it; over the real CLI a ClaudeSDKClient that disconnects now leaves the CLI running."""
+    from candidates import BASE_VERSION
+
+    from pytest_agentsdk import verdict
+
+    args = ["--bug", "cross_task_close", "--backend", "asyncio", "--seed", "0", "--cli", str(real_cli.path), "--quiet"]
+    (base,) = sdk_release(BASE_VERSION).run_check(args, timeout=900)["results"]
+    (cand,) = candidate_env("close_is_noop").run_check(args, timeout=900)["results"]
+    client = "client_context_exception"
+    assert base["evidence"]["patterns"][client]["safe"], base["evidence"]["patterns"][client]
+    assert "transport_not_closed" in cand["evidence"]["patterns"][client]["manifestations"]
+    change = verdict.classify_change(verdict.Result(**base), verdict.Result(**cand))
+    assert change["change"] == "regresses" and client in change["new_in_patterns"].get("transport_not_closed", []), change
+
+
+@pytest.mark.realcli
+def test_ctrl_c_mid_story_leaves_no_process_and_no_directory(real_cli: realcli.Cli, tmp_path: Path) -> None:
+    """SIGINT while the real CLI runs a story: the documented exit, and nothing left behind."""
+    import signal
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", "check", "--bug", "premature_completion", "--cli",
+                             str(real_cli.path), "--backend", "asyncio", "--seed", "0", "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not [x for x in _leftovers(tmp_path) if x.startswith("process")] and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the CLI process to exist, not waiting out a race
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("pytest-agentsdk: interrupted"), err
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.realcli
+def test_the_plugin_fixtures_run_a_real_cli_session(pytester: pytest.Pytester, real_cli: realcli.Cli) -> None:
+    """What a user writes: the real CLI answers from the scripted model; a request nothing was
+    queued for fails the turn (the CLI got a 400 naming it) and the teardown names it."""
+    pytester.makepyfile(test_real='''
+import anyio
+from claude_agent_sdk import ResultMessage, query
+from pytest_agentsdk.model_server import Reply, text
+
+def test_one_turn(agentsdk_cli_session):
+    agentsdk_cli_session.model.main.append(Reply([text("hello from the model")]))
+
+    async def main():
+        return [m async for m in query(prompt="hi", options=agentsdk_cli_session.options())]
+
+    results = [m for m in anyio.run(main) if isinstance(m, ResultMessage)]
+    assert results[-1].result == "hello from the model"
+
+def test_nothing_queued(agentsdk_cli_session):
+    async def main():
+        return [m async for m in query(prompt="hi", options=agentsdk_cli_session.options())]
+
+    anyio.run(main)
+''')
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-q", f"--agentsdk-cli={real_cli.path}")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_nothing_queued*", "*request(s) nothing was queued for, first: main request #0*"])
+    result.stdout.fnmatch_lines(["*API Error: 400 pytest-agentsdk ScriptedModel: main request #* was not scripted (queue a Reply in ScriptedModel.main)*"])
