@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from candidates import BASE_VERSION, build_candidate
 
-from pytest_agentsdk import envs
+from pytest_agentsdk import envs, patching
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def sdk_release() -> Callable[[str], envs.Env]:
 def candidate_env(sdk_release: Callable[[str], envs.Env], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], envs.Env]:
     """``candidate_env(name)`` -> the isolated env of tests/candidates' ``name``: a copy of the
     BASE_VERSION release's package patched as that candidate, built as a source tree."""
-    base = sdk_release(BASE_VERSION).run(["-c", "import claude_agent_sdk, os; print(os.path.dirname(claude_agent_sdk.__file__))"])
+    base = sdk_release(BASE_VERSION).run(["-c", patching.PACKAGE_DIR_CODE])
     package = Path(base.stdout.strip())
 
     def get(name: str) -> envs.Env:
