@@ -17,35 +17,12 @@ shows no *new* name in the union: verify sees it spread to patterns that were fr
 
 from __future__ import annotations
 
+from pytest_agentsdk.mutants import MUTANTS
+
 from ._patch import Patch
 
-_CLOSE_READER = (
-    "        if self._read_task is not None and not self._read_task.done():\n"
-    "            self._read_task.cancel()\n"
-    "            await self._read_task.wait()\n"
-    "        self._read_task = None\n"
-)
-
 CANDIDATES: dict[str, tuple[Patch, ...]] = {
-    "cross_task_scope": (
-        Patch(
-            "_internal/query.py",
-            "        if self._read_task is None:\n            self._read_task = spawn_detached(self._read_messages())\n",
-            '        if getattr(self, "_tg", None) is None:\n'
-            "            self._tg = anyio.create_task_group()\n"
-            "            await self._tg.__aenter__()\n"
-            "            self._tg.start_soon(self._read_messages)\n",
-        ),
-        Patch(
-            "_internal/query.py",
-            _CLOSE_READER,
-            '        if getattr(self, "_tg", None) is not None:\n'
-            "            self._tg.cancel_scope.cancel()\n"
-            "            with suppress(anyio.get_cancelled_exc_class()):\n"
-            "                await self._tg.__aexit__(None, None, None)\n"
-            "            self._tg = None\n",
-        ),
-    ),
+    "cross_task_scope": MUTANTS["task_group_reader"].patches,
     "close_is_noop": (
         Patch(
             "_internal/transport/subprocess_cli.py",
@@ -53,7 +30,5 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
             "        self._ready = False\n        return  # close_is_noop: the process and its pipes are left to the GC\n",
         ),
     ),
-    "slow_close": (
-        Patch("_internal/query.py", _CLOSE_READER, _CLOSE_READER + "        await anyio.sleep(0.05)\n"),
-    ),
+    "slow_close": MUTANTS["slow_close"].patches,
 }

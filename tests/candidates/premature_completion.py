@@ -14,15 +14,14 @@ patch that announces the same completion arrives first, with no result at all.
 
 from __future__ import annotations
 
+from pytest_agentsdk.mutants import MUTANTS
+
 from ._patch import Patch
 
 _NOTIFICATION_STATUS = '                            status=data["status"],\n                            output_file=data["output_file"],\n'
 
 CANDIDATES: dict[str, tuple[Patch, ...]] = {
-    "all_failed": (
-        Patch("_internal/message_parser.py", _NOTIFICATION_STATUS,
-              '                            status="failed",\n                            output_file=data["output_file"],\n'),
-    ),
+    "all_failed": MUTANTS["all_failed"].patches,
     "flag_unfinished": (
         Patch(
             "_internal/message_parser.py",
