@@ -266,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # a SIGINT in the instant after the handler is given back, on the way out
+        print(interrupt.MESSAGE, file=sys.stderr)
+        return interrupt.EXIT_CODE
+
+
+def _main(argv: list[str] | None) -> int:
     with interrupt.handled():
         from . import verdict
         from .script import ScriptError

@@ -53,6 +53,8 @@ class Reply:
     #: once reached, answer every further request of its caller (a CLI version that asks again
     #: after a broken stream gets the same answer however many times it asks)
     repeat: bool = False
+    #: open this gate once the reply has been served in full (one agent's reply waits for another's)
+    opens: str | None = None
 
     def __post_init__(self) -> None:
         if self.ending not in ENDINGS:
@@ -235,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not streamed:
             self._json(200, _message(reply, request.index))
+            self._served(reply)
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -252,6 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+        self._served(reply)
+
+    def _served(self, reply: Reply) -> None:
+        if reply.opens is not None:
+            self.scripted.open(reply.opens)
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

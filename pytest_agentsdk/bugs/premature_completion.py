@@ -428,6 +428,7 @@ __all__ = [
 
 # ================================================================ over the real CLI
 REAL_SPAWN = "toolu_spawn_real"
+_AGENT_GATE = "agent"
 _CUT_TEXT = "Let me read the S-1 for patent expiry details..."
 _REPORT = "REPORT: all sources read; findings written to notes.md."
 
@@ -469,7 +470,9 @@ def real_sweep() -> list[dict[str, Any]]:
 def _real_main_replies(background: bool) -> list[Reply]:
     spawn = model_server.tool_use(REAL_SPAWN, "Agent", {"description": "Research TERN-501", "prompt": "Do the research.",
                                                          "subagent_type": "general-purpose", "run_in_background": background})
-    replies = [Reply([spawn], stop_reason="tool_use"), Reply([model_server.text("MAIN: agent dispatched.")])]
+    # a background agent starts work once the main agent's turn is answered: the frames come in one order every run
+    replies = [Reply([spawn], stop_reason="tool_use"),
+               Reply([model_server.text("MAIN: agent dispatched.")], opens=_AGENT_GATE if background else None)]
     if background:  # the CLI's own turn reacting to the task notification
         replies.append(Reply([model_server.text("MAIN: I received the task notification.")]))
     return replies
@@ -487,8 +490,10 @@ class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
         return f"{example['story']}/{'background' if example['background'] else 'foreground'}/{example['driver']}"
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        story = REAL_STORIES[example["story"]]
-        with realcli.CliSession(self.cli, _real_main_replies(example["background"]), story()) as session:
+        work = REAL_STORIES[example["story"]]()
+        if example["background"]:
+            work[0].gate = _AGENT_GATE
+        with realcli.CliSession(self.cli, _real_main_replies(example["background"]), work) as session:
             if example["driver"] == "query":
                 received = realcli.play_query(session, "Research these assets.", backend)
             else:
