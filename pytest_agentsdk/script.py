@@ -259,7 +259,8 @@ class Script:
         for dup in {n for n in names if names.count(n) > 1}:
             raise ScriptError(f"segments: name {dup!r} is used twice; give each segment its own name")
         started = {
-            f["task_id"] for s in self.segments for f in s.frames if wire.kind(f) == "system/task_started"
+            f["task_id"] for s in self.segments for f in s.frames
+            if f["type"] == "system" and wire.kind(f) == "system/task_started"
         }
         by_name = {s.name: s for s in self.segments}
         for s in self.segments:
@@ -283,10 +284,11 @@ class Script:
                 raise ScriptError(
                     f"{fwhere}: a scripted control_response answers no request; script replies with Script.reply()"
                 )
-            if not wire.is_known_kind(frame):
-                raise ScriptError(f"{fwhere}.type: unknown frame kind {wire.kind(frame)!r}; see pytest_agentsdk.wire.FRAME_KINDS")
+            kind = wire.kind(frame)
+            if kind not in wire.FRAME_KINDS and not wire.is_known_kind(frame):
+                raise ScriptError(f"{fwhere}.type: unknown frame kind {kind!r}; see pytest_agentsdk.wire.FRAME_KINDS")
             task_id = frame.get("task_id")
-            if wire.kind(frame).startswith("system/task_") and task_id not in started:
+            if kind.startswith("system/task_") and task_id not in started:
                 raise ScriptError(f"{fwhere}.task_id: task {task_id!r} is never started by a task_started frame")
 
     # ------------------------------------------------------------ JSON

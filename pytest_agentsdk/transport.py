@@ -17,18 +17,19 @@ Two properties matter for the oracles:
 from __future__ import annotations
 
 import contextvars
+import enum
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
 from claude_agent_sdk import Transport
 
 from . import idle, wire
-from .script import Script, Segment
+from .script import TRANSPORT_OPS, Script, Segment
 
 #: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
 #: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
@@ -53,6 +54,12 @@ class _QuietStallEcho(logging.Filter):
 
 #: The logger of the SDK's reader task, on every release.
 logging.getLogger("claude_agent_sdk._internal.query").addFilter(_QuietStallEcho())
+
+
+class _Wait(enum.Enum):
+    """What :meth:`ScriptedTransport._ready_frame` says when stdout has nothing to give yet."""
+
+    WAIT = enum.auto()
 
 
 class ScriptedCLIError(Exception):
@@ -172,7 +179,9 @@ class ScriptedTransport(Transport):
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
+        self._released_by_prompt: dict[int, list[Segment]] = {}  # prompt index -> segments it releases
         self._released_after: dict[tuple[str, int], list[Segment]] = {}  # (segment, frame) -> segments it releases
+        self._paused_ops: frozenset[str] = frozenset()  # operations the script gives checkpoints or a delay
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
         self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
@@ -181,9 +190,8 @@ class ScriptedTransport(Transport):
         self._closed = False
         self._seq = 0
         self._sleeping = 0
-        self._changed = anyio.Event()
-        #: set when the scripted CLI diagnoses a stall, for drivers that wait off the stream
-        self.stalled = anyio.Event()
+        self._changed: anyio.Event | None = None  # made by a reader about to wait, set by the next change
+        self._stalled: anyio.Event | None = None
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
@@ -192,17 +200,22 @@ class ScriptedTransport(Transport):
                 "this ScriptedTransport already played a session; a transport plays one session: create one per "
                 "session, or let agentsdk_cli route every session the code opens"
             )
-        self.script.validate()
-        self._pending_on_block = [s for s in self.script.segments if s.trigger.on_block]
-        for seg in self.script.segments:
+        script = self.script.validate()
+        self._pending_on_block = [s for s in script.segments if s.trigger.on_block]
+        for seg in script.segments:
+            if seg.trigger.prompt is not None:
+                self._released_by_prompt.setdefault(seg.trigger.prompt, []).append(seg)
             if seg.trigger.after is not None:
                 target, index = seg.trigger.after
                 self._released_after.setdefault((target, index), []).append(seg)
+        self._paused_ops = frozenset(op for op in TRANSPORT_OPS if script.checkpoints.get(op) or script.delays.get(op))
         self._record("connect")
-        await self._suspend("connect")
+        if "connect" in self._paused_ops:
+            await self._suspend("connect")
 
     async def write(self, data: str) -> None:
-        await self._suspend("write")
+        if "write" in self._paused_ops:
+            await self._suspend("write")
         for line in data.splitlines():
             if line.strip():
                 self._on_stdin_line(line)
@@ -212,7 +225,8 @@ class ScriptedTransport(Transport):
         return self._stdout()
 
     async def end_input(self) -> None:
-        await self._suspend("end_input")
+        if "end_input" in self._paused_ops:
+            await self._suspend("end_input")
         if not self._end_input:
             self._record("end_input")
             self._end_input = True
@@ -222,10 +236,20 @@ class ScriptedTransport(Transport):
         self._record("close")
         self._closed = True
         self._notify()
-        await self._suspend("close")
+        if "close" in self._paused_ops:
+            await self._suspend("close")
 
     def is_ready(self) -> bool:
         return self.log.counts["connect"] > 0 and not self._closed
+
+    @property
+    def stalled(self) -> anyio.Event:
+        """Set when the scripted CLI diagnoses a stall, for drivers that wait off the stream."""
+        if self._stalled is None:
+            self._stalled = anyio.Event()
+            if self.log.stall:
+                self._stalled.set()
+        return self._stalled
 
     # ------------------------------------------------------------ stdin
     def _on_stdin_line(self, line: str) -> None:
@@ -236,14 +260,14 @@ class ScriptedTransport(Transport):
         write = Write(self._next_seq(), data, self._prompts, self._end_input, self._closed)
         self.log.writes.append(write)
         self.log.events.append(("write", write))
-        if write.type == "control_request":
+        kind = write.type
+        if kind == "control_request":
             self._answer_sdk_request(data)
-        elif write.type == "user":
+        elif kind == "user":
             self._prompts += 1
-            for seg in self.script.segments:
-                if seg.trigger.prompt == self._prompts - 1:
-                    self._release(seg, preempt=False)
-        elif write.type == "control_response":
+            for seg in self._released_by_prompt.get(self._prompts - 1, ()):
+                self._release(seg, preempt=False)
+        elif kind == "control_response":
             request_id = (data.get("response") or {}).get("request_id", "")
             self.log.answers[request_id] = data["response"]
             for cursor in self._active:
@@ -262,41 +286,50 @@ class ScriptedTransport(Transport):
     # ------------------------------------------------------------ stdout
     async def _stdout(self) -> AsyncIterator[dict[str, Any]]:
         while True:
-            await self._suspend("read")
-            frame = await self._next_frame()
+            if "read" in self._paused_ops:
+                await self._suspend("read")
+            frame = self._ready_frame()
+            while frame is _Wait.WAIT:
+                await self._await_progress()
+                frame = self._ready_frame()
             if frame is None:
                 return
             yield frame
 
-    async def _next_frame(self) -> dict[str, Any] | None:
+    def _ready_frame(self) -> dict[str, Any] | None | Literal[_Wait.WAIT]:
+        """The next frame stdout can give now, None at EOF, WAIT if it must wait for one."""
         while not self._closed:
             if self._control_out:
                 return self._emit(self._control_out.pop(0), None, "control", 0)
-            cursor = next((c for c in self._active if not c.done and c.wait == 0 and c.awaiting is None), None)
-            if cursor is not None:
-                return self._emit_from(cursor)
-            if self._stdout_may_close():
-                if not self._pending_on_block:
-                    return None
-                # what the CLI still had to say before it exits
-                self._release(self._pending_on_block[0], preempt=False)
-                continue
-            if any(c.wait for c in self._active if not c.done) or self._delayed:
-                await anyio.lowlevel.checkpoint()
-                self._tick()
-                continue
-            if await self._wait_for_change():
-                continue
-            if self._pending_on_block:
-                self._release(self._pending_on_block[0], preempt=False)
-                continue
-            self.log.stall = self._diagnose()
-            self._record("stall", self.log.stall)
-            self.stalled.set()
-            if self.report_stall_once:
-                _raising_stall.set(self)  # seen by _QuietStallEcho in the SDK's reader task, which logs it next
-            raise ScriptStalled(self.log.stall)
+            for cursor in self._active:
+                if cursor.wait == 0 and cursor.awaiting is None and not cursor.done:
+                    return self._emit_from(cursor)
+            if not self._stdout_may_close():
+                return _Wait.WAIT
+            if not self._pending_on_block:
+                return None
+            # what the CLI still had to say before it exits
+            self._release(self._pending_on_block[0], preempt=False)
         return None
+
+    async def _await_progress(self) -> None:
+        """Let a checkpoint pass, a change come or an on_block segment go; raise ScriptStalled if none can."""
+        if any(c.wait for c in self._active if not c.done) or self._delayed:
+            await anyio.lowlevel.checkpoint()
+            self._tick()
+            return
+        if await self._wait_for_change():
+            return
+        if self._pending_on_block:
+            self._release(self._pending_on_block[0], preempt=False)
+            return
+        self.log.stall = self._diagnose()
+        self._record("stall", self.log.stall)
+        if self._stalled is not None:
+            self._stalled.set()
+        if self.report_stall_once:
+            _raising_stall.set(self)  # seen by _QuietStallEcho in the SDK's reader task, which logs it next
+        raise ScriptStalled(self.log.stall)
 
     def _stdout_may_close(self) -> bool:
         """The CLI's rule: stdin closed and nothing released is still due."""
@@ -357,6 +390,8 @@ class ScriptedTransport(Transport):
 
     async def _wait_for_change(self) -> bool:
         """Wait until stdin/close changes something (True) or nothing can happen any more (False)."""
+        if self._changed is None:
+            self._changed = anyio.Event()
         changed = self._changed
         for _ in range(FAST_PATH_CHECKPOINTS):  # the SDK usually answers within a scheduler pass
             await anyio.lowlevel.checkpoint()
@@ -374,11 +409,13 @@ class ScriptedTransport(Transport):
         return changed.is_set()
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     # ------------------------------------------------------------ helpers
     async def _suspend(self, op: str) -> None:
+        """The checkpoints and delay the script gives ``op`` (callers skip ops it gives none)."""
         for _ in range(self.script.checkpoints.get(op, 0)):
             await anyio.lowlevel.checkpoint()
         if seconds := self.script.delays.get(op):
