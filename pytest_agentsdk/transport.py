@@ -29,7 +29,7 @@ import anyio.lowlevel
 from claude_agent_sdk import Transport
 
 from . import idle, wire
-from .script import TRANSPORT_OPS, Script, Segment
+from .script import Script, Segment
 
 #: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
 #: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
@@ -181,7 +181,7 @@ class ScriptedTransport(Transport):
         self._pending_on_block: list[Segment] = []
         self._released_by_prompt: dict[int, list[Segment]] = {}  # prompt index -> segments it releases
         self._released_after: dict[tuple[str, int], list[Segment]] = {}  # (segment, frame) -> segments it releases
-        self._paused_ops: frozenset[str] = frozenset()  # operations the script gives checkpoints or a delay
+        self._paused_ops: set[str] = set()  # operations the script gives checkpoints or a delay
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
         self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
@@ -208,7 +208,7 @@ class ScriptedTransport(Transport):
             if seg.trigger.after is not None:
                 target, index = seg.trigger.after
                 self._released_after.setdefault((target, index), []).append(seg)
-        self._paused_ops = frozenset(op for op in TRANSPORT_OPS if script.checkpoints.get(op) or script.delays.get(op))
+        self._paused_ops = {op for op, count in script.checkpoints.items() if count} | {op for op, s in script.delays.items() if s}
         self._record("connect")
         if "connect" in self._paused_ops:
             await self._suspend("connect")
