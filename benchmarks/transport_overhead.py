@@ -13,7 +13,7 @@ then (system init, assistant, result) and EOF. It runs over
 The cassette pins claude-agent-sdk < 0.2.140, so by default this script builds (once, with uv) an
 isolated env under ~/.cache/pytest-agentsdk/bench/ with such a release from sdist and re-executes
 itself there; ``--python PY`` runs it under another interpreter instead (no cassette rows
-when that env lacks the cassette). Targets: scripted <= 2x trivial, scripted <= 1x cassette.
+when that env lacks the cassette). Targets (issue 13): scripted <= 1.1x trivial, scripted <= 1x cassette.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 REPO = Path(__file__).resolve().parent.parent
 BENCH_SDK = "0.2.87"  # newest release line the cassette accepts (< 0.2.140)
 IN_ENV = "PYTEST_AGENTSDK_BENCH_ENV"  # set on re-exec, so the child runs where it landed
-TARGET_VS_TRIVIAL = 2.0
+TARGET_VS_TRIVIAL = 1.1
 TARGET_VS_CASSETTE = 1.0
 
 
@@ -227,7 +227,7 @@ def report(
             versus = f"{value / floor:.2f}x" if isinstance(floor, float) else "-"
             print(f"{backend:<8} {name:<16} {1 / value:>11.0f} {value * 1e6:>11.0f} {versus:>11}")
     print()
-    targets = f"scripted/trivial <= {TARGET_VS_TRIVIAL:.0f}x, scripted/cassette <= {TARGET_VS_CASSETTE:.0f}x"
+    targets = f"scripted/trivial <= {TARGET_VS_TRIVIAL:g}x, scripted/cassette <= {TARGET_VS_CASSETTE:g}x"
     print(f"ratios of time per session (targets: {targets})")
     for backend in args.backend:
         scripted = results.get((backend, "scripted"))
