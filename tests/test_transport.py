@@ -189,6 +189,25 @@ async def test_stall_raised_directly_from_reader(agentsdk_backend) -> None:
     await anyio.lowlevel.checkpoint()
 
 
+async def test_stalled_event_shows_a_stall_to_waiters_from_before_and_after(agentsdk_backend) -> None:
+    """A driver waiting off the stream sees the stall on ``stalled``, whether it asked before or after."""
+    early, late = ScriptedTransport(Script(eof="close")), ScriptedTransport(Script(eof="close"))
+
+    async def read_until_stall(transport: ScriptedTransport) -> None:
+        await transport.connect()
+        with pytest.raises(ScriptStalled):
+            async for _ in transport.read_messages():
+                pass
+
+    with anyio.fail_after(30):  # a deadline beyond the stall timeout holds no stall off
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_until_stall, early)
+            await early.stalled.wait()
+    assert early.log.stall
+    await read_until_stall(late)
+    assert late.stalled.is_set()
+
+
 async def test_scripted_delays_are_not_stalls(agentsdk_backend) -> None:
     from claude_agent_sdk import query
 
