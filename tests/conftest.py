@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def candidate_env(sdk_release: Callable[[str], envs.Env], tmp_path_factory: pyte
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The Ctrl-C tests send SIGINT to the commands they start. A shell that started this run in the
+    # background (``pytest &``, CI runners, nohup) ignores SIGINT, and an ignored signal stays ignored
+    # across exec: the commands would never see it. A handler (unlike SIG_IGN) resets at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "machine: builds isolated SDK envs with uv (matrix/verify/bisect); independent of the installed "
