@@ -444,16 +444,18 @@ def test_epoch_and_origin_fix_narrows_wake_parent(candidate: Any) -> None:
     assert changes(judged)["notify-only"] == ("reproduced", "narrows", NOTIFY_ONLY)  # the seed's flow is fixed
 
 
-def test_hiding_notifications_narrows_but_leaks_every_other_kind(candidate: Any) -> None:
-    """Silencing the seed's symptom drops the notification and leaves the task's other frames,
-    its subagent and the CLI's own turn in the next call; it also drops a foreground agent's
-    notification from its own turn's response (``lost:turn``)."""
+def test_hiding_notifications_drops_the_turns_own_and_leaks_every_other_kind(candidate: Any) -> None:
+    """Silencing the seed's symptom drops the stale notification (a trade-off: ``lost``) and leaves
+    the task's other frames, its subagent and the CLI's own turn in the next call; it also drops
+    the notifications a turn's own response read past (a foreground agent's, a task ending before
+    its turn's result): the consumer never learns its own agent finished, so it regresses."""
     judged = candidate("hide_notifications")
     for model, expected in (("notify-only", NOTIFY_ONLY), ("wake-parent", WAKE_PARENT)):
         result, change = judged[model]
-        assert (result.verdict, change["change"], change["gone"]) == ("reproduced", "narrows", ["stale:task_notification"])
-        assert result.manifestations == [name for name in expected if name != "stale:task_notification"]
-        assert result.tradeoffs == ["lost:task_notification", "lost:turn"]
+        assert (result.verdict, change["change"], change["gone"]) == ("reproduced", "regresses", ["stale:task_notification"])
+        assert change["new"] == ["dropped:task_notification", "dropped:turn"]
+        assert result.manifestations == sorted(change["new"] + [name for name in expected if name != "stale:task_notification"])
+        assert result.tradeoffs == ["lost:task_notification"]
 
 
 def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:
