@@ -383,3 +383,14 @@ def test_failing_completions_without_a_result_regresses(verdict_on: Any, candida
     assert replayed(env, pc.agent_example(end="end_turn")) == [pc.FALSE_ALARM]
     assert replayed(env, pc.agent_example(result=True)) == [pc.PASSED_THROUGH]
     assert replayed(env, pc.agent_example(via="updated")) == [pc.PASSED_THROUGH]
+
+
+def test_judging_the_agents_transcript_fixes(verdict_on: Any, candidate_env: Any) -> None:
+    """Reading the subagent's own transcript, as the oracle does, tells every lie from a clean
+    finish; a completion announced by task_updated alone is dropped (its news: a trade-off)."""
+    env = candidate_env("judge_the_agent")
+    result, change = judged_against_base(verdict_on, env)
+    assert (result["verdict"], result["manifestations"], change["change"]) == ("fixed", [], "fixes")
+    assert result["tradeoffs"] == ["task_report"]
+    assert replayed(env, pc.lie_example("text_cut")) == []
+    assert replayed(env, pc.agent_example(end="end_turn", via="both")) == []
