@@ -252,7 +252,8 @@ def test_a_turns_own_frame_its_call_read_past_is_dropped_not_a_tradeoff() -> Non
     turn0, task, turn1 = ([e for e in log.emissions if e.segment == name] for name in ("turn0", "task:t0", "turn1"))
     started = 3  # the notification comes right after task_started, before turn 0's result
     log.emissions = [dataclasses.replace(e, seq=i + 1) for i, e in enumerate(turn0[:started] + task + turn0[started:] + turn1)]
-    own = [m for m in received(log, "turn0", "task:t0") if type(m).__name__ != "TaskNotificationMessage"]
+    parse = parse_message()
+    own = [parse(e.frame) for e in log.emissions if e.segment == "turn0" or (e.segment == "task:t0" and wire.kind(e.frame) != "system/task_notification")]
     isolation = ltn.judge_session(log, [own, received(log, "turn1")])
     assert isolation.manifestations == ["dropped:task_notification"]
     assert (isolation.lost, isolation.tradeoffs) == ([], [])
