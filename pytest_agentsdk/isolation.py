@@ -218,7 +218,7 @@ class _Attribution:
     reordered: list[Emission] = field(default_factory=list)
 
 
-def attribute(messages: Sequence[Any], delivered: Sequence[tuple[Emission, Any]]) -> _Attribution:
+def _attribute(messages: Sequence[Any], delivered: Sequence[tuple[Emission, Any]]) -> _Attribution:
     """Match each received message to the emission it was parsed from (``delivered``: the
     transport's :meth:`~pytest_agentsdk.transport.TransportLog.consumer_frames`).
 
@@ -233,19 +233,17 @@ def attribute(messages: Sequence[Any], delivered: Sequence[tuple[Emission, Any]]
     pos = 0
     for message in messages:
         ahead = next((i for i in range(pos, len(delivered)) if delivered[i][1] == message), None)
-        if ahead is not None:
-            used.add(ahead)
-            found.matched.append(delivered[ahead][0])
-            pos = ahead + 1
-            continue
-        earlier = [i for i in range(pos) if delivered[i][1] == message]
-        if not earlier:
+        earlier = [i for i in range(pos) if delivered[i][1] == message] if ahead is None else []
+        if ahead is None and not earlier:
             raise ScriptedCLIError(f"received {type(message).__name__} that the scripted CLI never emitted: {message!r}")
-        skipped = next((i for i in earlier if i not in used), None)
-        emission = delivered[earlier[0] if skipped is None else skipped][0]
-        (found.duplicated if skipped is None else found.reordered).append(emission)
-        used.add(earlier[0] if skipped is None else skipped)
-        found.matched.append(emission)
+        if ahead is not None:
+            index, pos = ahead, ahead + 1
+        else:
+            skipped = [i for i in earlier if i not in used]
+            index = skipped[0] if skipped else earlier[0]
+            (found.reordered if skipped else found.duplicated).append(delivered[index][0])
+        used.add(index)
+        found.matched.append(delivered[index][0])
     return found
 
 
@@ -282,9 +280,9 @@ def judge_session(
     records = [_as_call(k, c) for k, c in enumerate(given)]
     parse = parse or parse_message()
     delivered = log.consumer_frames(parse)
-    received_in_calls = attribute([m for c in records for m in c.messages], delivered)
+    received_in_calls = _attribute([m for c in records for m in c.messages], delivered)
     matched = received_in_calls.matched
-    diverted = attribute(recorder.side_messages, delivered).matched if recorder else []
+    diverted = _attribute(recorder.side_messages, delivered).matched if recorder else []
     turns = chain_turns(log)
     reports = []
     read_past: dict[int, int] = {}  # turn -> the last seq its own calls yielded
@@ -298,11 +296,13 @@ def judge_session(
                 read_past[call.turn] = max(read_past.get(call.turn, -1), max(e.seq for e in mine))
     received = {e.seq for e in matched + diverted}
     last = max(received, default=0)
-    # host-only frames: releases from 0.2.160 drop them by design
     unreceived = sorted([e for e, _ in delivered] + _dropped_by_parser(log, delivered, parse), key=lambda e: e.seq)
+    # host-only frames: releases from 0.2.160 drop them by design
     missing = [e for e in unreceived if e.seq < last and e.seq not in received and not e.frame.get("sdk_host_only")]
-    dropped = [e for e in missing if frame_kind(e) != STATE and e.seq < read_past.get(turns[e.seq], -1)]
-    lost = [e for e in missing if e not in dropped]
+    # a frame of a turn whose own call read past it, against one left for a later call that filtered it
+    read_over = [e.seq < read_past.get(turns[e.seq], -1) and frame_kind(e) != STATE for e in missing]
+    dropped = [e for e, over in zip(missing, read_over) if over]
+    lost = [e for e, over in zip(missing, read_over) if not over]
     hung = next((c.turn for c in records if not c.completed), None) if log.stall else None
     described = {name: [_describe(e, turns) for e in frames] for name, frames in
                  (("lost", lost), ("diverted", diverted), ("dropped", dropped), ("duplicated", received_in_calls.duplicated),
@@ -330,8 +330,9 @@ def assert_turn_isolation(
 
     ``log`` is the :class:`ScriptedTransport` the session ran on (or its ``log``); ``calls`` the
     :class:`RecordingClient` that wrapped the client (or its calls, or one list of messages per
-    turn). Frames the SDK never delivered are returned in ``.lost`` without failing: dropping a
-    stale notification is a legitimate fix, but the caller should see what it gave up.
+    turn). Stale frames the SDK never delivered are returned in ``.lost`` without failing: dropping a
+    stale notification is a legitimate fix, but the caller should see what it gave up. A frame of a
+    call's own turn it read past, or one received twice or out of order, fails.
     """
     isolation = judge_session(log, calls, parse)
     if isolation.manifestations or isolation.hang:
@@ -344,7 +345,6 @@ __all__ = [
     "Isolation",
     "TurnReport",
     "assert_turn_isolation",
-    "attribute",
     "chain_turns",
     "describe_end",
     "frame_kind",
