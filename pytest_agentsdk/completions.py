@@ -151,8 +151,9 @@ def _block_fields(block: Any) -> dict[str, Any]:
     return {"type": kind, **{f.name: getattr(block, f.name) for f in dataclasses.fields(block)}}
 
 
-def _conversation_frame(message: Any, role: str) -> dict[str, Any]:
-    """A typed AssistantMessage / UserMessage as a raw-frame-shaped dict of its typed fields."""
+def conversation_frame(message: Any, role: str) -> dict[str, Any]:
+    """A typed AssistantMessage / UserMessage as a raw-frame-shaped dict of its typed fields (content
+    blocks as dicts, a string content kept as is; UNKNOWN for a field the release lacks)."""
     fields = {f.name for f in dataclasses.fields(message)}
     content = message.content
     body: dict[str, Any] = {"content": [_block_fields(b) for b in content] if isinstance(content, list) else content}
@@ -179,7 +180,7 @@ def transcript(messages: Iterable[Any]) -> Transcript:
         if kind in _TASK_FIELDS:
             _absorb_task(view, kind, _task_fields(message, kind, view.from_raw))
         elif kind in ("assistant", "user"):
-            _absorb_conversation(view, position, message if isinstance(message, dict) else _conversation_frame(message, kind))
+            _absorb_conversation(view, position, message if isinstance(message, dict) else conversation_frame(message, kind))
     return view
 
 
@@ -353,6 +354,7 @@ __all__ = [
     "assert_truthful_completions",
     "audit",
     "audit_transcript",
+    "conversation_frame",
     "find_untruthful_completions",
     "transcript",
 ]

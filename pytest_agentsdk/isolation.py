@@ -7,6 +7,10 @@ caused by prompt k, by a task that turn k started (``task:ID``: the turn whose f
 turn k; a frame whose cause names no turn belongs to the turn in progress when it was emitted.
 What each name means is in :mod:`pytest_agentsdk.bugs.late_task_notification`, the scenario built
 on this module; this one needs neither pytest nor Hypothesis.
+
+Messages are matched to the frames behind them in stdout order, but a release may hand one frame
+over twice or out of order: that is what the consumer sees (``duplicated``, ``reordered``), not a
+reason to give up on the session.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 from . import wire
 from .compat import parse_message
 from .recording import Call, RecordingClient
-from .transport import Emission, ScriptedTransport, TransportLog
+from .transport import Emission, ScriptedCLIError, ScriptedTransport, TransportLog
 
 
 # ---------------------------------------------------------------- the oracle
@@ -26,6 +30,10 @@ from .transport import Emission, ScriptedTransport, TransportLog
 _LIFECYCLE = frozenset({"system/task_started", "system/task_progress", "system/task_updated", "system/background_tasks_changed"})
 #: The kind of frame reported apart: it never makes the verdict.
 STATE = "state"
+#: Frame types every release parses into a message: one its parser returns None for was dropped.
+_ALWAYS_PARSED = frozenset({"assistant", "user", "result", "system"})
+DUPLICATED = "duplicated"
+REORDERED = "reordered"
 
 
 def frame_kind(e: Emission) -> str:
@@ -93,19 +101,25 @@ class Isolation:
     lost: list[str]  # frames no channel delivered while a later one was, described
     lost_kinds: list[str]
     diverted: list[str] = field(default_factory=list)  # delivered on the client's separate channel
+    #: lost frames of a call's own turn, which that call read past: never a stale frame filtered out
+    dropped: list[str] = field(default_factory=list)
+    dropped_kinds: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)  # frames the consumer received more than once
+    reordered: list[str] = field(default_factory=list)  # frames received after a frame emitted later
     hang: str | None = None  # the scripted CLI's stall diagnosis
     hung_turn: int | None = None  # the turn whose call never returned
 
     @property
     def manifestations(self) -> list[str]:
-        names = {f"stale:{kind}" for t in self.turns for kind in t.stale_kinds}
+        names = {f"stale:{kind}" for t in self.turns for kind in t.stale_kinds} | {f"dropped:{kind}" for kind in self.dropped_kinds}
         if any(t.misattributed for t in self.turns):
             names.add("misattributed")
+        names |= {name for name, frames in ((DUPLICATED, self.duplicated), (REORDERED, self.reordered)) if frames}
         return sorted(names)
 
     @property
     def tradeoffs(self) -> list[str]:
-        """What a fix gave up: ``lost:KIND`` per kind of frame dropped with no channel left."""
+        """What a fix gave up: ``lost:KIND`` per kind of stale frame dropped with no channel left."""
         return sorted({f"lost:{kind}" for kind in self.lost_kinds if kind != STATE})
 
     def evidence(self) -> dict[str, Any]:
@@ -118,6 +132,9 @@ class Isolation:
             ],
             "lost": self.lost,
         }
+        for name in ("dropped", DUPLICATED, REORDERED):
+            if frames := getattr(self, name):
+                evidence[name] = frames
         if state := [f"turn {t.turn}: {frame}" for t in self.turns for frame in t.state]:
             evidence["state"] = state
         if self.diverted:
@@ -135,6 +152,10 @@ class Isolation:
                 lines.append(f"turn {t.turn}: {describe_end(t.turn, t.ended_on, t.answered)}")
             if t.state:
                 lines.append(f"turn {t.turn}: {len(t.state)} state frame(s) of earlier turns (not counted): " + "; ".join(t.state))
+        for what, frames in (("frame(s) of their own turn dropped", self.dropped), ("frame(s) received twice", self.duplicated),
+                             ("frame(s) received out of order", self.reordered)):
+            if frames:
+                lines.append(f"{len(frames)} {what}: " + "; ".join(frames))
         if self.hang:
             where = f"turn {self.hung_turn}'s call" if self.hung_turn is not None else "the session"
             lines.append(f"{where} never returned: {self.hang}")
@@ -188,6 +209,60 @@ def _judge_call(call: Call, mine: list[Emission], turns: dict[int, int]) -> Turn
     return report
 
 
+@dataclass
+class _Attribution:
+    """The emission behind each received message, and where the consumer saw one twice or out of order."""
+
+    matched: list[Emission] = field(default_factory=list)
+    duplicated: list[Emission] = field(default_factory=list)
+    reordered: list[Emission] = field(default_factory=list)
+
+
+def _attribute(messages: Sequence[Any], delivered: Sequence[tuple[Emission, Any]]) -> _Attribution:
+    """Match each received message to the emission it was parsed from (``delivered``: the
+    transport's :meth:`~pytest_agentsdk.transport.TransportLog.consumer_frames`).
+
+    The SDK hands stdout over through one FIFO queue, so a message is normally the next emission
+    after the previous match that parses to an equal message (a release may drop some, e.g.
+    host-only state frames). One that matches only an emission already matched was received twice;
+    one that matches only an earlier emission, skipped so far, came out of order. A message no
+    emission parses to is the harness's failure (ScriptedCLIError), not the release's.
+    """
+    found = _Attribution()
+    used: set[int] = set()
+    pos = 0
+    for message in messages:
+        ahead = next((i for i in range(pos, len(delivered)) if delivered[i][1] == message), None)
+        earlier = [i for i in range(pos) if delivered[i][1] == message] if ahead is None else []
+        if ahead is None and not earlier:
+            raise ScriptedCLIError(f"received {type(message).__name__} that the scripted CLI never emitted: {message!r}")
+        if ahead is not None:
+            index, pos = ahead, ahead + 1
+        else:
+            skipped = [i for i in earlier if i not in used]
+            index = skipped[0] if skipped else earlier[0]
+            (found.reordered if skipped else found.duplicated).append(delivered[index][0])
+        used.add(index)
+        found.matched.append(delivered[index][0])
+    return found
+
+
+def _dropped_by_parser(log: TransportLog, delivered: Sequence[tuple[Emission, Any]], parse: Callable[[dict[str, Any]], Any]) -> list[Emission]:
+    """Frames of a type every release parses that this release's parser turned into nothing."""
+    handed = {e.seq for e, _ in delivered}
+    dropped = []
+    for e in log.emissions:
+        if e.seq in handed or e.frame.get("type") not in _ALWAYS_PARSED or e.frame.get("sdk_host_only"):
+            continue
+        try:
+            nothing = parse(e.frame) is None
+        except Exception:  # the consumer gets an exception for it: not silently dropped
+            nothing = False
+        if nothing:
+            dropped.append(e)
+    return dropped
+
+
 def judge_session(
     log: TransportLog | ScriptedTransport,
     calls: Sequence[Call | Sequence[Any]] | RecordingClient,
@@ -205,23 +280,35 @@ def judge_session(
     records = [_as_call(k, c) for k, c in enumerate(given)]
     parse = parse or parse_message()
     delivered = log.consumer_frames(parse)
-    matched = log.attribute([m for c in records for m in c.messages], delivered)
-    diverted = log.attribute(recorder.side_messages, delivered) if recorder else []
+    received_in_calls = _attribute([m for c in records for m in c.messages], delivered)
+    matched = received_in_calls.matched
+    diverted = _attribute(recorder.side_messages, delivered).matched if recorder else []
     turns = chain_turns(log)
     reports = []
+    read_past: dict[int, int] = {}  # turn -> the last seq its own calls yielded
     pos = 0
     for call in records:
         mine = matched[pos : pos + len(call.messages)]
         pos += len(call.messages)
         if call.method == "receive_response":
             reports.append(_judge_call(call, mine, turns))
+            if mine:
+                read_past[call.turn] = max(read_past.get(call.turn, -1), max(e.seq for e in mine))
     received = {e.seq for e in matched + diverted}
     last = max(received, default=0)
+    unreceived = sorted([e for e, _ in delivered] + _dropped_by_parser(log, delivered, parse), key=lambda e: e.seq)
     # host-only frames: releases from 0.2.160 drop them by design
-    lost = [e for e, _ in delivered if e.seq < last and e.seq not in received and not e.frame.get("sdk_host_only")]
+    missing = [e for e in unreceived if e.seq < last and e.seq not in received and not e.frame.get("sdk_host_only")]
+    # a frame of a turn whose own call read past it, against one left for a later call that filtered it
+    read_over = [e.seq < read_past.get(turns[e.seq], -1) and frame_kind(e) != STATE for e in missing]
+    dropped = [e for e, over in zip(missing, read_over) if over]
+    lost = [e for e, over in zip(missing, read_over) if not over]
     hung = next((c.turn for c in records if not c.completed), None) if log.stall else None
-    return Isolation(reports, [_describe(e, turns) for e in lost], [frame_kind(e) for e in lost],
-                     [_describe(e, turns) for e in diverted], log.stall, hung)
+    described = {name: [_describe(e, turns) for e in frames] for name, frames in
+                 (("lost", lost), ("diverted", diverted), ("dropped", dropped), ("duplicated", received_in_calls.duplicated),
+                  ("reordered", received_in_calls.reordered))}
+    return Isolation(reports, lost_kinds=[frame_kind(e) for e in lost], dropped_kinds=[frame_kind(e) for e in dropped],
+                     hang=log.stall, hung_turn=hung, **described)
 
 
 def judge_provenance(calls: Sequence[Call], emitted: Sequence[Sequence[Emission]]) -> Isolation:
@@ -230,7 +317,7 @@ def judge_provenance(calls: Sequence[Call], emitted: Sequence[Sequence[Emission]
     What the SDK dropped cannot be known without the CLI's stdout, so nothing is ``lost``."""
     turns = chain_turns(TransportLog(emissions=[e for frames in emitted for e in frames]))
     reports = [_judge_call(call, list(frames), turns) for call, frames in zip(calls, emitted) if call.method == "receive_response"]
-    return Isolation(reports, [], [])
+    return Isolation(reports, lost=[], lost_kinds=[])
 
 
 def assert_turn_isolation(
@@ -243,8 +330,9 @@ def assert_turn_isolation(
 
     ``log`` is the :class:`ScriptedTransport` the session ran on (or its ``log``); ``calls`` the
     :class:`RecordingClient` that wrapped the client (or its calls, or one list of messages per
-    turn). Frames the SDK never delivered are returned in ``.lost`` without failing: dropping a
-    stale notification is a legitimate fix, but the caller should see what it gave up.
+    turn). Stale frames the SDK never delivered are returned in ``.lost`` without failing: dropping a
+    stale notification is a legitimate fix, but the caller should see what it gave up. A frame of a
+    call's own turn it read past, or one received twice or out of order, fails.
     """
     isolation = judge_session(log, calls, parse)
     if isolation.manifestations or isolation.hang:

@@ -4,10 +4,13 @@ that break nothing it checks?
 Each mutant is a small patch over the latest release's ``claude_agent_sdk`` package, built as a
 source tree (:mod:`pytest_agentsdk.patching`) and judged by the verify machinery against the
 unmodified release with one seed. A property-breaking mutant is caught when ``verify`` would call
-it ``regresses`` on a bug it targets; a neutral one when no manifestation moves on any bug
-(``unchanged``: every row ``unchanged`` or ``still reproduces``, i.e. the same sets as the
-release). Only the targeted bugs are judged for a breaking mutant (all of them for a neutral one),
-because one ``check`` of every bug costs 15-25 s on two cores.
+it ``regresses`` on a bug it targets through a manifestation (a mutant the harness cannot judge,
+``error``, is not caught); a neutral one when no manifestation moves on any bug (``unchanged``:
+every row ``unchanged`` or ``still reproduces``, i.e. the same sets as the release). A neutral
+mutant is either a change that breaks nothing, or a real fault that provably changes nothing any of
+the three bugs' consumers can see: it says why (``why_neutral``). Only the targeted bugs are judged
+for a breaking mutant (all of them for a neutral one), because one ``check`` of every bug costs
+15-25 s on two cores.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Mutant:
     bugs: tuple[str, ...]  # the bugs whose property it breaks; () for a neutral change
     what: str
     patches: tuple[Patch, ...]
+    why_neutral: str = ""  # for a real fault judged neutral: why no consumer of the three bugs can see it
 
     @property
     def expected(self) -> str:
@@ -84,11 +88,23 @@ _MUTANTS = (
                   "            self._query.close_receive_stream()\n"),)),
     Mutant("reader_left_pending", ("cross_task_close",), "Query.close() forgets the reader task instead of cancelling and awaiting it",
            (Patch(_QUERY, _CLOSE_READER, "        self._read_task = None\n"),)),
-    Mutant("cancel_swallowed", ("cross_task_close",), "the reader swallows CancelledError (returns instead of re-raising)",
-           (Patch(_QUERY, "            raise  # Re-raise to properly handle cancellation\n", "            return\n"),)),
-    Mutant("stdin_closed_early", ("cross_task_close",), "query() with a string prompt closes stdin right after writing it, before the result",
+    Mutant("cancel_swallowed", (), "the reader swallows CancelledError (returns instead of re-raising)",
+           (Patch(_QUERY, "            raise  # Re-raise to properly handle cancellation\n", "            return\n"),),
+           why_neutral="the reader is a detached task (spawn_detached) whose only canceller is Query.close(), which awaits it "
+                       "and discards its outcome; returning ends it at the same point, and its finally still sends the end "
+                       "of the stream and closes it: no consumer can tell"),
+    Mutant("stdin_closed_early", (), "query() with a string prompt closes stdin right after writing it, before the result",
            (Patch(_INTERNAL_CLIENT, "                query.spawn_task(query.wait_for_result_and_end_input())\n",
-                  "                await chosen_transport.end_input()\n"),)),
+                  "                await chosen_transport.end_input()\n"),),
+           why_neutral="wait_for_result_and_end_input() keeps stdin open only while hooks, SDK MCP servers or can_use_tool "
+                       "need it (#1088) and closes it at once otherwise; no consumer of the three bugs configures any, so "
+                       "the release closes stdin right after the prompt too"),
+    Mutant("result_dropped", ("cross_task_close",), "the parser drops every ResultMessage (parse_message returns None)",
+           (Patch(_PARSER, '        case "result":\n            try:\n', '        case "result":\n            return None\n            try:\n'),)),
+    Mutant("disconnect_closes_twice", ("cross_task_close",), "ClaudeSDKClient.disconnect() closes its Query twice, the transport with it",
+           (Patch(_CLIENT, "            await self._query.close()\n            self._query.close_receive_stream()\n",
+                  "            await self._query.close()\n            await self._query.close()\n"
+                  "            self._query.close_receive_stream()\n"),)),
     Mutant("response_stops_early", ("late_task_notification",), "receive_response() returns at the ResultMessage without yielding it",
            (Patch(_CLIENT, _RESPONSE_END, "            if isinstance(message, ResultMessage):\n                return\n            yield message\n"),)),
     Mutant("response_stops_late", ("late_task_notification",), "receive_response() yields one message past the ResultMessage",
@@ -145,13 +161,19 @@ def judge_mutant(mutant: Mutant, report: verdict.CheckReport | None, baseline: v
     else:
         base = verdict.CheckReport(baseline.subject, baseline.seed, [r for r in baseline.results if r.bug in mutant.judged])
         rows = verdict.compare(base, report)
-        changes = {r["change"] for r in rows}
+        changes = {_judged_change(r) for r in rows}
         got = next((c for c in ("regresses", "error", "narrows", "fixes") if c in changes), "unchanged")
     moved = [f"{r['bug']} {r['model'] + ' ' if r['model'] else ''}{r['backend']}: {verdict.describe_change(r)}"
-             for r in rows if r["change"] == got]
+             for r in rows if _judged_change(r) == got]
     return {"name": mutant.name, "what": mutant.what, "bugs": list(mutant.bugs), "expected": mutant.expected, "got": got,
             "caught": got == mutant.expected, "examples": sum(r.examples for r in report.results) if report else 0,
             "detail": stale or (moved[0] if moved and got != "unchanged" else ""), "comparison": rows}
+
+
+def _judged_change(row: dict[str, Any]) -> str:
+    """A row's change, except that a mutant the harness could not judge (``verify``'s regression
+    "candidate errors") is ``error``: a harness crash is no proof the fault was caught."""
+    return "error" if row["change"] == "regresses" and row["candidate"] == "error" else str(row["change"])
 
 
 def render(rows: list[dict[str, Any]], width: int = 90) -> str:
@@ -171,7 +193,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     chosen = [MUTANTS[name] for name in dict.fromkeys(args.only or MUTANTS)]
     if args.list:
         for m in chosen:
-            print(f"{m.name}: {'+'.join(m.bugs) or 'none'} {m.expected}: {m.what}")
+            print(f"{m.name}: {'+'.join(m.bugs) or 'none'} {m.expected}: {m.what}" + (f" (neutral: {m.why_neutral})" if m.why_neutral else ""))
         return 0
     started = time.monotonic()
     progress = machine._Progress(args.quiet)

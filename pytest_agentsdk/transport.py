@@ -139,26 +139,6 @@ class TransportLog:
                 out.append((emission, message))
         return out
 
-    @staticmethod
-    def attribute(messages: list[Any], delivered: list[tuple[Emission, Any]]) -> list[Emission]:
-        """The emission behind each message the consumer received, in order.
-
-        The SDK hands stdout to the consumer through one FIFO queue, so the received messages are
-        a subsequence of ``delivered`` (:meth:`consumer_frames`; a release or a fix may drop some,
-        e.g. host-only state frames): each is matched to the next emission that parses to an equal
-        message.
-        """
-        matched: list[Emission] = []
-        pos = 0
-        for message in messages:
-            while pos < len(delivered) and delivered[pos][1] != message:
-                pos += 1
-            if pos == len(delivered):
-                raise ScriptedCLIError(f"received {type(message).__name__} that the scripted CLI never emitted (in order): {message!r}")
-            matched.append(delivered[pos][0])
-            pos += 1
-        return matched
-
 
 class ScriptedTransport(Transport):
     """Plays ``script`` to the SDK for one session. Pass it as ``query(transport=...)`` or

@@ -4,6 +4,7 @@ the verdicts and changes across releases and fix candidates (tests/candidates)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -225,6 +226,51 @@ def test_a_message_never_emitted_is_a_harness_error() -> None:
         ltn.judge_session(log, [received(log, "turn0") + [alien]])
 
 
+
+def test_a_frame_received_twice_is_duplicated_not_a_harness_error() -> None:
+    log = recorded("notify-only", [("turn0", 1), ("task:t0", 1), ("turn1", 2)])
+    task = received(log, "task:t0")
+    isolation = ltn.judge_session(log, [received(log, "turn0"), task + task + received(log, "turn1")])
+    assert isolation.manifestations == ["duplicated", "stale:task_notification"]
+    assert [frame.split(" [")[0] for frame in isolation.duplicated] == ["system/task_notification t0"]
+
+
+def test_a_frame_received_after_a_later_one_is_reordered() -> None:
+    """The notification held back behind turn 1's first frame: out of stdout's order, and still stale."""
+    log = recorded("notify-only", [("turn0", 1), ("task:t0", 1), ("turn1", 2)])
+    turn1 = received(log, "turn1")
+    isolation = ltn.judge_session(log, [received(log, "turn0"), turn1[:1] + received(log, "task:t0") + turn1[1:]])
+    assert isolation.manifestations == ["reordered", "stale:task_notification"]
+    assert [frame.split(" [")[0] for frame in isolation.reordered] == ["system/task_notification t0"]
+
+
+def test_a_turns_own_frame_its_call_read_past_is_dropped_not_a_tradeoff() -> None:
+    """A task ending before its turn's result: a call that skips its notification and goes on to
+    its result leaves the consumer without news of its own task; a stale one filtered is a trade-off."""
+    example = with_task(done="in_turn")
+    log = recorded("notify-only", [("turn0", 1), ("task:t0", 1), ("turn1", 2)], example)
+    turn0, task, turn1 = ([e for e in log.emissions if e.segment == name] for name in ("turn0", "task:t0", "turn1"))
+    started = 3  # the notification comes right after task_started, before turn 0's result
+    log.emissions = [dataclasses.replace(e, seq=i + 1) for i, e in enumerate(turn0[:started] + task + turn0[started:] + turn1)]
+    parse = parse_message()
+    own = [parse(e.frame) for e in log.emissions if e.segment == "turn0" or (e.segment == "task:t0" and wire.kind(e.frame) != "system/task_notification")]
+    isolation = ltn.judge_session(log, [own, received(log, "turn1")])
+    assert isolation.manifestations == ["dropped:task_notification"]
+    assert (isolation.lost, isolation.tradeoffs) == ([], [])
+
+
+def test_a_frame_the_parser_drops_counts_as_undelivered() -> None:
+    """A release whose parser turns a task_notification into nothing has not delivered it."""
+    log = recorded("notify-only", [("turn0", 1), ("task:t0", 1), ("turn1", 2)])
+    real = parse_message()
+
+    def parse(frame: dict[str, Any]) -> Any:
+        return None if wire.kind(frame) == "system/task_notification" else real(frame)
+
+    isolation = ltn.judge_session(log, [received(log, "turn0"), received(log, "turn1")], parse)
+    assert isolation.tradeoffs == ["lost:task_notification"]
+
+
 # ---------------------------------------------------------------- the sweep
 def test_the_sweep_spans_every_known_class_seed_first() -> None:
     examples = ltn.sweep_examples()
@@ -444,16 +490,18 @@ def test_epoch_and_origin_fix_narrows_wake_parent(candidate: Any) -> None:
     assert changes(judged)["notify-only"] == ("reproduced", "narrows", NOTIFY_ONLY)  # the seed's flow is fixed
 
 
-def test_hiding_notifications_narrows_but_leaks_every_other_kind(candidate: Any) -> None:
-    """Silencing the seed's symptom drops the notification and leaves the task's other frames,
-    its subagent and the CLI's own turn in the next call; it also drops a foreground agent's
-    notification from its own turn's response (``lost:turn``)."""
+def test_hiding_notifications_drops_the_turns_own_and_leaks_every_other_kind(candidate: Any) -> None:
+    """Silencing the seed's symptom drops the stale notification (a trade-off: ``lost``) and leaves
+    the task's other frames, its subagent and the CLI's own turn in the next call; it also drops
+    the notifications a turn's own response read past (a foreground agent's, a task ending before
+    its turn's result): the consumer never learns its own agent finished, so it regresses."""
     judged = candidate("hide_notifications")
     for model, expected in (("notify-only", NOTIFY_ONLY), ("wake-parent", WAKE_PARENT)):
         result, change = judged[model]
-        assert (result.verdict, change["change"], change["gone"]) == ("reproduced", "narrows", ["stale:task_notification"])
-        assert result.manifestations == [name for name in expected if name != "stale:task_notification"]
-        assert result.tradeoffs == ["lost:task_notification", "lost:turn"]
+        assert (result.verdict, change["change"], change["gone"]) == ("reproduced", "regresses", ["stale:task_notification"])
+        assert change["new"] == ["dropped:task_notification", "dropped:turn"]
+        assert result.manifestations == sorted(change["new"] + [name for name in expected if name != "stale:task_notification"])
+        assert result.tradeoffs == ["lost:task_notification"]
 
 
 def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:

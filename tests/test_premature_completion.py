@@ -197,6 +197,17 @@ def test_a_failure_reported_completed_is_its_own_manifestation() -> None:
     assert outcome.names == [pc.FAILURE_HIDDEN]
 
 
+@pytest.mark.skipif(not sdk_info().has("assistant_stop_reason"), reason="release has no typed stop_reason")
+def test_a_clean_finish_whose_typed_stop_reason_is_lost_looks_untruthful() -> None:
+    """Reported completed, and truly so, but the typed messages say the agent's text was cut off
+    (stop_reason None): the consumer's guard flags a true completion."""
+    session = pc.run_session(pc.agent_example(end="end_turn", report="completed"))
+    received = [dataclasses.replace(m, stop_reason=None) if type(m).__name__ == "AssistantMessage" else m for m in session.received]
+    outcome = pc.judge_session(pc.Session(received, session.emitted))
+    assert outcome.names == [pc.LOOKS_UNTRUTHFUL]
+    assert not pc.judge_session(session).names
+
+
 @needs_typed_reports
 def test_a_report_that_never_reaches_the_consumer_is_a_tradeoff() -> None:
     """Dropping the lie hides it, and the news with it: a trade-off beside the verdict."""
@@ -372,3 +383,14 @@ def test_failing_completions_without_a_result_regresses(verdict_on: Any, candida
     assert replayed(env, pc.agent_example(end="end_turn")) == [pc.FALSE_ALARM]
     assert replayed(env, pc.agent_example(result=True)) == [pc.PASSED_THROUGH]
     assert replayed(env, pc.agent_example(via="updated")) == [pc.PASSED_THROUGH]
+
+
+def test_judging_the_agents_transcript_fixes(verdict_on: Any, candidate_env: Any) -> None:
+    """Reading the subagent's own transcript, as the oracle does, tells every lie from a clean
+    finish; a completion announced by task_updated alone is dropped (its news: a trade-off)."""
+    env = candidate_env("judge_the_agent")
+    result, change = judged_against_base(verdict_on, env)
+    assert (result["verdict"], result["manifestations"], change["change"]) == ("fixed", [], "fixes")
+    assert result["tradeoffs"] == ["task_report"]
+    assert replayed(env, pc.lie_example("text_cut")) == []
+    assert replayed(env, pc.agent_example(end="end_turn", via="both")) == []

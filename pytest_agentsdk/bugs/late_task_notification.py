@@ -18,9 +18,14 @@ For the ``receive_response()`` call answering prompt k:
   (session_state_changed, ``sdk_host_only``) are reported apart and never make the verdict;
 * ``misattributed``: it did not yield its own answer, or ended on a result of another turn's chain;
 * ``hang``: a call never returned; the scripted CLI diagnoses the stall instead of waiting it out;
-* ``lost:KIND`` (a trade-off, not the bug: the report accepts filtering): a frame no channel
-  delivered while a later frame was. Messages the client hands over on its separate channel
-  (:data:`pytest_agentsdk.recording.SIDE_CHANNEL`) count as delivered.
+* ``dropped:KIND``: a frame of the call's own turn that no channel delivered although the call
+  read past it (a foreground agent's report, a task's notification before its turn's result): the
+  consumer never learns what its own turn did;
+* ``duplicated`` / ``reordered``: the consumer received a frame twice, or after a frame the CLI
+  wrote later (the SDK promises stdout's order);
+* ``lost:KIND`` (a trade-off, not the bug: the report accepts filtering): a frame of an earlier
+  turn no channel delivered while a later frame was. Messages the client hands over on its
+  separate channel (:data:`pytest_agentsdk.recording.SIDE_CHANNEL`) count as delivered.
 
 So both fixes the report accepts pass: turn k reading on past its result through its own tasks
 and the CLI's reaction, and diverting stale frames to a channel of their own.
@@ -44,6 +49,7 @@ from hypothesis import strategies as st
 
 from .. import model_server, realcli, wire
 from ..compat import SdkInfo
+from ..completions import UNKNOWN, conversation_frame
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop, transport_checkpoints
 from ..isolation import (Isolation, TurnReport, assert_turn_isolation, chain_turns, describe_end, frame_kind, judge_provenance,
                          judge_session)
@@ -620,26 +626,30 @@ def _real_replies(story: str) -> tuple[list[Reply], list[Reply]]:
 def _real_frame(message: Any) -> dict[str, Any] | None:
     """The fields the oracle reads, from a typed message (None: a kind it does not judge)."""
     name = type(message).__name__
-    parent = getattr(message, "parent_tool_use_id", None)
     if name == "ResultMessage":
         return {"type": "result", "subtype": message.subtype, "result": message.result}
     if name in ("AssistantMessage", "UserMessage"):
-        content: list[Any] = message.content if isinstance(message.content, list) else [model_server.text(str(message.content))]
-        blocks = [{"type": "text", "text": b.text} if hasattr(b, "text") else
-                  {"type": "tool_use", "id": b.id, "name": b.name} if hasattr(b, "name") else
-                  {"type": "tool_result", "tool_use_id": getattr(b, "tool_use_id", None)} for b in content]
-        return {"type": name[:-7].lower(), "message": {"content": blocks}, "parent_tool_use_id": parent}
+        frame = conversation_frame(message, name[:-7].lower())
+        if frame["parent_tool_use_id"] is UNKNOWN:  # a release without the field: nothing is attributed by it
+            frame["parent_tool_use_id"] = None
+        return frame
     if isinstance(getattr(message, "data", None), dict):
         return {**message.data, "type": "system", "subtype": message.subtype}
     return None
+
+
+def _blocks(frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """A conversation frame's content blocks (none for a plain string content)."""
+    content = (frame.get("message") or {}).get("content")
+    return content if isinstance(content, list) else []
 
 
 def _real_cause(frame: dict[str, Any], task_id: str | None) -> str | None:
     """Which chain a real CLI's frame belongs to, by what the model served and the ids it chose."""
     task = f"task:{task_id}"
     kind = wire.kind(frame)
-    texts = {b.get("text") for b in (frame.get("message") or {}).get("content", [])} | {frame.get("result")}
-    ids = {b.get("id") or b.get("tool_use_id") for b in (frame.get("message") or {}).get("content", [])}
+    texts = {b.get("text") for b in _blocks(frame)} | {frame.get("result")}
+    ids = {b.get("id") or b.get("tool_use_id") for b in _blocks(frame)}
     if frame.get("parent_tool_use_id") == REAL_SPAWN:
         return task
     if REAL_TEXTS["cli"] in texts:

@@ -7,7 +7,10 @@ Over the scripted CLI this module plays lies and truthful completions and compar
 said (the ground truth) with the typed messages the SDK hands the consumer:
 ``untruthful_completed_passed_through`` (the lie reached the consumer as ``completed``: the bug),
 ``truthful_reported_failed`` (a clean finish reported ``failed``/``stopped``: a false alarm a fix
-can introduce) and ``failure_reported_completed`` (a failure turned into ``completed``).
+can introduce), ``truthful_looks_untruthful`` (a clean finish reported ``completed`` whose typed
+messages no longer show it ended cleanly, e.g. a lost ``stop_reason``: the consumer's guard flags a
+true completion, and can no longer tell a lie from a success) and ``failure_reported_completed``
+(a failure turned into ``completed``).
 
 The oracle (:func:`audit`) and the public guard (:func:`find_untruthful_completions`) live in
 :mod:`pytest_agentsdk.completions`, usable in production without pytest or Hypothesis; this module
@@ -259,13 +262,16 @@ def run_session(example: dict[str, Any], backend: str = "asyncio") -> Session:
 # ================================================================ the scenario
 PASSED_THROUGH = "untruthful_completed_passed_through"
 FALSE_ALARM = "truthful_reported_failed"
+LOOKS_UNTRUTHFUL = "truthful_looks_untruthful"
 FAILURE_HIDDEN = "failure_reported_completed"
 
 SEMANTICS = (
     "Ground truth is what the scripted CLI emitted, judged by the oracle; the consumer's view is the typed "
     f"messages the SDK yielded. {PASSED_THROUGH}: the CLI's untruthful 'completed' reached the consumer as "
     f"completed (the SDK passed the claim through untouched); {FALSE_ALARM}: a completion the CLI reported "
-    f"truthfully (its agent ended cleanly) reached the consumer as failed or stopped; {FAILURE_HIDDEN}: a failed "
+    f"truthfully (its agent ended cleanly) reached the consumer as failed or stopped; {LOOKS_UNTRUTHFUL}: such a "
+    "completion reached the consumer as completed, but the typed messages make its agent look cut off (the guard on "
+    f"them flags it); {FAILURE_HIDDEN}: a failed "
     "or stopped report reached the consumer as completed. An SDK that reports the lie as failed or stopped and "
     "changes nothing else is judged fixed."
 )
@@ -325,6 +331,8 @@ def judge_session(session: Session) -> Outcome:
             name = PASSED_THROUGH
         elif task.task_id in truth.truthful and set(heard) - {"completed"}:
             name = FALSE_ALARM
+        elif task.task_id in truth.truthful and task.task_id in flagged:
+            name = LOOKS_UNTRUTHFUL
         elif said and "completed" not in said and "completed" in heard:
             name = FAILURE_HIDDEN
         else:

@@ -6,10 +6,12 @@ field sees them).
 |---|---|---|
 | all_failed | every task_notification is reported ``failed`` | regresses: ``truthful_reported_failed`` new; the lie still reaches the consumer through ``TaskUpdatedMessage`` (a completion sent as task_updated, alone or before the notification) |
 | flag_unfinished | a ``completed`` task_notification without a result (``result`` / ``summary_is_report``) is reported ``failed`` | regresses: the seed's lie is caught, but an agent that ended its turn cleanly with no result in its report is a false alarm (``truthful_reported_failed``); the lie still passes when the report carries a result while a tool call is left pending, and through ``TaskUpdatedMessage``, which carries no result to judge by |
+| judge_the_agent | the reader follows each subagent's transcript (tool calls answered, its last stop_reason); a ``completed`` task_notification is reported ``failed`` when a tool call is pending, or when its report has no result and the agent did not end its turn (last ``stop_reason`` not ``end_turn``, or a tool result left unanswered); a ``completed`` task_updated is not passed on (the notification that follows carries the news, and its result) | fixes: nothing reaches the consumer as a lie, no clean finish is reported failed; drops ``task_report`` where a completion is announced by task_updated alone |
 
-Neither is a fix: the notification alone does not say whether the agent finished (a clean
-``end_turn`` may come without a result, a pending tool call with one), and the task_updated
-patch that announces the same completion arrives first, with no result at all.
+The first two are not fixes: the notification alone does not say whether the agent finished (a
+clean ``end_turn`` may come without a result, a pending tool call with one), and the task_updated
+patch that announces the same completion arrives first, with no result at all. judge_the_agent
+reads the agent's own transcript, which is what the oracle judges by.
 """
 
 from __future__ import annotations
@@ -33,6 +35,34 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
             '                                else data["status"]\n'
             '                            ),\n'
             '                            output_file=data["output_file"],\n',
+        ),
+    ),
+    "judge_the_agent": (
+        Patch(
+            "_internal/query.py",
+            "                # Regular SDK messages go to the stream\n",
+            "                # judge_the_agent: follow each subagent's transcript; tell a completion it did not reach\n"
+            '                agents = self.__dict__.setdefault("_agent_transcripts", {})\n'
+            '                if msg_type in ("assistant", "user") and message.get("parent_tool_use_id"):\n'
+            '                    agent = agents.setdefault(message["parent_tool_use_id"], {"pending": set(), "last": None})\n'
+            '                    blocks = [b for b in (message.get("message") or {}).get("content") or [] if isinstance(b, dict)]\n'
+            "                    for block in blocks:\n"
+            '                        if block.get("type") == "tool_use":\n'
+            '                            agent["pending"].add(block.get("id"))\n'
+            '                        elif block.get("type") == "tool_result":\n'
+            '                            agent["pending"].discard(block.get("tool_use_id"))\n'
+            '                    if msg_type == "assistant":\n'
+            '                        agent["last"] = (message.get("message") or {}).get("stop_reason")\n'
+            '                    elif any(b.get("type") == "tool_result" for b in blocks):\n'
+            '                        agent["last"] = "tool_result"\n'
+            '                if msg_type == "system" and message.get("subtype") == "task_updated" and (message.get("patch") or {}).get("status") == "completed":\n'
+            "                    continue\n"
+            '                if msg_type == "system" and message.get("subtype") == "task_notification" and message.get("status") == "completed":\n'
+            '                    agent = agents.get(message.get("tool_use_id"))\n'
+            '                    has_result = bool(message.get("result") or message.get("summary_is_report"))\n'
+            '                    if agent is not None and (agent["pending"] or (not has_result and agent["last"] != "end_turn")):\n'
+            '                        message = {**message, "status": "failed"}\n'
+            "                # Regular SDK messages go to the stream\n",
         ),
     ),
 }
