@@ -439,7 +439,7 @@ def _observe(run: Run, pattern: str, wall: float) -> observe.Teardown:
         await PATTERNS[pattern](run)
 
     _, teardown = observe.run_observed(main, run.backend, wall=wall, pattern=pattern, schedule=run.example["schedule"],
-                                       own_errors=(ConsumerAbort,))
+                                       own_errors=(ConsumerAbort,), skip_idle=run.transport is not None)
     teardown.abandoned |= run.abandoned
     return teardown
 
