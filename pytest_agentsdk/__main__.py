@@ -63,7 +63,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
     with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI; ``jobs``
     judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
     so the report is the same whatever ``jobs`` is."""
-    from . import bugs, forked, verdict
+    from . import bugs, explore, forked, verdict
 
     sdk = _require_sdk()
     info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, features=sdk.features)
@@ -82,12 +82,13 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
             scenario = real
         rows += [(name, scenario, model, backend) for model in scenario.models
                  if not (models and model is not None and model not in models) for backend in backends]
-    # what every judgement starts from, imported once before the forks: every scenario, whichever
-    # are selected (Hypothesis draws constants from the loaded modules), and trio
+    # what every judgement starts from, made once before the forks: every scenario imported,
+    # whichever are selected (Hypothesis draws constants from the loaded modules), trio, Hypothesis
     for name in bugs.available():
         bugs.scenario(name)
     if "trio" in backends and importlib.util.find_spec("trio") is not None:
         import trio  # noqa: F401
+    explore.warm_up()
 
     def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
         def run() -> verdict.Result:

@@ -26,6 +26,7 @@ import anyio
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
+from hypothesis.internal.conjecture import providers
 
 from . import virtual_time
 from .script import TRANSPORT_OPS
@@ -166,6 +167,17 @@ def replay_command(bug: str, backend: str, model: str | None, example: Any, extr
         parts += ["--model", model]
     parts += ["--example", json.dumps(example, separators=(",", ":"), sort_keys=True)]
     return shlex.join(parts)
+
+
+def warm_up() -> None:
+    """Pay once, before ``check`` forks its judgements, what Hypothesis's first search in a process
+    costs: registering its own Random (a full garbage collection, which in a forked child also
+    copies every page of the heap it touches) and reading the constants of the loaded modules it
+    draws from. Neither changes a draw: the constants are those of the same modules, read later."""
+    find(st.just(None), lambda _: True, settings=settings(database=None, max_examples=1, phases=(Phase.generate,)))
+    local_constants = getattr(providers, "_get_local_constants", None)  # private to Hypothesis: skipped if it goes
+    if local_constants is not None:
+        local_constants()
 
 
 # ---------------------------------------------------------------- judging
