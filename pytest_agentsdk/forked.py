@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
+    return hasattr(os, "fork") and hasattr(signal, "pthread_sigmask") and threading.active_count() == 1
 
 
 def default_jobs() -> int:
@@ -83,14 +83,17 @@ def _start(job: Callable[[], T], out: Path) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     read, write = os.pipe()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C now is the parent's, held until after the fork
     pid = os.fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         os.close(write)
         return read, pid
     code = 1
     try:
         os.close(read)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         result = job()
         with open(out, "wb") as f:
             pickle.dump(result, f)
