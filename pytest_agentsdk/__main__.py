@@ -20,6 +20,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, interrupt, options
@@ -57,37 +58,57 @@ def _selected_bugs(names: list[str] | None) -> list[str]:
 
 
 def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True,
-              warnings_as_errors: bool = False, cli: Any = None) -> verdict.CheckReport:
+              warnings_as_errors: bool = False, cli: Any = None, jobs: int | None = None) -> verdict.CheckReport:
     """Judge every selected (bug, model, backend) on the installed SDK, over the scripted CLI or,
-    with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI."""
-    from . import bugs, verdict
+    with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI; ``jobs``
+    judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
+    so the report is the same whatever ``jobs`` is."""
+    from . import bugs, explore, forked, verdict
 
     sdk = _require_sdk()
     info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, features=sdk.features)
     if cli:
         info["cli"] = {"path": str(cli.path), "source": cli.source}
     report = verdict.CheckReport(info, seed)
+    rows: list[tuple[str, Any, str | None, str]] = []  # (bug, its scenario or the not_applicable result, model, backend)
     for name in bug_names:
         scenario = bugs.scenario(name)
         if cli:
             real = scenario.on_cli(cli)
             if real is None:
-                report.results.append(verdict.Result(name, "not_applicable", backends[0], None,
-                                                     reason="no real-CLI stories for this bug yet (judged over the scripted CLI only)"))
+                rows.append((name, verdict.Result(name, "not_applicable", backends[0], None,
+                                                  reason="no real-CLI stories for this bug yet (judged over the scripted CLI only)"), None, backends[0]))
                 continue
             scenario = real
-        for model in scenario.models:
-            if models and model is not None and model not in models:
-                continue
-            for backend in backends:
-                try:
-                    result = scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)
-                except Exception as exc:  # the harness, or the SDK under judgement, broke: reported, never hidden
-                    result = verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc),
-                                            evidence={"traceback": traceback.format_exc(limit=8)})
-                report.results.append(result)
-                if progress:
-                    print(f"  {name} {model or '-'} {backend}: {result.verdict} ({result.examples} examples)", file=sys.stderr)
+        rows += [(name, scenario, model, backend) for model in scenario.models
+                 if not (models and model is not None and model not in models) for backend in backends]
+    # what every judgement starts from, made once before the forks: every scenario imported,
+    # whichever are selected (Hypothesis draws constants from the loaded modules), trio, Hypothesis
+    for name in bugs.available():
+        bugs.scenario(name)
+    if "trio" in backends and importlib.util.find_spec("trio") is not None:
+        import trio  # noqa: F401
+    explore.warm_up()
+
+    def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
+        def run() -> verdict.Result:
+            if isinstance(scenario, verdict.Result):  # nothing to judge
+                return scenario
+            try:
+                return scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)  # type: ignore[no-any-return]
+            except Exception as exc:  # the harness, or the SDK under judgement, broke: reported, never hidden
+                return verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc),
+                                      evidence={"traceback": traceback.format_exc(limit=8)})
+        return run
+
+    def crashed(index: int, why: str) -> verdict.Result:
+        name, _, model, backend = rows[index]
+        return verdict.Result(name, "error", backend, model, reason=why)
+
+    for (name, scenario, model, backend), result in zip(rows, forked.run([judge(*row) for row in rows], jobs or forked.default_jobs(), crashed)):
+        report.results.append(result)
+        if progress and not isinstance(scenario, verdict.Result):
+            print(f"  {name} {model or '-'} {backend}: {result.verdict} ({result.examples} examples)", file=sys.stderr)
     return report
 
 
@@ -104,7 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cli = _resolve_cli(args) if args.cli else None
     print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)
     report = run_check(selected, args.backend or list(options.BACKENDS), args.models, seed, args.examples, progress=not args.quiet,
-                       warnings_as_errors=args.warnings_as_errors, cli=cli)
+                       warnings_as_errors=args.warnings_as_errors, cli=cli, jobs=args.jobs)
     _emit(report, args)
     return report.exit_code
 
@@ -228,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cli", metavar="PATH|VERSION|bundled",
                        help="judge over this real Claude Code CLI (a binary, the SDK wheel's bundled one, or a version "
                             "installed from npm) against the scripted Messages API, instead of the scripted CLI")
+    check.add_argument("--jobs", type=options.whole_number(1, "judgements at once"),
+                       help="bug/model/backend judgements at once, each in its own process (default: the number of cores; "
+                            "the report is the same for any number)")
     _add_output_flags(check)
     check.set_defaults(func=cmd_check)
 

@@ -26,7 +26,9 @@ import anyio
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
+from hypothesis.internal.conjecture import providers
 
+from . import virtual_time
 from .script import TRANSPORT_OPS
 from .verdict import Result
 
@@ -136,18 +138,21 @@ def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
         trio_run._r.setstate(state)
 
 
-def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S) -> Any:
+def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S, *,
+                      skip_idle: bool = False) -> Any:
     """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded, so a run repeats);
-    raises TimeoutError past ``wall`` seconds."""
+    raises TimeoutError past ``wall`` seconds. ``skip_idle``: the loop's clock jumps over waits
+    only a timer can end (:mod:`pytest_agentsdk.virtual_time`), for scripted runs."""
 
     async def bounded() -> Any:
         with anyio.fail_after(wall):
             return await main()
 
     if backend != "trio":
-        return anyio.run(bounded, backend=backend)
-    with seeded_trio_scheduler():
-        return anyio.run(bounded, backend=backend)
+        options = {"loop_factory": virtual_time.SkippingEventLoop} if skip_idle else {}
+        return anyio.run(bounded, backend=backend, backend_options=options)
+    with seeded_trio_scheduler():  # seeded first: the clock draws its offset from that generator, as trio's own does
+        return anyio.run(bounded, backend=backend, backend_options={"clock": virtual_time.trio_clock()} if skip_idle else {})
 
 
 def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
@@ -162,6 +167,17 @@ def replay_command(bug: str, backend: str, model: str | None, example: Any, extr
         parts += ["--model", model]
     parts += ["--example", json.dumps(example, separators=(",", ":"), sort_keys=True)]
     return shlex.join(parts)
+
+
+def warm_up() -> None:
+    """Pay once, before ``check`` forks its judgements, what Hypothesis's first search in a process
+    costs: registering its own Random (a full garbage collection, which in a forked child also
+    copies every page of the heap it touches) and reading the constants of the loaded modules it
+    draws from. Neither changes a draw: the constants are those of the same modules, read later."""
+    find(st.just(None), lambda _: True, settings=settings(database=None, max_examples=1, phases=(Phase.generate,)))
+    local_constants = getattr(providers, "_get_local_constants", None)  # private to Hypothesis: skipped if it goes
+    if local_constants is not None:
+        local_constants()
 
 
 # ---------------------------------------------------------------- judging

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import virtual_time
+
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
 
@@ -546,7 +548,7 @@ def _swap(owner: Any, name: str, value: Any) -> Iterator[None]:
 # ---------------------------------------------------------------- the runner
 def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wall: float = 10.0,
                  pattern: str | None = None, schedule: int = 0,
-                 own_errors: tuple[type[BaseException], ...] = ()) -> tuple[Any, Teardown]:
+                 own_errors: tuple[type[BaseException], ...] = (), skip_idle: bool = False) -> tuple[Any, Teardown]:
     """Run ``main(teardown)`` as ``asyncio.run`` / ``trio.run`` would, observing the whole run.
 
     The window covers the loop's shutdown (asyncio.run's cancellation of leftover tasks and
@@ -559,6 +561,8 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     tasks at random; ``schedule`` seeds that choice (asyncio's FIFO scheduler has none).
     ``own_errors``: the consumer's own exceptions, left to escape the run as a crashing program's
     would; they are not manifestations, what the teardown prints around them is.
+    ``skip_idle``: the loop's clock jumps over waits only a timer can end
+    (:mod:`pytest_agentsdk.virtual_time`): for scripted runs, whose every wait is the loop's own.
     """
     watch = TeardownWatch(pattern=pattern)
     teardown = watch.teardown
@@ -570,7 +574,7 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     crashed_at: int | None = None
     try:
         try:
-            _RUNNERS[backend](_guarded(main, teardown, result, own_errors), teardown, wall, schedule)
+            _RUNNERS[backend](_guarded(main, teardown, result, own_errors), teardown, wall, schedule, skip_idle)
         except (KeyboardInterrupt, SystemExit):
             raise
         except own_errors:
@@ -645,7 +649,7 @@ class _OrderedAsyncgens:
         return iter([agen for ref in list(self._refs.values()) if (agen := ref()) is not None])
 
 
-def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
+def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int, skip_idle: bool) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def main() -> None:
@@ -678,7 +682,8 @@ def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wa
             )
 
     try:
-        asyncio.run(main())  # what the consumer's program does: cancel leftovers, shutdown_asyncgens, close
+        # what the consumer's program does: cancel leftovers, shutdown_asyncgens, close
+        virtual_time.asyncio_run(main()) if skip_idle else asyncio.run(main())
     except RuntimeError:
         if not teardown.hung:  # the loop was stopped because its shutdown never ended: recorded
             raise
@@ -693,7 +698,7 @@ def _left_pending(loop: asyncio.AbstractEventLoop, teardown: Teardown) -> None:
             teardown.record(TASK_LEFT_PENDING, f"{task.get_name()} still pending after the loop closed: {task.get_coro()!r}")
 
 
-def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int) -> None:
+def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int, skip_idle: bool) -> None:
     import trio
 
     from .explore import seeded_trio_scheduler  # explore imports Hypothesis: not for the production guards
@@ -708,10 +713,10 @@ def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall:
         await consumer()
 
     with seeded_trio_scheduler(schedule):
-        trio.run(main)  # trio finalizes leftover async generators before it returns
+        trio.run(main, clock=virtual_time.trio_clock() if skip_idle else None)  # trio finalizes leftover async generators before it returns
 
 
-_RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int], None]] = {
+_RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int, bool], None]] = {
     "asyncio": _run_asyncio,
     "trio": _run_trio,
 }

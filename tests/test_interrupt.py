@@ -97,12 +97,13 @@ def test_sigint_while_importing(module: str) -> None:
 
 @pytest.mark.parametrize(("first", "interrupted"), [("asyncio", "trio"), ("trio", "asyncio")])
 def test_sigint_inside_a_run(first: str, interrupted: str, sdk_info: Any) -> None:
-    """The signal lands while cross_task_close is judged on ``interrupted`` (its first backend done)."""
+    """The signal lands while cross_task_close is judged on ``interrupted`` (its first backend done;
+    ``--jobs 1``: one judgement, in its own process, at a time)."""
     for backend in (first, interrupted):
         if reason := sdk_info.backend_unsupported(backend):
             pytest.skip(f"nothing runs on {backend} to interrupt: {reason}")
     proc, err = interrupt_after_line(["check", "--bug", "cross_task_close", "--backend", first, "--backend", interrupted,
-                                      "--seed", "0", "--examples", "5"], f"cross_task_close - {first}:")
+                                      "--seed", "0", "--examples", "5", "--jobs", "1"], f"cross_task_close - {first}:")
     assert_interrupted(proc, err)
     assert f"cross_task_close - {interrupted}:" not in err  # it stopped, it did not finish the judgement
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import inspect
 import math
@@ -372,8 +373,17 @@ def make_example(pattern: str, *, stop: int | str = "result", gc_timing: str = "
         "gc": gc_timing,
         "after": after,
         "schedule": schedule,
-        "script": build_script(pattern, assistants, checkpoints, delays).to_json(),
+        "script": _script_json(pattern, assistants, tuple((checkpoints or {}).items()), tuple((delays or {}).items())),
     }
+
+
+@functools.cache
+def _script_json(pattern: str, assistants: int, checkpoints: tuple[tuple[str, int], ...],
+                 delays: tuple[tuple[str, float], ...]) -> dict[str, Any]:
+    """One JSON script per shape, shared by the examples that play it (examples are read, never
+    changed): serialising a Script is most of what building an example costs, and the sweep's
+    165 examples have 39 shapes."""
+    return build_script(pattern, assistants, dict(checkpoints), dict(delays)).to_json()
 
 
 def sweep_examples() -> list[dict[str, Any]]:
@@ -439,7 +449,7 @@ def _observe(run: Run, pattern: str, wall: float) -> observe.Teardown:
         await PATTERNS[pattern](run)
 
     _, teardown = observe.run_observed(main, run.backend, wall=wall, pattern=pattern, schedule=run.example["schedule"],
-                                       own_errors=(ConsumerAbort,))
+                                       own_errors=(ConsumerAbort,), skip_idle=run.transport is not None)
     teardown.abandoned |= run.abandoned
     return teardown
 

@@ -479,7 +479,7 @@ class LateTaskNotification(Scenario):
         script = build_script(example, model or "wake-parent")
         prompts = example.get("prompts", 2)
         pace = _pace(example, prompts)
-        outcome = outcome_of(run_in_fresh_loop(lambda: play(script, pace, prompts), backend))
+        outcome = outcome_of(run_in_fresh_loop(lambda: play(script, pace, prompts), backend, skip_idle=True))
         for what in ("lost", "state"):
             if frames := outcome.evidence.get(what):
                 seen = self._asides.setdefault((backend, model), {}).setdefault(flow(example), {}).setdefault(what, [])

@@ -255,7 +255,7 @@ def run_session(example: dict[str, Any], backend: str = "asyncio") -> Session:
                 async for message in client.receive_response():
                     received.append(message)
 
-    run_in_fresh_loop(via_query if example["driver"] == "query" else via_client, backend)
+    run_in_fresh_loop(via_query if example["driver"] == "query" else via_client, backend, skip_idle=True)
     return Session(received, [e.frame for e in transport.log.emissions])
 
 

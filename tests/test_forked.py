@@ -1,0 +1,62 @@
+"""Jobs in fresh forks: results in job order, the parent's state in every job, a dead child reported."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from pytest_agentsdk import forked
+
+pytestmark = pytest.mark.skipif(not forked.can_fork(), reason="no os.fork here, or threads running")
+
+COUNTER = {"n": 0}
+
+
+def _bump_and_report(label: str, wait_for: str | None, pipes: dict[str, tuple[int, int]]) -> Callable[[], tuple[str, int]]:
+    def job() -> tuple[str, int]:
+        if wait_for is not None:  # finish only after the job named here has finished
+            os.read(pipes[wait_for][0], 1)
+        COUNTER["n"] += 1
+        if label in pipes:
+            os.write(pipes[label][1], b"x")
+        return label, COUNTER["n"]
+
+    return job
+
+
+def test_results_come_in_job_order_each_from_the_parent_s_state() -> None:
+    """Job a finishes only after job b (the pipe makes it so): a is still reported first, and
+    neither sees the other's change to the module state."""
+    pipes = {"b": os.pipe()}
+    try:
+        jobs = [_bump_and_report("a", "b", pipes), _bump_and_report("b", None, pipes), _bump_and_report("c", None, pipes)]
+        results = list(forked.run(jobs, 2, lambda i, why: ("crashed", i)))
+    finally:
+        for read, write in pipes.values():
+            os.close(read)
+            os.close(write)
+    assert results == [("a", 1), ("b", 1), ("c", 1)]
+    assert COUNTER["n"] == 0
+
+
+def test_a_child_that_dies_gives_the_crashed_result() -> None:
+    def dies() -> str:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return "unreachable"
+
+    results = list(forked.run([lambda: "fine", dies], 2, lambda i, why: f"crashed {i}: {why}"))
+    assert results[0] == "fine"
+    assert results[1] == "crashed 1: the process judging it died (killed by signal 9) without a result"
+
+
+def test_check_reports_the_same_whatever_jobs_is() -> None:
+    """One judgement per fork from the same parent state: --jobs changes the time, not the report."""
+    cmd = [sys.executable, "-m", "pytest_agentsdk", "check", "--json", "-q", "--seed", "3", "--examples", "3",
+           "--bug", "premature_completion"]
+    reports = [subprocess.run(cmd + ["--jobs", jobs], capture_output=True, text=True, check=False).stdout for jobs in ("1", "2")]
+    assert reports[0] and reports[0] == reports[1]

@@ -1,0 +1,122 @@
+"""The scripted runs' clock skips a wait only a timer can end, and only that."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+
+import pytest
+
+from pytest_agentsdk import virtual_time
+
+
+def test_asyncio_skips_a_timer_wait_keeping_the_order_of_timers() -> None:
+    woke: list[str] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.gather(asyncio.sleep(30, "a"), asyncio.sleep(20, "b"))
+        loop.call_later(5, woke.append, "late")
+        loop.call_later(1, woke.append, "early")
+        await asyncio.sleep(6)
+        return loop.time() - start
+
+    loop = virtual_time.SkippingEventLoop()
+    try:
+        elapsed = loop.run_until_complete(main())
+        skipped = loop.skipped
+    finally:
+        loop.close()
+    assert woke == ["early", "late"]
+    assert elapsed >= 36
+    assert skipped >= 36 - 1  # the loop clock moved by what was skipped, not by waiting
+
+
+def test_asyncio_does_not_skip_a_wait_a_socket_can_end() -> None:
+    async def main(loop: virtual_time.SkippingEventLoop) -> bytes:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        try:
+            got: asyncio.Future[bytes] = loop.create_future()
+            loop.add_reader(a.fileno(), lambda: got.done() or got.set_result(a.recv(10)))
+            loop.call_later(60, got.cancel)  # the deadline a skip would jump to
+            loop.call_later(0.05, b.send, b"x")  # the socket ends the wait first
+            try:
+                return await got
+            finally:
+                loop.remove_reader(a.fileno())
+        finally:
+            a.close()
+            b.close()
+
+    loop = virtual_time.SkippingEventLoop()
+    try:
+        assert loop.run_until_complete(main(loop)) == b"x"
+        assert loop.skipped == 0
+    finally:
+        loop.close()
+
+
+def test_asyncio_run_runs_main_on_the_skipping_loop() -> None:
+    async def main() -> str:
+        await asyncio.sleep(3600)
+        return type(asyncio.get_running_loop()).__name__
+
+    assert virtual_time.asyncio_run(main()) == "SkippingEventLoop"
+
+
+trio = pytest.importorskip("trio")
+
+
+def test_trio_skips_a_deadline_wait() -> None:
+    clock = virtual_time.trio_clock()
+
+    async def main() -> float:
+        start = trio.current_time()
+        await trio.sleep(40)
+        return trio.current_time() - start
+
+    assert trio.run(main, clock=clock) >= 40
+    assert clock.skipped >= 40 - 1  # type: ignore[attr-defined]
+
+
+def test_trio_keeps_real_time_for_a_waiter_on_all_tasks_blocked() -> None:
+    """A ``wait_all_tasks_blocked(cushion)`` waiter wakes after real idle time, before the deadline."""
+    clock = virtual_time.trio_clock()
+    order: list[str] = []
+
+    async def sleeper() -> None:
+        await trio.sleep(30)
+        order.append("deadline")
+
+    async def watcher() -> None:
+        await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+        order.append("idle waiter")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper)
+            nursery.start_soon(watcher)
+
+    trio.run(main, clock=clock)
+    assert order == ["idle waiter", "deadline"]
+
+
+def test_trio_clock_draws_what_trio_s_own_clock_draws() -> None:
+    """The scheduler's seeded tie-breaks after the clock are those of a run on trio's own clock."""
+    from trio._core._run import SystemClock, _r
+
+    state = _r.getstate()
+    try:
+        _r.seed(7)
+        SystemClock()
+        after_system = _r.random()
+        _r.seed(7)
+        virtual_time.trio_clock()
+        after_ours = _r.random()
+    finally:
+        _r.setstate(state)
+    assert after_ours == after_system
+    assert random.Random(7).random() != after_system  # the clock did draw
