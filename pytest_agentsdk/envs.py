@@ -300,16 +300,9 @@ class Env:
     def label(self) -> str:
         return self.spec.label if self.spec.kind != "latest" else f"latest ({self.sdk_version})"
 
-    def environ(self) -> dict[str, str]:
-        """The caller's environment, with only this harness added to the import path."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env["PYTHONPATH"] = str(_harness_dir())
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        return env
-
     def run(self, args: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run the env's python with ``args`` (captured)."""
-        return interrupt.run([str(self.python), *args], env=self.environ(), timeout=timeout)
+        return interrupt.run([str(self.python), *args], env=env_environ(), timeout=timeout)
 
     def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None) -> dict[str, Any]:
         """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed.
@@ -320,7 +313,7 @@ class Env:
         cmd = [str(self.python), "-m", "pytest_agentsdk", "check", "--json", *args]
         out: list[str] = []
         tail: list[str] = []
-        with interrupt.child(cmd, env=self.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        with interrupt.child(cmd, env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
 
             def pump_stdout() -> None:
                 assert proc.stdout is not None
@@ -351,6 +344,16 @@ class Env:
             last = next((line for line in reversed(tail) if line.strip()), "no output")
             raise EnvError(f"{self.label}: check exited {proc.returncode} without a verdict: {last}") from None
         return data
+
+
+def env_environ() -> dict[str, str]:
+    """What every process in an env runs with: the caller's environment, with only this harness
+    added to the import path, and bytecode written (an env's modules compile once, in its first
+    process, instead of on every check: about 10 s of each check otherwise)."""
+    dropped = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env["PYTHONPATH"] = str(_harness_dir())
+    return env
 
 
 def _harness_dir() -> Path:
@@ -477,7 +480,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
                 install += ["--default-index", index_url()]
             _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
-            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"])
+            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"], env=env_environ())
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
             version = probe.stdout.strip()

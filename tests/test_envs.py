@@ -176,7 +176,9 @@ def test_releases_older_than_supported_get_error_without_a_build(tmp_path: Path)
 # ---------------------------------------------------------------- envs
 def test_env_is_built_from_the_sdist_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the caller's choice; the env still keeps its bytecode
     first = envs.ensure_env("pypi:0.1.48")
+    assert list(first.path.glob("lib/python*/site-packages/claude_agent_sdk/__pycache__/*.pyc"))  # compiled once, by the build's probe
     again = envs.ensure_env("0.1.48")
     assert (first.reused, again.reused) == (False, True)
     assert again.path == first.path and cache_entries(tmp_path) == [first.path.name]
