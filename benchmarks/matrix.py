@@ -83,7 +83,9 @@ def main() -> None:
     print(f"matrix {'--all' if args.all else '(default subjects)'}  ({os.cpu_count()} cores, --examples {args.examples}, seed 0)", flush=True)
     with tempfile.TemporaryDirectory(prefix="agentsdk-bench-") as tmp:
         cache = Path(tmp, "envs-b")
-        runs = [("cold-all (empty env + uv cache)", Path(tmp, "envs-a"), Path(tmp, "uv"))] if not args.skip_cold_all else []
+        runs: list[tuple[str, Path, Path | None]] = []
+        if not args.skip_cold_all:
+            runs.append(("cold-all (empty env + uv cache)", Path(tmp, "envs-a"), Path(tmp, "uv")))
         runs += [("cold-envs (empty env cache)", cache, None), ("warm (envs cached)", cache, None)]
         rows = []
         for name, envs_cache, uv_cache in runs:

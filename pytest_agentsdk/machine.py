@@ -8,6 +8,7 @@ differences between SDKs, not between random draws.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -80,12 +81,13 @@ def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Pr
     (unsupported, or a candidate that does not build)."""
     if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
         return _error_report(spec, spec.value, reason, args, seed)
+    say = progress.for_subject(spec.label)
     try:
-        env = envs.ensure_env(spec, progress=progress.for_subject(spec.label))
+        env = envs.ensure_env(spec, progress=say)
     except envs.EnvError as exc:
         if spec.kind in ("pypi", "latest"):  # a release that will not build: the index or the harness, not an SDK change
             raise
-        progress.for_subject(spec.label)(str(exc))  # a candidate that does not build or import: its rows are errors, verify calls that a regression
+        say(str(exc))  # a candidate that does not build or import: its rows are errors, verify calls that a regression
         return _error_report(spec, None, str(exc), args, seed)
     if reason := envs.unsupported_reason(env.sdk_version):
         return _error_report(spec, env.sdk_version, reason, args, seed)
@@ -116,6 +118,7 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
 
 def _judged(prepared: envs.Env | verdict.CheckReport, args: argparse.Namespace, seed: int, progress: _Progress,
             cli: Any = None) -> verdict.CheckReport:
+    """The report of a prepared subject: its error report, or what ``check`` says in its env."""
     return prepared if isinstance(prepared, verdict.CheckReport) else _check_in(prepared, args, seed, progress, cli)
 
 
@@ -234,16 +237,18 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
 @dataclass(frozen=True)
 class _Placement:
     """Where a ``matrix`` run put a report: slice ``shard`` of ``shards``, position ``index`` of
-    the run's ``subjects`` reports, judged with ``options``."""
+    the run's ``subjects`` reports, ``run`` the digest of its subject list, judged with ``options``."""
 
     shard: int
     shards: int
     index: int
     subjects: int
+    run: str
     options: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"shard": f"{self.shard}/{self.shards}", "index": self.index, "subjects": self.subjects, "options": list(self.options)}
+        return {"shard": f"{self.shard}/{self.shards}", "index": self.index, "subjects": self.subjects, "run": self.run,
+                "options": list(self.options)}
 
     @classmethod
     def of(cls, report: verdict.CheckReport) -> _Placement:
@@ -256,7 +261,11 @@ class _Placement:
         index, subjects = int(data["index"]), int(data["subjects"])
         if not 0 <= index < subjects:
             raise ValueError(f"matrix index {index} outside 0..{subjects - 1}")
-        return cls(shard, shards, index, subjects, tuple(map(str, data["options"])))
+        return cls(shard, shards, index, subjects, str(data["run"]), tuple(map(str, data["options"])))
+
+
+def _digest(texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
 
 
 def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport]]) -> list[verdict.CheckReport]:
@@ -271,7 +280,8 @@ def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport]]) -> list[verdic
     for file, report in loaded:
         placement = _Placement.of(report)
         for what, mine, theirs in (("seed", report.seed, first.seed), ("check options", " ".join(placement.options), " ".join(base.options)),
-                                   ("slices", placement.shards, base.shards), ("subjects", placement.subjects, base.subjects)):
+                                   ("slices", placement.shards, base.shards), ("subjects", placement.subjects, base.subjects),
+                                   ("subject lists", placement.run, base.run)):
             if mine != theirs:
                 raise envs.EnvError(f"--from-json: {file} and {first_file} are slices of different runs ({what}: {mine} vs {theirs})")
         if placement.index in by_index:
@@ -304,12 +314,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     else:
         specs, args, seed, progress = _matrix_subjects(args)
         clis = _clis(args, progress) or [None]
-        mine = _slice(specs, args.shard or (1, 1))
-        reports = judge_all([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
         shard, shards = args.shard or (1, 1)
+        mine = _slice(specs, (shard, shards))
+        reports = judge_all([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
+        run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
         for n, report in enumerate(reports):
             position = mine[n // len(clis)] * len(clis) + n % len(clis)
-            report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), tuple(_judging_options(args))).to_json()
+            report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), _digest(run), tuple(_judging_options(args))).to_json()
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     else:
@@ -530,7 +541,7 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.add_argument("--sdk", action="append", metavar="SPEC", help=f"a subject (repeatable; default: {' '.join(DEFAULT_SUBJECTS)})")
     matrix.add_argument("--since", metavar="VERSION", help="every release since VERSION")
     matrix.add_argument("--all", action="store_true", help=f"every release since {envs.MIN_SUPPORTED}")
-    matrix.add_argument("--from-json", action="append", metavar="PATH",
+    matrix.add_argument("--from-json", action="extend", nargs="+", metavar="PATH",
                         help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's), "
                              "or merge the matrix --json output of every --shard slice into the table of one run")
     matrix.add_argument("--shard", type=options.shard, metavar="I/N",

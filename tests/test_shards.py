@@ -63,3 +63,11 @@ def test_the_bad_input_slices_are_what_matrix_prints(name: str, args: list[str])
         return [{**r, "subject": {k: v for k, v in r["subject"].items() if k != "python"}} for r in reports]
 
     assert essence(json.loads(proc.stdout)) == essence(json.loads((SLICES / f"{name}.json").read_text()))
+
+
+def test_a_slice_of_another_subject_list_is_refused(tmp_path: Path) -> None:
+    other = matrix("--sdk", "0.1.9", "--sdk", "0.1.30", "--seed", "0", "--shard", "2/2", "--json")  # same size, another list
+    (tmp_path / "other.json").write_text(other.stdout)
+    proc = matrix("--from-json", str(SLICES / "slice-1of2-seed0.json"), str(tmp_path / "other.json"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "are slices of different runs (subject lists:" in proc.stderr
