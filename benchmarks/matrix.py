@@ -6,7 +6,8 @@ cold-envs: empty env cache, uv's cache as it is (a developer's first matrix); wa
 (only ``check`` runs). Same seed everywhere, so the runs do the same judging work. ``--all`` times
 ``matrix --all`` (every release since 0.1.44) the same way.
 
-The breakdown then runs, one at a time in each env the warm run used: the bare interpreter, the
+Each run reports wall-clock and the CPU seconds of everything it started. The breakdown then runs,
+one at a time in each env the warm run used, and takes the CPU seconds of: the bare interpreter, the
 imports a check makes (the SDK, Hypothesis, trio, pytest, the harness), and the whole check; the
 judging is the check less its imports. Env builds are the ``env ... ready in`` lines of the cold runs.
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,30 +32,37 @@ REPO = Path(__file__).resolve().parents[1]
 IMPORTS = "import claude_agent_sdk, pytest_agentsdk.__main__, pytest_agentsdk.bugs as b; [b.scenario(n) for n in b.available()]"
 
 
-def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool) -> tuple[float, list[dict], list[float]]:
-    """(wall seconds, the reports, each env build's seconds) of one matrix run."""
+def cpu_seconds() -> float:
+    """User + system CPU of every finished child process and their children (uv, the checks)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool) -> tuple[float, float, list[dict], list[float]]:
+    """(wall seconds, CPU seconds, the reports, each env build's seconds) of one matrix run."""
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache), "PYTHONPATH": str(REPO)}
     if uv_cache is not None:
         env["UV_CACHE_DIR"] = str(uv_cache)
     cmd = [sys.executable, "-m", "pytest_agentsdk", "matrix", "--json", "--seed", "0", "--examples", str(examples)]
     cmd += ["--all"] if everything else []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     if proc.returncode not in (0, 1):
         sys.exit(f"matrix failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
     builds = [float(s) for s in re.findall(r"env for .* ready in ([\d.]+) s", proc.stderr)]
-    return elapsed, json.loads(proc.stdout), builds
+    return elapsed, cpu, json.loads(proc.stdout), builds
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+    """CPU seconds of ``cmd`` (steadier than wall-clock on a shared machine)."""
+    cpu = cpu_seconds()
     subprocess.run(cmd, env=env, capture_output=True, check=False)
-    return time.perf_counter() - started
+    return cpu_seconds() - cpu
 
 
 def breakdown(cache: Path, reports: list[dict], examples: int) -> dict[str, float]:
-    """Seconds summed over the envs of ``reports``: interpreter, start-up + imports, judging."""
+    """CPU seconds summed over the envs of ``reports``: interpreter, start-up + imports, judging."""
     sys.path.insert(0, str(REPO))
     os.environ["PYTEST_AGENTSDK_CACHE"] = str(cache)
     from pytest_agentsdk import envs
@@ -89,16 +98,16 @@ def main() -> None:
         runs += [("cold-envs (empty env cache)", cache, None), ("warm (envs cached)", cache, None)]
         rows = []
         for name, envs_cache, uv_cache in runs:
-            seconds, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all)
+            seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all)
             built = f"  {len(builds)} envs built, {sum(builds):6.1f} s of builds" if builds else ""
-            print(f"{name:<34} {seconds:7.1f} s  {len(reports)} reports{built}", flush=True)
+            print(f"{name:<34} {seconds:7.1f} s wall {cpu:7.1f} s CPU  {len(reports)} reports{built}", flush=True)
             rows.append((name, seconds, reports))
         warm = rows[-1][1]
         print("  ".join(f"{name.split()[0]} {seconds / warm:.2f}x warm" for name, seconds, _ in rows))
         if not args.no_breakdown:
             parts = breakdown(cache, rows[-1][2], args.examples)
             total = sum(parts.values())
-            print(f"per env, one at a time, summed over {sum(1 for r in rows[-1][2] if r['subject'].get('env'))} envs:")
+            print(f"CPU per env, one at a time, summed over {sum(1 for r in rows[-1][2] if r['subject'].get('env'))} envs:")
             for name, seconds in parts.items():
                 print(f"  {name:<12} {seconds:7.1f} s  {seconds / total:6.1%}")
 
