@@ -300,16 +300,9 @@ class Env:
     def label(self) -> str:
         return self.spec.label if self.spec.kind != "latest" else f"latest ({self.sdk_version})"
 
-    def environ(self) -> dict[str, str]:
-        """The caller's environment, with only this harness added to the import path."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env["PYTHONPATH"] = str(_harness_dir())
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        return env
-
     def run(self, args: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run the env's python with ``args`` (captured)."""
-        return interrupt.run([str(self.python), *args], env=self.environ(), timeout=timeout)
+        return interrupt.run([str(self.python), *args], env=env_environ(), timeout=timeout)
 
     def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None) -> dict[str, Any]:
         """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed.
@@ -317,10 +310,11 @@ class Env:
         Exit 1 (something reproduced) is a normal answer; a run that prints no JSON raises EnvError
         with the check's own last line. ``progress`` receives the check's stderr lines as they come.
         """
+        share_bytecode(self.path)
         cmd = [str(self.python), "-m", "pytest_agentsdk", "check", "--json", *args]
         out: list[str] = []
         tail: list[str] = []
-        with interrupt.child(cmd, env=self.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        with interrupt.child(cmd, env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
 
             def pump_stdout() -> None:
                 assert proc.stdout is not None
@@ -345,12 +339,64 @@ class Env:
                 proc.wait()
                 for reader in readers:
                     reader.join()
+        share_bytecode(self.path)  # what this check compiled, for the envs judged after it
         try:
             data: dict[str, Any] = json.loads("".join(out))
         except ValueError:
             last = next((line for line in reversed(tail) if line.strip()), "no output")
             raise EnvError(f"{self.label}: check exited {proc.returncode} without a verdict: {last}") from None
         return data
+
+
+def env_environ() -> dict[str, str]:
+    """What every process in an env runs with: the caller's environment, with only this harness
+    added to the import path, and bytecode written (an env's modules compile once, in its first
+    process, instead of on every check: about 10 s of each check otherwise)."""
+    dropped = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env["PYTHONPATH"] = str(_harness_dir())
+    return env
+
+
+def share_bytecode(env_path: Path) -> int:
+    """Share compiled modules between the envs of this cache; returns how many the env at
+    ``env_path`` got.
+
+    uv hard-links one copy of each installed file into every env, so most of an env's modules
+    (mcp, pydantic, Hypothesis, trio, pytest) are the very files of the envs before it. Each
+    ``.pyc`` an env has is hard-linked into ``<cache>/bytecode``, named by its source file's identity
+    (device, inode, mtime, size); a module an env lacks is linked from there when its source is that
+    same file. A module then compiles once per machine instead of once per env (about 10 s of each
+    new env's first check), and Python still checks every ``.pyc`` against its source as usual. The
+    release's own files are never another release's: they are different files.
+    """
+    store = cache_dir() / "bytecode"
+    store.mkdir(parents=True, exist_ok=True)
+    suffix = f".{sys.implementation.cache_tag}.pyc"
+    in_store = set(os.listdir(store))
+    got = 0
+    for site in env_path.glob("lib/python*/site-packages"):
+        for dirpath, dirnames, filenames in os.walk(site):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.endswith(".dist-info")]
+            cache = Path(dirpath, "__pycache__")
+            compiled = set(os.listdir(cache)) if "__pycache__" in os.listdir(dirpath) else set()
+            for name in filenames:
+                if not name.endswith(".py"):
+                    continue
+                pyc = f"{name[:-3]}{suffix}"
+                try:
+                    st = os.stat(Path(dirpath, name))
+                    shared = f"{st.st_dev}-{st.st_ino}-{st.st_mtime_ns}-{st.st_size}{suffix}"
+                    if pyc in compiled:
+                        if shared not in in_store:
+                            os.link(cache / pyc, store / shared)
+                    elif shared in in_store:
+                        cache.mkdir(exist_ok=True)
+                        os.link(store / shared, cache / pyc)
+                        got += 1
+                except OSError:  # linked meanwhile by a concurrent check, or another file system: compiled as usual
+                    continue
+    return got
 
 
 def _harness_dir() -> Path:
@@ -477,9 +523,11 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
                 install += ["--default-index", index_url()]
             _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
-            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"])
+            share_bytecode(tmp)
+            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"], env=env_environ())
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+            share_bytecode(tmp)  # what the probe compiled (the SDK, mcp, pydantic), for the envs built after this one
             version = probe.stdout.strip()
             (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
             try:

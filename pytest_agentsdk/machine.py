@@ -8,12 +8,14 @@ differences between SDKs, not between random draws.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from packaging.version import InvalidVersion, Version
 from . import envs, options, verdict
 from .bugs import BUG_NAMES, available
 
+#: Env builds run at once, beside the checks (see :func:`judge_all`).
+BUILDS_AT_ONCE = 4
 #: What ``matrix`` judges without ``--sdk``/``--since``/``--all``: the releases the issues name.
 DEFAULT_SUBJECTS = ("0.1.44", "0.1.48", "0.1.50", "0.1.51", "0.1.60", "0.1.71", "0.2.87", "0.2.143", "latest")
 
@@ -44,9 +48,14 @@ class _Progress:
 
 # ---------------------------------------------------------------- judging one subject
 def _check_args(args: argparse.Namespace, seed: int, cli: Any = None) -> list[str]:
-    """The ``check`` options every env gets (quiet: the machine prints its own progress); with
-    ``cli`` (a resolved :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI."""
-    out = ["--seed", str(seed), "--examples", str(args.examples)] + (["--cli", str(cli.path)] if cli else [])
+    """The ``check`` options every env gets; with ``cli`` (a resolved
+    :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI."""
+    return ["--seed", str(seed)] + (["--cli", str(cli.path)] if cli else []) + _judging_options(args)
+
+
+def _judging_options(args: argparse.Namespace) -> list[str]:
+    """What to judge and how hard, as ``check`` options: the same for every subject of a run."""
+    out = ["--examples", str(args.examples)]
     for bug in args.bug or []:
         out += ["--bug", bug]
     for backend in args.backend or []:
@@ -67,11 +76,12 @@ def _error_report(spec: envs.Spec, version: str | None, reason: str, args: argpa
     return report
 
 
-def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
-    """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given)."""
+def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress) -> envs.Env | verdict.CheckReport:
+    """The env ``spec`` is judged in, built or reused, or the ``error`` report it gets instead
+    (unsupported, or a candidate that does not build)."""
     if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
         return _error_report(spec, spec.value, reason, args, seed)
-    say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
+    say = progress.for_subject(spec.label)
     try:
         env = envs.ensure_env(spec, progress=say)
     except envs.EnvError as exc:
@@ -81,6 +91,13 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
         return _error_report(spec, None, str(exc), args, seed)
     if reason := envs.unsupported_reason(env.sdk_version):
         return _error_report(spec, env.sdk_version, reason, args, seed)
+    return env
+
+
+def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
+    """Run ``check`` in ``env`` (over the real ``cli``, if given)."""
+    spec = env.spec
+    say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
     try:
         data = env.run_check(_check_args(args, seed, cli), progress=say)
@@ -99,23 +116,42 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
     return report
 
 
+def _judged(prepared: envs.Env | verdict.CheckReport, args: argparse.Namespace, seed: int, progress: _Progress,
+            cli: Any = None) -> verdict.CheckReport:
+    """The report of a prepared subject: its error report, or what ``check`` says in its env."""
+    return prepared if isinstance(prepared, verdict.CheckReport) else _check_in(prepared, args, seed, progress, cli)
+
+
+def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
+    """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given)."""
+    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli)
+
+
 def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
               clis: list[Any] | None = None) -> list[verdict.CheckReport]:
-    """Judge every subject (each over every real CLI in ``clis``, when given), in parallel
-    bounded by the cores; reports in ``specs`` (then ``clis``) order.
+    """Judge every subject (each over every real CLI in ``clis``, when given); reports in ``specs``
+    (then ``clis``) order.
 
+    Checks run in parallel bounded by the cores (``--jobs``); env builds run beside them in a pool
+    of their own (:data:`BUILDS_AT_ONCE`: they wait on the index and uv more than on the cores), so
+    a subject is judged as soon as its env is ready and a cold matrix overlaps building with judging.
     A bad subject does not stop the others (their envs land in the cache); its EnvError is raised
     once all are done.
     """
-    pairs = [(spec, cli) for spec in specs for cli in (clis or [None])]
-    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(pairs)))
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(judge, spec, args, seed, progress, cli) for spec, cli in pairs]
-        errors = [f.exception() for f in futures]
-    for exc in errors:
-        if exc is not None:
-            raise exc
-    return [f.result() for f in futures]
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(specs) * len(clis or [None])))
+    checks: dict[tuple[int, int], Future[verdict.CheckReport]] = {}
+    errors: dict[int, BaseException] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as checkers, ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
+        builds = {builders.submit(_prepare, spec, args, seed, progress): i for i, spec in enumerate(specs)}
+        for done in as_completed(builds):
+            if (exc := done.exception()) is not None:
+                errors[builds[done]] = exc
+                continue
+            for j, cli in enumerate(clis or [None]):
+                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli)
+    if errors:
+        raise errors[min(errors)]  # the first bad subject in the order given
+    return [checks[key].result() for key in sorted(checks)]
 
 
 # ---------------------------------------------------------------- commands
@@ -167,35 +203,124 @@ def _sort_version(text: Any) -> Version:
 
 
 def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
-    """Check JSON recorded elsewhere (``tox`` envs): files, or directories of ``*.json`` by name."""
+    """Check JSON recorded elsewhere: files, or directories of ``*.json`` by name. ``matrix --json``
+    slices (``--shard``) merge into the run they are slices of, in its order; other check results
+    (``tox`` envs) are sorted by release."""
     files: list[Path] = []
     for text in paths:
         path = Path(text)
         if not path.exists():
             raise envs.EnvError(f"--from-json {text}: no such file or directory")
         files += sorted(path.glob("*.json")) if path.is_dir() else [path]
-    reports = []
+    loaded: list[tuple[Path, verdict.CheckReport]] = []
     for file in files:
         try:
             data = json.loads(file.read_text())
-            loaded = [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
+            reports = [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
+            for report in reports:
+                if report.matrix is not None:
+                    _Placement.of(report)
+        except OSError as exc:
+            raise envs.EnvError(f"--from-json {file}: cannot read it ({exc.strerror})") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
-        for report in loaded:
+        for report in reports:
             report.subject.setdefault("spec", file.stem)  # tox's env name: tells a candidate from its release
-        reports += loaded
-    if not reports:
+        loaded += [(file, report) for report in reports]
+    if not loaded:
         raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
-    reports.sort(key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
-    return reports
+    if any(report.matrix is not None for _, report in loaded):
+        return _merge_slices(loaded)
+    return sorted((r for _, r in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a ``matrix`` run put a report: slice ``shard`` of ``shards``, position ``index`` of
+    the run's ``subjects`` reports, ``run`` the digest of its subject list, judged with ``options``."""
+
+    shard: int
+    shards: int
+    index: int
+    subjects: int
+    run: str
+    options: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shard": f"{self.shard}/{self.shards}", "index": self.index, "subjects": self.subjects, "run": self.run,
+                "options": list(self.options)}
+
+    @classmethod
+    def of(cls, report: verdict.CheckReport) -> _Placement:
+        """The report's placement; ValueError (or KeyError, TypeError) when it is malformed."""
+        data = report.matrix or {}
+        try:
+            shard, shards = options.shard(str(data["shard"]))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"matrix shard {exc}") from None
+        index, subjects = int(data["index"]), int(data["subjects"])
+        if not 0 <= index < subjects:
+            raise ValueError(f"matrix index {index} outside 0..{subjects - 1}")
+        return cls(shard, shards, index, subjects, str(data["run"]), tuple(map(str, data["options"])))
+
+
+def _digest(texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+
+
+def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport]]) -> list[verdict.CheckReport]:
+    """The reports of one ``matrix`` run put back together from its slices, in the run's order;
+    EnvError when they are not exactly the slices of one run (mixed runs, overlaps, gaps)."""
+    for file, report in loaded:
+        if report.matrix is None:
+            raise envs.EnvError(f"--from-json: {file} holds check results that are not from a matrix run; merge matrix --json slices alone")
+    first_file, first = loaded[0]
+    base = _Placement.of(first)
+    by_index: dict[int, tuple[Path, verdict.CheckReport]] = {}
+    for file, report in loaded:
+        placement = _Placement.of(report)
+        for what, mine, theirs in (("seed", report.seed, first.seed), ("check options", " ".join(placement.options), " ".join(base.options)),
+                                   ("slices", placement.shards, base.shards), ("subjects", placement.subjects, base.subjects),
+                                   ("subject lists", placement.run, base.run)):
+            if mine != theirs:
+                raise envs.EnvError(f"--from-json: {file} and {first_file} are slices of different runs ({what}: {mine} vs {theirs})")
+        if placement.index in by_index:
+            raise envs.EnvError(f"--from-json: overlapping slices: {verdict.subject_label(report)} is in both {by_index[placement.index][0]} and {file}")
+        by_index[placement.index] = (file, report)
+    if len(by_index) < base.subjects:
+        given = sorted({_Placement.of(r).shard for _, r in loaded})
+        raise envs.EnvError(f"--from-json: {base.subjects - len(by_index)} of {base.subjects} subjects missing: slices given "
+                            f"{', '.join(f'{i}/{base.shards}' for i in given)} (give every slice 1/{base.shards} ... {base.shards}/{base.shards})")
+    return [by_index[i][1] for i in sorted(by_index)]
+
+
+def _slice(specs: list[envs.Spec], shard: tuple[int, int]) -> list[int]:
+    """Positions (in ``specs``) of slice I of N: round-robin over the subjects sorted by release
+    (then by spec), so a slice keeps its subjects when newer releases join the list."""
+
+    def key(i: int) -> tuple[int, Version, str]:
+        spec = specs[i]
+        return (0, Version(spec.value), "") if spec.kind == "pypi" else (1, Version("0"), spec.text)
+
+    i, n = shard
+    return sorted(sorted(range(len(specs)), key=key)[i - 1::n])
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     if args.from_json:
+        if args.shard:
+            raise envs.EnvError("--shard: --from-json merges slices already judged; give --shard to the runs that judge them")
         reports = _load_reports(args.from_json)
     else:
         specs, args, seed, progress = _matrix_subjects(args)
-        reports = judge_all(specs, args, seed, progress, _clis(args, progress))
+        clis = _clis(args, progress) or [None]
+        shard, shards = args.shard or (1, 1)
+        mine = _slice(specs, (shard, shards))
+        reports = judge_all([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
+        run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
+        for n, report in enumerate(reports):
+            position = mine[n // len(clis)] * len(clis) + n % len(clis)
+            report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), _digest(run), tuple(_judging_options(args))).to_json()
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     else:
@@ -416,8 +541,11 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.add_argument("--sdk", action="append", metavar="SPEC", help=f"a subject (repeatable; default: {' '.join(DEFAULT_SUBJECTS)})")
     matrix.add_argument("--since", metavar="VERSION", help="every release since VERSION")
     matrix.add_argument("--all", action="store_true", help=f"every release since {envs.MIN_SUPPORTED}")
-    matrix.add_argument("--from-json", action="append", metavar="PATH",
-                        help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's)")
+    matrix.add_argument("--from-json", action="extend", nargs="+", metavar="PATH",
+                        help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's), "
+                             "or merge the matrix --json output of every --shard slice into the table of one run")
+    matrix.add_argument("--shard", type=options.shard, metavar="I/N",
+                        help="judge only slice I of N of the subjects (round-robin over them sorted by release), for CI fleets")
     _common(matrix)
     matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
                         help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "

@@ -46,3 +46,13 @@ def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) ->
     p.add_argument("--warnings-as-errors", action="store_true",
                    help="count manifestations shown only with warnings enabled (ResourceWarning, async generator GC) as reproduced")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def shard(text: str) -> tuple[int, int]:
+    """An argparse ``type``: ``I/N``, slice I of N (1 <= I <= N)."""
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (slice I of N, e.g. 1/4)")
+    if not 1 <= int(i) <= int(n):
+        raise argparse.ArgumentTypeError(f"slice {i} of {n}: I must be between 1 and N")
+    return int(i), int(n)

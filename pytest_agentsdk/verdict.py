@@ -55,6 +55,8 @@ class CheckReport:
     seed: int
     results: list[Result] = field(default_factory=list)
     schema: str = SCHEMA
+    #: where a ``matrix`` run placed this report (its slice, position, options), so slices merge
+    matrix: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -66,7 +68,8 @@ class CheckReport:
         return 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": self.schema, "subject": self.subject, "seed": self.seed, "results": [asdict(r) for r in self.results]}
+        data = {"schema": self.schema, "subject": self.subject, "seed": self.seed, "results": [asdict(r) for r in self.results]}
+        return {**data, "matrix": self.matrix} if self.matrix is not None else data
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, default=str)
@@ -78,6 +81,7 @@ class CheckReport:
             seed=data["seed"],
             results=[Result(**r) for r in data["results"]],
             schema=data.get("schema", SCHEMA),
+            matrix=data.get("matrix"),
         )
 
 
@@ -261,7 +265,7 @@ def _md_table(rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(row) + " |" for row in rows[1:]]
 
 
-def _subject_label(report: CheckReport) -> str:
+def subject_label(report: CheckReport) -> str:
     spec, version = report.subject.get("spec"), report.subject.get("sdk_version")
     label = str(version) if spec in (None, version, f"pypi:{version}") else f"{spec} ({version})"
     return label + (f" / CLI {report.subject.get('cli_version')}" if report.subject.get("cli") else "")
@@ -300,7 +304,7 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
                 columns.append((r.bug, r.model))
     head = ["claude-agent-sdk"] + [bug + (f" [{model}]" if model else "") for bug, model in columns]
     reasons: list[str] = []
-    rows = [[_subject_label(rep)] + _matrix_cells(rep, columns, reasons) for rep in reports]
+    rows = [[subject_label(rep)] + _matrix_cells(rep, columns, reasons) for rep in reports]
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
     sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
@@ -318,7 +322,7 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
     for before, after in zip(reports, reports[1:]):
         for row in compare(before, after):
             if row["change"] not in ("unchanged", "still reproduces"):
-                lines.append(f"{_subject_label(before)} -> {_subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
+                lines.append(f"{subject_label(before)} -> {subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
     return lines
 
 
@@ -331,7 +335,7 @@ def _manifestation_lines(reports: list[CheckReport]) -> list[str]:
         for r in report.results:
             if r.manifestations:
                 shown.setdefault(r.bug + (f" [{r.model}]" if r.model else ""), set()).update(r.manifestations)
-        lines += [f"{_subject_label(report)}  {bug}: {', '.join(sorted(names))}" for bug, names in shown.items()]
+        lines += [f"{subject_label(report)}  {bug}: {', '.join(sorted(names))}" for bug, names in shown.items()]
     return lines
 
 
@@ -339,14 +343,14 @@ def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: b
     """Candidate vs baseline per (bug, model, backend); Markdown adds the candidate's own report
     (minimal counterexamples and replay commands), for a PR comment."""
     rows = compare(baseline, candidate)
-    title = f"candidate {_subject_label(candidate)} vs baseline {_subject_label(baseline)}, seed {candidate.seed}"
+    title = f"candidate {subject_label(candidate)} vs baseline {subject_label(baseline)}, seed {candidate.seed}"
     head = ["bug", "model", "backend", "baseline", "candidate", "change"]
     table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", describe_change(r)] for r in rows]
     if not markdown:
         lines = [title] + _fixed_width([head] + table)
         lines += [f"replay {r.bug}/{r.model or '-'}/{r.backend} (candidate): {r.replay}" for r in candidate.results if r.failed and r.replay]
         return "\n".join(lines)
-    lines = [f"**pytest-agentsdk verify**: candidate `{_subject_label(candidate)}` vs baseline `{_subject_label(baseline)}`, seed `{candidate.seed}`", ""]
+    lines = [f"**pytest-agentsdk verify**: candidate `{subject_label(candidate)}` vs baseline `{subject_label(baseline)}`, seed `{candidate.seed}`", ""]
     lines += _md_table([head] + [row[:5] + [f"**{row[5]}**" if r["change"] in ("fixes", "regresses") else row[5]] for row, r in zip(table, rows)])
     covered = [f"- {r['bug']} / {r['model'] or '-'} / {r['backend']}: {r['coverage']}" for r in rows if r["change"] == "fixes" and r["coverage"]]
     if covered:

@@ -176,7 +176,9 @@ def test_releases_older_than_supported_get_error_without_a_build(tmp_path: Path)
 # ---------------------------------------------------------------- envs
 def test_env_is_built_from_the_sdist_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the caller's choice; the env still keeps its bytecode
     first = envs.ensure_env("pypi:0.1.48")
+    assert list(first.path.glob("lib/python*/site-packages/claude_agent_sdk/__pycache__/*.pyc"))  # compiled once, by the build's probe
     again = envs.ensure_env("0.1.48")
     assert (first.reused, again.reused) == (False, True)
     assert again.path == first.path and cache_entries(tmp_path) == [first.path.name]
@@ -186,6 +188,17 @@ def test_env_is_built_from_the_sdist_then_reused(tmp_path: Path, monkeypatch: py
     assert (version, bundled) == ("0.1.48", "False")  # sdist: no bundled CLI
     assert Path(prefix) == first.path != Path(sys.prefix)  # never the caller's env
     assert Path(harness).resolve() == (REPO / "pytest_agentsdk" / "__init__.py").resolve()  # this very harness
+
+
+def test_envs_share_the_bytecode_of_the_files_they_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
+    first, second = envs.ensure_env("0.1.48"), envs.ensure_env("0.1.50")
+
+    def compiled(env: envs.Env, package: str) -> Path:
+        return next(env.path.glob(f"lib/python*/site-packages/{package}/__pycache__/__init__.*.pyc"))
+
+    assert compiled(first, "mcp").samefile(compiled(second, "mcp"))  # one mcp, compiled once: by the first build's probe
+    assert not compiled(first, "claude_agent_sdk").samefile(compiled(second, "claude_agent_sdk"))  # each release compiles its own
 
 
 def test_sdk_release_fixture_judges_the_release(sdk_release: Any) -> None:

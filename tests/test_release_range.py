@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentsdk import envs
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -17,7 +19,7 @@ def test_plugin_suite_on_release(sdk_release, release: str, trio_runs: bool) -> 
     env = sdk_release(release)
     run = subprocess.run(
         [str(env.python), "-m", "pytest", "-p", "agentsdk", "-p", "no:cacheprovider", "-m", "not machine and not realcli", "-rs"],
-        cwd=ROOT, env=env.environ(), capture_output=True, text=True, timeout=1200,
+        cwd=ROOT, env=envs.env_environ(), capture_output=True, text=True, timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert f"agentsdk: claude-agent-sdk {release}," in run.stdout

@@ -1,0 +1,73 @@
+"""``matrix --shard I/N`` slices and ``matrix --from-json`` merging them back into one run's table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_agentsdk import envs, machine
+
+REPO = Path(__file__).resolve().parents[1]
+SLICES = REPO / "tests" / "data" / "bad_input"
+
+
+def matrix(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_agentsdk", "matrix", "--quiet", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_slices_partition_the_subjects_and_keep_them_as_releases_are_added() -> None:
+    versions = ["0.2.87", "0.1.44", "0.1.51", "0.1.48", "0.1.60", "0.2.143", "0.1.50"]
+    specs = [envs.parse_spec(v) for v in versions] + [envs.parse_spec("latest")]
+    slices = [machine._slice(specs, (i, 3)) for i in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == list(range(len(specs)))  # every subject once
+    assert [[specs[i].value for i in s] for s in slices] == [  # by release: 0.1.44 0.1.48 0.1.50 | 0.1.51 0.1.60 0.2.87 | 0.2.143 latest
+        ["0.1.44", "0.1.51", "0.2.143"], ["0.1.48", "0.1.60", "latest"], ["0.2.87", "0.1.50"]]
+    grown = specs[:-1] + [envs.parse_spec("0.2.200"), specs[-1]]  # a newer release joins the list
+    grown_slices = [{grown[i].text for i in machine._slice(grown, (i, 3))} for i in (1, 2, 3)]
+    for before, after in zip(slices, grown_slices):
+        assert {v for v in after if v not in ("0.2.200", "latest")} == {specs[i].text for i in before} - {"latest"}
+
+
+@pytest.mark.machine
+def test_shards_merged_print_the_table_and_exit_code_of_one_run(tmp_path: Path) -> None:
+    # given out of release order, with one release that cannot be judged: the merge keeps the run's order and its exit code
+    run = ["--sdk", "0.1.51", "--sdk", "0.1.40", "--sdk", "0.1.48", "--bug", "premature_completion", "--backend", "asyncio",
+           "--examples", "2", "--seed", "0"]
+    whole = matrix(*run)
+    for i in (1, 2):
+        part = matrix(*run, "--shard", f"{i}/2", "--json")
+        assert part.returncode in (1, 2), part.stderr[-2000:]
+        (tmp_path / f"shard-{i}.json").write_text(part.stdout)
+    assert [r["subject"]["spec"] for r in json.loads((tmp_path / "shard-1.json").read_text())] == ["0.1.51", "0.1.40"]
+    merged = matrix("--from-json", str(tmp_path / "shard-2.json"), "--from-json", str(tmp_path / "shard-1.json"))
+    assert merged.stdout == whole.stdout and "reproduced" in whole.stdout
+    assert merged.returncode == whole.returncode == 1
+    assert merged.stderr.splitlines()[-1] == whole.stderr.splitlines()[-1]  # "no verdicts for 0.1.40: ..."
+    assert matrix("--from-json", str(tmp_path)).stdout == whole.stdout  # a directory of slices merges the same
+
+
+@pytest.mark.parametrize(("name", "args"), [("slice-1of2-seed0", ["--seed", "0", "--shard", "1/2"]),
+                                            ("slice-2of2-seed1", ["--seed", "1", "--shard", "2/2"]),
+                                            ("slice-2of2-examples5", ["--seed", "0", "--examples", "5", "--shard", "2/2"])])
+def test_the_bad_input_slices_are_what_matrix_prints(name: str, args: list[str]) -> None:
+    """The README's bad-input slices are real ``matrix --json`` output (releases it judges without an env)."""
+    proc = matrix("--sdk", "0.1.9", "--sdk", "0.1.40", "--json", *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+
+    def essence(reports: list[dict]) -> list[dict]:
+        return [{**r, "subject": {k: v for k, v in r["subject"].items() if k != "python"}} for r in reports]
+
+    assert essence(json.loads(proc.stdout)) == essence(json.loads((SLICES / f"{name}.json").read_text()))
+
+
+def test_a_slice_of_another_subject_list_is_refused(tmp_path: Path) -> None:
+    other = matrix("--sdk", "0.1.9", "--sdk", "0.1.30", "--seed", "0", "--shard", "2/2", "--json")  # same size, another list
+    (tmp_path / "other.json").write_text(other.stdout)
+    proc = matrix("--from-json", str(SLICES / "slice-1of2-seed0.json"), str(tmp_path / "other.json"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "are slices of different runs (subject lists:" in proc.stderr
