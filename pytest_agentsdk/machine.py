@@ -47,10 +47,16 @@ class _Progress:
 
 
 # ---------------------------------------------------------------- judging one subject
-def _check_args(args: argparse.Namespace, seed: int, cli: Any = None) -> list[str]:
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def _check_args(args: argparse.Namespace, seed: int, cli: Any, check_jobs: int) -> list[str]:
     """The ``check`` options every env gets; with ``cli`` (a resolved
-    :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI."""
-    return ["--seed", str(seed)] + (["--cli", str(cli.path)] if cli else []) + _judging_options(args)
+    :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI. ``check_jobs`` is the
+    check's own share of the cores (its rows run in parallel too): the envs judged at once times it
+    stays within the cores. ``--jobs`` does not change a report, so it is not a judging option."""
+    return ["--seed", str(seed), "--jobs", str(check_jobs)] + (["--cli", str(cli.path)] if cli else []) + _judging_options(args)
 
 
 def _judging_options(args: argparse.Namespace) -> list[str]:
@@ -94,13 +100,13 @@ def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Pr
     return env
 
 
-def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
-    """Run ``check`` in ``env`` (over the real ``cli``, if given)."""
+def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any, check_jobs: int) -> verdict.CheckReport:
+    """Run ``check`` in ``env`` (over the real ``cli``, if given) on ``check_jobs`` cores."""
     spec = env.spec
     say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
     try:
-        data = env.run_check(_check_args(args, seed, cli), progress=say)
+        data = env.run_check(_check_args(args, seed, cli, check_jobs), progress=say)
         try:
             report = verdict.CheckReport.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -117,14 +123,19 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
 
 
 def _judged(prepared: envs.Env | verdict.CheckReport, args: argparse.Namespace, seed: int, progress: _Progress,
-            cli: Any = None) -> verdict.CheckReport:
-    """The report of a prepared subject: its error report, or what ``check`` says in its env."""
-    return prepared if isinstance(prepared, verdict.CheckReport) else _check_in(prepared, args, seed, progress, cli)
+            cli: Any = None, check_jobs: int | None = None) -> verdict.CheckReport:
+    """The report of a prepared subject: its error report, or what ``check`` says in its env (on
+    ``check_jobs`` cores, by default all of them)."""
+    if isinstance(prepared, verdict.CheckReport):
+        return prepared
+    return _check_in(prepared, args, seed, progress, cli, check_jobs or _cores())
 
 
-def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None) -> verdict.CheckReport:
-    """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given)."""
-    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli)
+def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None,
+          check_jobs: int | None = None) -> verdict.CheckReport:
+    """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given;
+    on ``check_jobs`` cores, by default all: a caller judging several at once gives each its share)."""
+    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli, check_jobs)
 
 
 def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
@@ -138,7 +149,8 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     A bad subject does not stop the others (their envs land in the cache); its EnvError is raised
     once all are done.
     """
-    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(specs) * len(clis or [None])))
+    jobs = max(1, min(args.jobs or _cores(), len(specs) * len(clis or [None])))
+    check_jobs = max(1, _cores() // jobs)
     checks: dict[tuple[int, int], Future[verdict.CheckReport]] = {}
     errors: dict[int, BaseException] = {}
     with ThreadPoolExecutor(max_workers=jobs) as checkers, ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
@@ -148,7 +160,7 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
                 errors[builds[done]] = exc
                 continue
             for j, cli in enumerate(clis or [None]):
-                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli)
+                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli, check_jobs)
     if errors:
         raise errors[min(errors)]  # the first bad subject in the order given
     return [checks[key].result() for key in sorted(checks)]

@@ -211,10 +211,13 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             except StalePatch as exc:
                 stale[m.name] = str(exc)
                 progress(f"[{m.name}] stale: {exc}")
-        with ThreadPoolExecutor(max_workers=args.jobs or os.cpu_count() or 1) as pool:
-            base_future = pool.submit(machine.judge, latest, judging, args.seed, progress)
+        cores = os.cpu_count() or 1
+        at_once = args.jobs or cores
+        check_jobs = max(1, cores // at_once)  # each check's share of the cores
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            base_future = pool.submit(machine.judge, latest, judging, args.seed, progress, None, check_jobs)
             futures = {name: pool.submit(machine.judge, spec, argparse.Namespace(**{**vars(judging), "bug": list(MUTANTS[name].judged)}),
-                                         args.seed, progress) for name, spec in trees.items()}
+                                         args.seed, progress, None, check_jobs) for name, spec in trees.items()}
             baseline = base_future.result()
             reports = {name: f.result() for name, f in futures.items()}
     rows = [judge_mutant(m, reports.get(m.name), baseline, stale.get(m.name)) for m in chosen]

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import socket
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
 
 import pytest
 
 from pytest_agentsdk import virtual_time
 
+T = TypeVar("T")
 
-def test_asyncio_skips_a_timer_wait_keeping_the_order_of_timers() -> None:
+
+def alone(fn: Callable[[], T]) -> T:
+    """``fn()`` in a fresh process: a skip needs the main thread alone, and this one may hold idle
+    threads of earlier tests (trio's thread cache keeps its workers for seconds)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn).result(timeout=60)
+
+
+def timers_in_order() -> tuple[list[str], float, float]:
+    """(wake order, loop time elapsed, skipped) of two gathered sleeps, then two timers and a sleep."""
     woke: list[str] = []
 
     async def main() -> float:
@@ -25,10 +39,13 @@ def test_asyncio_skips_a_timer_wait_keeping_the_order_of_timers() -> None:
 
     loop = virtual_time.SkippingEventLoop()
     try:
-        elapsed = loop.run_until_complete(main())
-        skipped = loop.skipped
+        return woke, loop.run_until_complete(main()), loop.skipped
     finally:
         loop.close()
+
+
+def test_asyncio_skips_a_timer_wait_keeping_the_order_of_timers() -> None:
+    woke, elapsed, skipped = alone(timers_in_order)
     assert woke == ["early", "late"]
     assert elapsed >= 36
     assert skipped >= 36 - 1  # the loop clock moved by what was skipped, not by waiting
@@ -59,18 +76,25 @@ def test_asyncio_does_not_skip_a_wait_a_socket_can_end() -> None:
         loop.close()
 
 
-def test_asyncio_run_runs_main_on_the_skipping_loop() -> None:
+def loop_after_an_hour() -> str:
     async def main() -> str:
         await asyncio.sleep(3600)
         return type(asyncio.get_running_loop()).__name__
 
-    assert virtual_time.asyncio_run(main()) == "SkippingEventLoop"
+    return virtual_time.asyncio_run(main())
+
+
+def test_asyncio_run_runs_main_on_the_skipping_loop() -> None:
+    assert alone(loop_after_an_hour) == "SkippingEventLoop"
 
 
 trio = pytest.importorskip("trio")
 
 
-def test_trio_skips_a_deadline_wait() -> None:
+def trio_deadline_wait() -> tuple[float, float]:
+    """(trio time elapsed, skipped) of a 40 s sleep on the skipping clock."""
+    import trio
+
     clock = virtual_time.trio_clock()
 
     async def main() -> float:
@@ -78,12 +102,20 @@ def test_trio_skips_a_deadline_wait() -> None:
         await trio.sleep(40)
         return trio.current_time() - start
 
-    assert trio.run(main, clock=clock) >= 40
-    assert clock.skipped >= 40 - 1  # type: ignore[attr-defined]
+    return trio.run(main, clock=clock), clock.skipped  # type: ignore[attr-defined]
 
 
-def test_trio_keeps_real_time_for_a_waiter_on_all_tasks_blocked() -> None:
-    """A ``wait_all_tasks_blocked(cushion)`` waiter wakes after real idle time, before the deadline."""
+def test_trio_skips_a_deadline_wait() -> None:
+    elapsed, skipped = alone(trio_deadline_wait)
+    assert elapsed >= 40
+    assert skipped >= 40 - 1
+
+
+def idle_waiter_and_deadline() -> list[str]:
+    """Who woke first: a ``wait_all_tasks_blocked(cushion)`` waiter or a 30 s sleeper."""
+    import trio
+    import trio.testing
+
     clock = virtual_time.trio_clock()
     order: list[str] = []
 
@@ -101,7 +133,12 @@ def test_trio_keeps_real_time_for_a_waiter_on_all_tasks_blocked() -> None:
             nursery.start_soon(watcher)
 
     trio.run(main, clock=clock)
-    assert order == ["idle waiter", "deadline"]
+    return order
+
+
+def test_trio_keeps_real_time_for_a_waiter_on_all_tasks_blocked() -> None:
+    """A ``wait_all_tasks_blocked(cushion)`` waiter wakes after real idle time, before the deadline."""
+    assert alone(idle_waiter_and_deadline) == ["idle waiter", "deadline"]
 
 
 def test_trio_clock_draws_what_trio_s_own_clock_draws() -> None:
