@@ -60,8 +60,8 @@ def _selected_bugs(names: list[str] | None) -> list[str]:
 def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True,
               warnings_as_errors: bool = False, cli: Any = None, jobs: int | None = None) -> verdict.CheckReport:
     """Judge every selected (bug, model, backend) on the installed SDK, over the scripted CLI or,
-    with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI; ``jobs``
-    judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
+    with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI, in this process; else
+    ``jobs`` judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
     so the report is the same whatever ``jobs`` is."""
     from . import bugs, explore, forked, verdict
 
@@ -105,7 +105,11 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
         name, _, model, backend = rows[index]
         return verdict.Result(name, "error", backend, model, reason=why)
 
-    for (name, scenario, model, backend), result in zip(rows, forked.run([judge(*row) for row in rows], jobs or forked.default_jobs(), crashed)):
+    judgements = [judge(*row) for row in rows]
+    # a real CLI's processes and directories are known only to the process whose session started
+    # them, and Ctrl-C cleans them up there: real-CLI rows are judged in this process, one by one
+    results = (run() for run in judgements) if cli else forked.run(judgements, jobs or forked.default_jobs(), crashed)
+    for (name, scenario, model, backend), result in zip(rows, results):
         report.results.append(result)
         if progress and not isinstance(scenario, verdict.Result):
             print(f"  {name} {model or '-'} {backend}: {result.verdict} ({result.examples} examples)", file=sys.stderr)
