@@ -21,7 +21,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, options, verdict
+from . import envs, forked, options, verdict
 from .bugs import BUG_NAMES, available
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
@@ -47,8 +47,10 @@ class _Progress:
 
 
 # ---------------------------------------------------------------- judging one subject
-def _cores() -> int:
-    return os.cpu_count() or 1
+def share_of_cores(at_once: int) -> int:
+    """``--jobs`` for each of ``at_once`` checks running side by side: a check runs its own rows in
+    parallel too, so together they stay within the cores this process may use."""
+    return max(1, forked.default_jobs() // at_once)
 
 
 def _check_args(args: argparse.Namespace, seed: int, cli: Any, check_jobs: int) -> list[str]:
@@ -128,7 +130,7 @@ def _judged(prepared: envs.Env | verdict.CheckReport, args: argparse.Namespace, 
     ``check_jobs`` cores, by default all of them)."""
     if isinstance(prepared, verdict.CheckReport):
         return prepared
-    return _check_in(prepared, args, seed, progress, cli, check_jobs or _cores())
+    return _check_in(prepared, args, seed, progress, cli, check_jobs or share_of_cores(1))
 
 
 def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None,
@@ -149,8 +151,8 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     A bad subject does not stop the others (their envs land in the cache); its EnvError is raised
     once all are done.
     """
-    jobs = max(1, min(args.jobs or _cores(), len(specs) * len(clis or [None])))
-    check_jobs = max(1, _cores() // jobs)
+    jobs = max(1, min(args.jobs or forked.default_jobs(), len(specs) * len(clis or [None])))
+    check_jobs = share_of_cores(jobs)
     checks: dict[tuple[int, int], Future[verdict.CheckReport]] = {}
     errors: dict[int, BaseException] = {}
     with ThreadPoolExecutor(max_workers=jobs) as checkers, ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
@@ -224,26 +226,24 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
         if not path.exists():
             raise envs.EnvError(f"--from-json {text}: no such file or directory")
         files += sorted(path.glob("*.json")) if path.is_dir() else [path]
-    loaded: list[tuple[Path, verdict.CheckReport]] = []
+    loaded: list[tuple[Path, verdict.CheckReport, _Placement | None]] = []
     for file in files:
         try:
             data = json.loads(file.read_text())
             reports = [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
-            for report in reports:
-                if report.matrix is not None:
-                    _Placement.of(report)
+            placements = [_Placement.of(report) if report.matrix is not None else None for report in reports]
         except OSError as exc:
             raise envs.EnvError(f"--from-json {file}: cannot read it ({exc.strerror})") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
         for report in reports:
             report.subject.setdefault("spec", file.stem)  # tox's env name: tells a candidate from its release
-        loaded += [(file, report) for report in reports]
+        loaded += [(file, report, placement) for report, placement in zip(reports, placements)]
     if not loaded:
         raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
-    if any(report.matrix is not None for _, report in loaded):
+    if any(placement is not None for _, _, placement in loaded):
         return _merge_slices(loaded)
-    return sorted((r for _, r in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
+    return sorted((r for _, r, _ in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
 
 
 @dataclass(frozen=True)
@@ -280,17 +280,17 @@ def _digest(texts: list[str]) -> str:
     return hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
 
 
-def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport]]) -> list[verdict.CheckReport]:
+def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport, _Placement | None]]) -> list[verdict.CheckReport]:
     """The reports of one ``matrix`` run put back together from its slices, in the run's order;
     EnvError when they are not exactly the slices of one run (mixed runs, overlaps, gaps)."""
-    for file, report in loaded:
-        if report.matrix is None:
+    placed: list[tuple[Path, verdict.CheckReport, _Placement]] = []
+    for file, report, placement in loaded:
+        if placement is None:
             raise envs.EnvError(f"--from-json: {file} holds check results that are not from a matrix run; merge matrix --json slices alone")
-    first_file, first = loaded[0]
-    base = _Placement.of(first)
+        placed.append((file, report, placement))
+    first_file, first, base = placed[0]
     by_index: dict[int, tuple[Path, verdict.CheckReport]] = {}
-    for file, report in loaded:
-        placement = _Placement.of(report)
+    for file, report, placement in placed:
         for what, mine, theirs in (("seed", report.seed, first.seed), ("check options", " ".join(placement.options), " ".join(base.options)),
                                    ("slices", placement.shards, base.shards), ("subjects", placement.subjects, base.subjects),
                                    ("subject lists", placement.run, base.run)):
@@ -300,7 +300,7 @@ def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport]]) -> list[verdic
             raise envs.EnvError(f"--from-json: overlapping slices: {verdict.subject_label(report)} is in both {by_index[placement.index][0]} and {file}")
         by_index[placement.index] = (file, report)
     if len(by_index) < base.subjects:
-        given = sorted({_Placement.of(r).shard for _, r in loaded})
+        given = sorted({placement.shard for _, _, placement in placed})
         raise envs.EnvError(f"--from-json: {base.subjects - len(by_index)} of {base.subjects} subjects missing: slices given "
                             f"{', '.join(f'{i}/{base.shards}' for i in given)} (give every slice 1/{base.shards} ... {base.shards}/{base.shards})")
     return [by_index[i][1] for i in sorted(by_index)]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import envs, machine, options, verdict
+from . import envs, forked, machine, options, verdict
 from .bugs import BUG_NAMES
 from .patching import PACKAGE_DIR_CODE, Patch, StalePatch, build_source_tree
 
@@ -211,9 +209,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             except StalePatch as exc:
                 stale[m.name] = str(exc)
                 progress(f"[{m.name}] stale: {exc}")
-        cores = os.cpu_count() or 1
-        at_once = args.jobs or cores
-        check_jobs = max(1, cores // at_once)  # each check's share of the cores
+        at_once = args.jobs or forked.default_jobs()
+        check_jobs = machine.share_of_cores(at_once)
         with ThreadPoolExecutor(max_workers=at_once) as pool:
             base_future = pool.submit(machine.judge, latest, judging, args.seed, progress, None, check_jobs)
             futures = {name: pool.submit(machine.judge, spec, argparse.Namespace(**{**vars(judging), "bug": list(MUTANTS[name].judged)}),

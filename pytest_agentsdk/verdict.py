@@ -228,7 +228,6 @@ def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any
     return rows
 
 
-
 def outcomes_across_seeds(reports: list[CheckReport]) -> dict[tuple[str, str | None, str], dict[tuple[str, tuple[str, ...]], list[int]]]:
     """Reports of one subject judged under different seeds, per (bug, model, backend): each
     distinct (verdict, manifestations) and the seeds that gave it. A verdict the budget or the
@@ -238,6 +237,7 @@ def outcomes_across_seeds(reports: list[CheckReport]) -> dict[tuple[str, str | N
         for r in report.results:
             found.setdefault((r.bug, r.model, r.backend), {}).setdefault((r.verdict, tuple(sorted(r.manifestations))), []).append(report.seed)
     return found
+
 
 def describe_change(row: dict[str, Any]) -> str:
     """The change with what moved, in one cell: ``fixes (gone: a, b; warnings left: w); drops x``."""
