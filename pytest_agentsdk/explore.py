@@ -13,6 +13,7 @@ same verdict and the same counterexample.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shlex
@@ -155,9 +156,11 @@ def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: fl
         return anyio.run(bounded, backend=backend, backend_options={"clock": virtual_time.trio_clock()} if skip_idle else {})
 
 
+@functools.cache
 def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
     """``Script.checkpoints`` for the given operations: each absent (no suspension) or 1..max
-    scheduler checkpoints; shrinks towards a transport that never suspends."""
+    scheduler checkpoints; shrinks towards a transport that never suspends. One strategy object per
+    arguments (``ops`` a tuple): drawn from inside other strategies, it is validated once, not per draw."""
     return st.fixed_dictionaries({}, optional={op: st.integers(1, max_per_op) for op in ops})
 
 

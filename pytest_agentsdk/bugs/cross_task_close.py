@@ -400,14 +400,20 @@ def sweep_examples() -> list[dict[str, Any]]:
     ]
 
 
+#: What ``_examples`` draws from, built once: a strategy built inside a draw is validated on every draw.
+_PATTERN = st.sampled_from(list(PATTERNS))
+_DELAYS = st.fixed_dictionaries({}, optional={op: st.sampled_from(seconds) for op, seconds in REAL_DELAYS.items()})
+_STOP = st.one_of(st.just("result"), st.integers(0, MAX_ASSISTANTS))
+
+
 @st.composite
 def _examples(draw: st.DrawFn) -> dict[str, Any]:
-    pattern = draw(st.sampled_from(list(PATTERNS)))
+    pattern = draw(_PATTERN)
     checkpoints = draw(transport_checkpoints(EXPLORED_OPS, MAX_CHECKPOINTS))
-    delays = draw(st.fixed_dictionaries({}, optional={op: st.sampled_from(seconds) for op, seconds in REAL_DELAYS.items()}))
+    delays = draw(_DELAYS)
     return make_example(
         pattern,
-        stop=draw(st.one_of(st.just("result"), st.integers(0, MAX_ASSISTANTS))),
+        stop=draw(_STOP),
         gc_timing=draw(st.sampled_from(GC_TIMINGS)),
         after=draw(st.integers(0, MAX_CHECKPOINTS)),
         schedule=draw(st.integers(0, MAX_SCHEDULE)),

@@ -39,6 +39,7 @@ keeps the consumer reading in its own turn for it instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -535,7 +536,10 @@ def outcome_of(session: Session) -> Outcome:
     return Outcome(isolation.manifestations, isolation.hang, isolation.evidence(), tradeoffs=isolation.tradeoffs)
 
 
+@functools.cache
 def _examples_with(prompts: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Examples with ``prompts`` turns, built once per count: a strategy built anew on every draw is
+    validated anew too, which cost Hypothesis more than drawing from it."""
     turn = st.integers(0, prompts - 2)
     background = st.fixed_dictionaries(
         {
