@@ -38,11 +38,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from . import interrupt
+
+if TYPE_CHECKING:
+    from .preload import Preloader
 
 PACKAGE = "claude-agent-sdk"
 #: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
@@ -304,17 +307,21 @@ class Env:
         """Run the env's python with ``args`` (captured)."""
         return interrupt.run([str(self.python), *args], env=env_environ(), timeout=timeout)
 
-    def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed.
+    def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None,
+                  preloader: Preloader | None = None) -> dict[str, Any]:
+        """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed; forked by
+        ``preloader`` (a server of this env's dependency set) when given, else a process of its own.
 
         Exit 1 (something reproduced) is a normal answer; a run that prints no JSON raises EnvError
         with the check's own last line. ``progress`` receives the check's stderr lines as they come.
         """
         share_bytecode(self.path)
-        cmd = [str(self.python), "-m", "pytest_agentsdk", "check", "--json", *args]
+        argv = ["check", "--json", *args]
         out: list[str] = []
         tail: list[str] = []
-        with interrupt.child(cmd, env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        launched = preloader.check(self.path, argv) if preloader else interrupt.child(
+            [str(self.python), "-m", "pytest_agentsdk", *argv], env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with launched as proc:
 
             def pump_stdout() -> None:
                 assert proc.stdout is not None

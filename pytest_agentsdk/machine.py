@@ -13,15 +13,16 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, forked, options, verdict
+from . import envs, forked, options, preload, verdict
 from .bugs import BUG_NAMES, available
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
@@ -102,13 +103,17 @@ def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Pr
     return env
 
 
-def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any, check_jobs: int) -> verdict.CheckReport:
-    """Run ``check`` in ``env`` (over the real ``cli``, if given) on ``check_jobs`` cores."""
+def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any, check_jobs: int,
+              preloaders: preload.Preloaders | None) -> verdict.CheckReport:
+    """Run ``check`` in ``env`` (over the real ``cli``, if given) on ``check_jobs`` cores, forked
+    from the server of its dependency set when ``preloaders`` has one (scripted checks only: a real
+    CLI's session is cleaned up by the process that opened it)."""
     spec = env.spec
     say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
+    preloader = preloaders.for_env(env.python, env.path, envs.env_environ()) if preloaders and not cli else None
     try:
-        data = env.run_check(_check_args(args, seed, cli, check_jobs), progress=say)
+        data = env.run_check(_check_args(args, seed, cli, check_jobs), progress=say, preloader=preloader)
         try:
             report = verdict.CheckReport.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -125,19 +130,19 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
 
 
 def _judged(prepared: envs.Env | verdict.CheckReport, args: argparse.Namespace, seed: int, progress: _Progress,
-            cli: Any = None, check_jobs: int | None = None) -> verdict.CheckReport:
+            cli: Any = None, check_jobs: int | None = None, preloaders: preload.Preloaders | None = None) -> verdict.CheckReport:
     """The report of a prepared subject: its error report, or what ``check`` says in its env (on
     ``check_jobs`` cores, by default all of them)."""
     if isinstance(prepared, verdict.CheckReport):
         return prepared
-    return _check_in(prepared, args, seed, progress, cli, check_jobs or share_of_cores(1))
+    return _check_in(prepared, args, seed, progress, cli, check_jobs or share_of_cores(1), preloaders)
 
 
 def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress, cli: Any = None,
-          check_jobs: int | None = None) -> verdict.CheckReport:
+          check_jobs: int | None = None, preloaders: preload.Preloaders | None = None) -> verdict.CheckReport:
     """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given;
     on ``check_jobs`` cores, by default all: a caller judging several at once gives each its share)."""
-    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli, check_jobs)
+    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli, check_jobs, preloaders)
 
 
 def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
@@ -155,17 +160,29 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     check_jobs = share_of_cores(jobs)
     checks: dict[tuple[int, int], Future[verdict.CheckReport]] = {}
     errors: dict[int, BaseException] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as checkers, ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
+    with preloaded() as preloaders, ThreadPoolExecutor(max_workers=jobs) as checkers, \
+            ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
         builds = {builders.submit(_prepare, spec, args, seed, progress): i for i, spec in enumerate(specs)}
         for done in as_completed(builds):
             if (exc := done.exception()) is not None:
                 errors[builds[done]] = exc
                 continue
             for j, cli in enumerate(clis or [None]):
-                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli, check_jobs)
+                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli, check_jobs, preloaders)
     if errors:
         raise errors[min(errors)]  # the first bad subject in the order given
     return [checks[key].result() for key in sorted(checks)]
+
+
+@contextmanager
+def preloaded() -> Iterator[preload.Preloaders | None]:
+    """The preloading servers of one command (:mod:`pytest_agentsdk.preload`), stopped when it
+    ends; None with ``PYTEST_AGENTSDK_PRELOAD=0`` (every check then starts its own interpreter)."""
+    if os.environ.get("PYTEST_AGENTSDK_PRELOAD", "1") == "0":
+        yield None
+        return
+    with preload.Preloaders() as preloaders:
+        yield preloaders
 
 
 # ---------------------------------------------------------------- commands
@@ -449,11 +466,17 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if len(candidates) < 2:
         raise envs.EnvError(f"--from {lo_v} --to {hi_v}: fewer than two supported releases in that range")
     seed = _seed(args)
+    with preloaded() as preloaders:
+        return _bisect(args, candidates, seed, progress, preloaders)
+
+
+def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress: _Progress,
+            preloaders: preload.Preloaders | None) -> int:
     judged: dict[int, verdict.CheckReport] = {}
 
     def report(i: int) -> verdict.CheckReport:
         if i not in judged:
-            judged[i] = judge(envs.parse_spec(f"pypi:{candidates[i]}"), args, seed, progress)
+            judged[i] = judge(envs.parse_spec(f"pypi:{candidates[i]}"), args, seed, progress, preloaders=preloaders)
             progress(f"bisect: {candidates[i]}: {_describe(_signature(judged[i], args.bug_name, args.manifestation), args.manifestation)}")
         return judged[i]
 

@@ -211,10 +211,10 @@ def cmd_mutants(args: argparse.Namespace) -> int:
                 progress(f"[{m.name}] stale: {exc}")
         at_once = args.jobs or forked.default_jobs()
         check_jobs = machine.share_of_cores(at_once)
-        with ThreadPoolExecutor(max_workers=at_once) as pool:
-            base_future = pool.submit(machine.judge, latest, judging, args.seed, progress, None, check_jobs)
+        with machine.preloaded() as preloaders, ThreadPoolExecutor(max_workers=at_once) as pool:
+            base_future = pool.submit(machine.judge, latest, judging, args.seed, progress, None, check_jobs, preloaders)
             futures = {name: pool.submit(machine.judge, spec, argparse.Namespace(**{**vars(judging), "bug": list(MUTANTS[name].judged)}),
-                                         args.seed, progress, None, check_jobs) for name, spec in trees.items()}
+                                         args.seed, progress, None, check_jobs, preloaders) for name, spec in trees.items()}
             baseline = base_future.result()
             reports = {name: f.result() for name, f in futures.items()}
     rows = [judge_mutant(m, reports.get(m.name), baseline, stale.get(m.name)) for m in chosen]

@@ -137,11 +137,15 @@ def causes(exc: BaseException | None, text: str = "") -> list[str]:
 
 _ADDRESS = re.compile(r"\b(?:0x)?[0-9a-f]{9,16}\b")
 _TASK_NUMBER = re.compile(r"\bTask-\d+")
+#: Where an installed package's file lies: one env or another, this machine or a CI runner's.
+_INSTALL_DIR = re.compile(r"[^\s\"'(]*/site-packages/")
 
 
 def scrub(text: str) -> str:
-    """``text`` without what differs between identical runs (addresses, task numbers)."""
-    return _TASK_NUMBER.sub("Task-N", _ADDRESS.sub("0x…", text))
+    """``text`` without what differs between identical runs (addresses, task numbers) and
+    between the places the same files are installed (``.../site-packages/anyio/...`` is
+    ``anyio/...``)."""
+    return _INSTALL_DIR.sub("", _TASK_NUMBER.sub("Task-N", _ADDRESS.sub("0x…", text)))
 
 
 def _channel_of(message: str, default: str) -> str:

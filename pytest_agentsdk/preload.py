@@ -1,0 +1,346 @@
+"""One process per dependency set imports what its envs share; each env's ``check`` is a fork of it.
+
+The envs a matrix judges differ in claude-agent-sdk and nothing else: uv installs the same files
+(hard links of one cache) for mcp, pydantic, anyio, Hypothesis, trio and pytest in every one of
+them. Importing those is most of a check's start-up (about 1.2 of 1.4 s of CPU, mcp alone 0.6),
+paid again in every env. A :class:`Preloader` runs the interpreter of the first env of a set, imports
+those packages once (never the SDK), and judges each env of the set in a fork whose import path is
+that env's ``site-packages``: the release under judgement, and every module not imported yet, load
+from its own env; what was imported already is byte for byte the files that env holds.
+
+Envs belong to one set when every installed file except the SDK's is the same (:func:`shared_digest`:
+each distribution's RECORD, which lists its files with their hashes, and the ``.pth`` files); an env
+of another set gets a preloader of its own. The fork runs ``python -m pytest_agentsdk check`` as
+the env's own process would, with the same arguments, output and exit status (a test holds the
+two reports equal).
+
+Run as ``python -m pytest_agentsdk.preload SOCKET``: the server. It listens on the Unix socket,
+takes one request per connection (the check's arguments, the env, and the two pipe ends for its
+stdout and stderr), forks, answers the fork's pid, then its wait status. It lives in a process group
+of its own with its forks, so killing the group (Ctrl-C, :mod:`pytest_agentsdk.interrupt`) ends all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+#: The distribution judged, never imported by the server; its files are each env's own.
+SDK_DIST = "claude_agent_sdk"
+#: What every check imports besides the SDK's own dependencies (the harness's).
+HARNESS_IMPORTS = ("anyio", "hypothesis", "hypothesis.strategies", "trio", "pytest", "packaging.version")
+_READY = "ready"
+
+
+def site_packages(prefix: Path) -> Path | None:
+    """The ``site-packages`` of the env at ``prefix``."""
+    found = sorted(prefix.glob("lib/python*/site-packages"))
+    return found[0] if found else None
+
+
+def shared_digest(site: Path) -> str:
+    """What an env holds besides the SDK: every other distribution's RECORD (its files and their
+    hashes) and every ``.pth`` file. Equal digests: the same files, so a module imported from one
+    env is the module the other would import."""
+    digest = hashlib.sha256()
+    for entry in sorted(os.listdir(site)):
+        path = site / entry
+        if entry.endswith(".dist-info") and entry.split("-")[0].replace(".", "_").lower() != SDK_DIST:
+            record = path / "RECORD"
+            digest.update(entry.encode() + b"\0" + (record.read_bytes() if record.is_file() else b"?") + b"\0")
+        elif entry.endswith(".pth"):
+            digest.update(entry.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- the server
+def _shared_imports() -> list[str]:
+    """Top-level modules of the SDK's required dependencies, then the harness's."""
+    try:
+        requires = importlib.metadata.requires("claude-agent-sdk") or []
+    except importlib.metadata.PackageNotFoundError:
+        requires = []
+    from packaging.requirements import Requirement
+
+    dists = set()
+    for text in requires:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            dists.add(re.sub(r"[-_.]+", "-", req.name).lower())
+    modules = [module for module, owners in importlib.metadata.packages_distributions().items()
+               if not module.startswith("_") and any(re.sub(r"[-_.]+", "-", d).lower() in dists for d in owners)]
+    return sorted(modules) + list(HARNESS_IMPORTS)
+
+
+def _preload() -> None:
+    for module in _shared_imports():
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - not importable on its own: the fork imports it as the env would
+            continue
+    if any(name == SDK_DIST or name.startswith(SDK_DIST + ".") for name in sys.modules):
+        raise SystemExit("preload: a shared dependency imported claude_agent_sdk; the SDK must come from each env")
+
+
+def _serve(path: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it kills this process group
+    _preload()
+    own_site = site_packages(Path(sys.prefix))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    print(_READY, own_site and shared_digest(own_site), flush=True)
+    waiting: dict[int, socket.socket] = {}  # a fork's pid -> the connection that asked for it
+    with selectors.DefaultSelector() as events:
+        events.register(listener, selectors.EVENT_READ)
+        events.register(wake_r, selectors.EVENT_READ)
+        events.register(sys.stdin, selectors.EVENT_READ)  # closed when the caller exits, however it exits
+        while True:
+            for key, _ in events.select():
+                if key.fileobj is sys.stdin:
+                    os.killpg(0, signal.SIGKILL)  # the caller is gone: so are this server and its forks
+                elif key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    pid = _fork_check(conn, listener, own_site)
+                    if pid is not None:
+                        waiting[pid] = conn
+                else:
+                    os.read(wake_r, 512)
+                    while waiting:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                        if pid == 0:
+                            break
+                        if (done := waiting.pop(pid, None)) is not None:
+                            _answer(done, {"status": status})
+                            done.close()
+
+
+def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
+    try:
+        conn.sendall((json.dumps(message) + "\n").encode())
+    except OSError:  # the caller went away (timed out, interrupted): nothing to tell
+        pass
+
+
+def _fork_check(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int | None:
+    """Fork a check for the request on ``conn``; its pid (answered on ``conn`` too), or None."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
+    request = json.loads(data)
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            listener.close()
+            conn.close()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for target, fd in zip((1, 2), fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            _become(Path(request["prefix"]), own_site)
+            from pytest_agentsdk.__main__ import main
+
+            code = main(request["argv"])
+        except BaseException:  # noqa: BLE001 - said on the check's stderr, as its own process would
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    _answer(conn, {"pid": pid})
+    return pid
+
+
+def _become(prefix: Path, own_site: Path | None) -> None:
+    """Import from the env at ``prefix`` from now on, as its own interpreter would."""
+    site = site_packages(prefix)
+    if site is None or own_site is None:
+        raise RuntimeError(f"no site-packages in {prefix}")
+    sys.path[:] = [str(site) if entry == str(own_site) else entry for entry in sys.path]
+    sys.path_importer_cache.pop(str(own_site), None)
+    sys.prefix = sys.exec_prefix = str(prefix)
+    importlib.invalidate_caches()
+
+
+# ---------------------------------------------------------------- the caller's side
+class _ForkedCheck:
+    """A check forked by a server: what :meth:`pytest_agentsdk.envs.Env.run_check` reads of a
+    process (``stdout``, ``stderr``, ``wait``, ``kill``, ``returncode``)."""
+
+    def __init__(self, conn: socket.socket, stdout: IO[str], stderr: IO[str]) -> None:
+        self.conn, self.stdout, self.stderr = conn, stdout, stderr
+        self.returncode: int | None = None
+        self._buffer = b""
+        answer = self._message(None)
+        if answer is None:
+            raise RuntimeError("the preloading server went away")
+        self.pid: int = answer["pid"]
+
+    def _message(self, timeout: float | None) -> dict[str, Any] | None:
+        """The server's next answer on this connection; None when it closed the connection."""
+        self.conn.settimeout(timeout)
+        while b"\n" not in self._buffer:
+            chunk = self.conn.recv(4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                answer = self._message(timeout)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(["check"], timeout or 0) from None
+            # no answer: the server was killed, and its forks with it
+            self.returncode = os.waitstatus_to_exitcode(answer["status"]) if answer else -signal.SIGKILL
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class Preloader:
+    """A running server (see the module doc), started in the env at ``python``'s prefix."""
+
+    def __init__(self, python: Path, environ: dict[str, str], workdir: Path) -> None:
+        from . import interrupt
+
+        self.socket = str(workdir / "preload.sock")
+        log = workdir / "preload.log"
+        with open(log, "w") as err:
+            self._server = interrupt.child([str(python), "-m", "pytest_agentsdk.preload", self.socket], env=environ,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.process = self._server.__enter__()
+        assert self.process.stdout is not None
+        word, _, self.digest = self.process.stdout.readline().strip().partition(" ")
+        if word != _READY:
+            self.close()
+            lines = log.read_text().strip().splitlines() or ["it exited without a word"]
+            raise RuntimeError(f"the preloading server did not start: {lines[-1]}")
+
+    @contextmanager
+    def check(self, prefix: Path, argv: Sequence[str]) -> Iterator[_ForkedCheck]:
+        """``python -m pytest_agentsdk ARGV`` as the env at ``prefix`` would run it, forked here."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdout, stderr = open(out_r, encoding="utf-8"), open(err_r, encoding="utf-8")
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                conn.connect(self.socket)
+                socket.send_fds(conn, [json.dumps({"prefix": str(prefix), "argv": list(argv)}).encode()], [out_w, err_w])
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            forked = _ForkedCheck(conn, stdout, stderr)
+            try:
+                yield forked
+            except BaseException:
+                forked.kill()
+                raise
+        finally:
+            stdout.close()
+            stderr.close()
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the server and every fork of it (they share its process group)."""
+        if self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._server.__exit__(None, None, None)
+
+
+class Preloaders:
+    """One :class:`Preloader` per dependency set, started on first use; all stopped on exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_digest: dict[str, Preloader | None] = {}
+        self._started: dict[str, threading.Event] = {}
+
+    def __enter__(self) -> Preloaders:
+        from . import interrupt
+
+        self._workdir = Path(tempfile.mkdtemp(prefix="pytest-agentsdk-preload-"))
+        self._removed = interrupt.removed_on_interrupt(self._workdir)
+        self._removed.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for preloader in self._by_digest.values():
+            if preloader is not None:
+                preloader.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._removed.__exit__(None, None, None)
+
+    def for_env(self, python: Path, prefix: Path, environ: dict[str, str]) -> Preloader | None:
+        """The server for the env at ``prefix`` (``python`` runs it); None when it cannot have one
+        (the check then runs in a process of its own, as without preloading)."""
+        site = site_packages(prefix)
+        if site is None:
+            return None
+        digest = shared_digest(site)
+        with self._lock:
+            started = self._started.get(digest)
+            first = started is None
+            if first:
+                started = self._started[digest] = threading.Event()
+        assert started is not None
+        if not first:
+            started.wait()
+            return self._by_digest.get(digest)
+        preloader: Preloader | None = None
+        try:
+            workdir = self._workdir / digest[:16]
+            workdir.mkdir()
+            preloader = Preloader(python, environ, workdir)
+            if preloader.digest != digest:  # the server sees its env otherwise: share nothing
+                preloader.close()
+                preloader = None
+        except (OSError, RuntimeError):
+            preloader = None
+        finally:
+            self._by_digest[digest] = preloader
+            started.set()
+        return preloader
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
