@@ -14,7 +14,8 @@ of another set gets a preloader of its own. The fork runs ``python -m pytest_age
 the env's own process would, with the same arguments, output and exit status (a test holds the
 two reports equal).
 
-Run as ``python -m pytest_agentsdk.preload SOCKET``: the server. It listens on the Unix socket,
+Run as ``python -m pytest_agentsdk.preload SOCKET``: the server. It listens on the Unix socket
+(``@NAME``: Linux's abstract namespace),
 takes one request per connection (the check's arguments, the env, and the two pipe ends for its
 stdout and stderr), forks, answers the fork's pid, then its wait status. It lives in a process group
 of its own with its forks, so killing the group (Ctrl-C, :mod:`pytest_agentsdk.interrupt`) ends all.
@@ -28,6 +29,7 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
 import selectors
 import shutil
 import signal
@@ -98,12 +100,18 @@ def _preload() -> None:
         raise SystemExit("preload: a shared dependency imported claude_agent_sdk; the SDK must come from each env")
 
 
-def _serve(path: str) -> None:
+def _address(text: str) -> str:
+    """A socket address given on the command line: ``@NAME`` is Linux's abstract namespace
+    (no file to remove, no limit from the length of ``$TMPDIR``), anything else a path."""
+    return "\0" + text[1:] if text.startswith("@") else text
+
+
+def _serve(address: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it kills this process group
     _preload()
     own_site = site_packages(Path(sys.prefix))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    listener.bind(_address(address))
     listener.listen()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -222,11 +230,36 @@ class _ForkedCheck:
         return self.returncode
 
     def kill(self) -> None:
+        """Kill the check and the forks judging its rows (they share the server's process group,
+        so the group is not theirs alone to kill)."""
         if self.returncode is None:
+            _kill_tree(self.pid)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and its descendants: stopped first, so it forks nothing more meanwhile."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
             try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    doomed, todo = [], [pid]
+    while todo:
+        doomed.append(todo.pop())
+        todo += parents.get(doomed[-1], [])
+    for victim in reversed(doomed):
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Preloader:
@@ -235,10 +268,11 @@ class Preloader:
     def __init__(self, python: Path, environ: dict[str, str], workdir: Path) -> None:
         from . import interrupt
 
-        self.socket = str(workdir / "preload.sock")
+        name = f"@pytest-agentsdk-preload-{os.getpid()}-{secrets.token_hex(8)}" if sys.platform == "linux" else str(workdir / "sock")
+        self.socket = _address(name)
         log = workdir / "preload.log"
         with open(log, "w") as err:
-            self._server = interrupt.child([str(python), "-m", "pytest_agentsdk.preload", self.socket], env=environ,
+            self._server = interrupt.child([str(python), "-m", "pytest_agentsdk.preload", name], env=environ,
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
             self.process = self._server.__enter__()
         assert self.process.stdout is not None

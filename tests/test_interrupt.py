@@ -121,13 +121,18 @@ def test_sigint_during_env_builds_leaves_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.machine
-def test_sigint_during_a_child_check_leaves_nothing(sdk_release) -> None:
+@pytest.mark.parametrize("preload", ["1", "0"])
+def test_sigint_during_a_child_check_leaves_nothing(sdk_release, preload: str, tmp_path: Path) -> None:
+    """The check runs forked from a preloading server (or, with preloading off, in a process of its
+    own); Ctrl-C ends the server, the check and the forks judging its rows, and their directory goes."""
     sdk_release("0.1.48")  # cached, so the check starts at once
     seed = "424242"
     proc, err = interrupt_after_line(["matrix", "--sdk", "0.1.48", "--bug", "cross_task_close", "--seed", seed, "--examples", "5"],
-                                     "checking claude-agent-sdk 0.1.48")
+                                     "checking claude-agent-sdk 0.1.48", env={"PYTEST_AGENTSDK_PRELOAD": preload, "TMPDIR": str(tmp_path)})
     assert_interrupted(proc, err)
     assert processes_naming(f"check --json --seed {seed}") == []
+    assert processes_naming("pytest_agentsdk.preload") == []  # the server, and the check forked from it
+    assert list(tmp_path.iterdir()) == []  # the servers' directory (their logs) is gone
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:

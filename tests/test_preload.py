@@ -1,0 +1,127 @@
+"""Preloading (:mod:`pytest_agentsdk.preload`): a check forked from the server of its env's dependency
+set says what the env's own process says, runs the env's SDK, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_agentsdk import envs, preload
+
+REPO = Path(__file__).resolve().parents[1]
+CHECK = ["--seed", "3", "--examples", "5", "--backend", "asyncio", "--jobs", "1"]
+
+
+def fake_site(root: Path, records: dict[str, str], pth: str = "import _virtualenv\n") -> Path:
+    """A site-packages with a dist-info (and its RECORD) per entry of ``records``, and a .pth file."""
+    site = root / "lib" / "python3.11" / "site-packages"
+    for dist, record in records.items():
+        (site / f"{dist}.dist-info").mkdir(parents=True)
+        (site / f"{dist}.dist-info" / "RECORD").write_text(record)
+    (site / "_virtualenv.pth").write_text(pth)
+    return site
+
+
+def test_the_digest_ignores_the_sdk_and_sees_every_other_file(tmp_path: Path) -> None:
+    deps = {"anyio-4.16.0": "anyio/__init__.py,sha256=aaa,10\n", "mcp-1.30.0": "mcp/__init__.py,sha256=bbb,20\n"}
+    old = fake_site(tmp_path / "old", {**deps, "claude_agent_sdk-0.1.48": "claude_agent_sdk/query.py,sha256=111,5\n"})
+    new = fake_site(tmp_path / "new", {**deps, "claude_agent_sdk-0.2.190": "claude_agent_sdk/query.py,sha256=222,7\n"})
+    assert preload.site_packages(tmp_path / "old") == old
+    assert preload.shared_digest(old) == preload.shared_digest(new)  # only the SDK differs: one server serves both
+    other_mcp = fake_site(tmp_path / "mcp", {**deps, "mcp-1.30.0": "mcp/__init__.py,sha256=ccc,20\n"})
+    other_pth = fake_site(tmp_path / "pth", deps, pth="import something_else\n")
+    newer = fake_site(tmp_path / "newer", {"anyio-4.17.0": deps["anyio-4.16.0"], "mcp-1.30.0": deps["mcp-1.30.0"]})
+    digests = {preload.shared_digest(site) for site in (old, other_mcp, other_pth, newer)}
+    assert len(digests) == 4  # a changed file, .pth or version of any dependency: a server of its own
+
+
+@pytest.mark.machine
+def test_a_preloaded_check_says_what_the_envs_own_process_says(sdk_release: Callable[[str], envs.Env]) -> None:
+    """Two releases, one server: each fork judges its own env's SDK, and its report is the report
+    the env's own interpreter gives, byte for byte."""
+    old, latest = sdk_release("0.1.48"), sdk_release("latest")
+    with preload.Preloaders() as preloaders:
+        servers = [preloaders.for_env(env.python, env.path, envs.env_environ()) for env in (old, latest)]
+        assert servers[0] is not None and servers[0] is servers[1]
+        for env in (old, latest):
+            preloaded = env.run_check(CHECK, preloader=servers[0])
+            assert preloaded["subject"]["sdk_version"] == env.sdk_version != "0.1.44"
+            assert json.dumps(preloaded, sort_keys=True) == json.dumps(env.run_check(CHECK), sort_keys=True)
+
+
+@pytest.mark.machine
+def test_a_check_past_its_timeout_is_killed(sdk_release: Callable[[str], envs.Env]) -> None:
+    env = sdk_release("0.1.48")
+    with preload.Preloaders() as preloaders:
+        server = preloaders.for_env(env.python, env.path, envs.env_environ())
+        assert server is not None
+        with pytest.raises(envs.EnvError, match="did not finish within"):
+            env.run_check(["--seed", "0", "--examples", "100000", "--jobs", "1"], timeout=2, preloader=server)
+        assert children_of(server.process.pid) == []  # killed and reaped by the server
+
+
+@pytest.mark.machine
+def test_the_server_and_its_forks_die_with_their_caller(sdk_release: Callable[[str], envs.Env], tmp_path: Path) -> None:
+    """A caller killed outright (no cleanup at all) leaves no server or check running."""
+    env = sdk_release("0.1.48")
+    caller = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from pytest_agentsdk import envs, preload
+        env = envs.ensure_env("0.1.48")
+        preloaders = preload.Preloaders().__enter__()
+        server = preloaders.for_env(env.python, env.path, envs.env_environ())
+        check = server.check(env.path, ["check", "--seed", "0", "--examples", "100000", "--jobs", "1"])
+        forked = check.__enter__()
+        print(server.process.pid, forked.pid, flush=True)
+        os.kill(os.getpid(), 9)
+    """)
+    proc = subprocess.run([sys.executable, "-c", caller], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})  # what a killed caller cannot remove lands here
+    server_pid, check_pid = map(int, proc.stdout.split())
+    assert env.sdk_version == "0.1.48"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (alive(server_pid) or alive(check_pid)):
+        time.sleep(0.05)
+    assert not alive(server_pid) and not alive(check_pid)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.split(") ")[1].split()[1]) == pid and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_preloading_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_agentsdk import machine
+
+    monkeypatch.setenv("PYTEST_AGENTSDK_PRELOAD", "0")
+    with machine.preloaded() as preloaders:
+        assert preloaders is None
+    monkeypatch.delenv("PYTEST_AGENTSDK_PRELOAD")
+    with machine.preloaded() as preloaders:
+        assert isinstance(preloaders, preload.Preloaders)
+    assert not os.path.exists(preloaders._workdir)  # its sockets and logs go with it
