@@ -45,7 +45,7 @@ from packaging.version import InvalidVersion, Version
 from . import interrupt
 
 if TYPE_CHECKING:
-    from .preload import Preloader
+    from .preload import Preloaders
 
 PACKAGE = "claude-agent-sdk"
 #: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
@@ -308,19 +308,21 @@ class Env:
         return interrupt.run([str(self.python), *args], env=env_environ(), timeout=timeout)
 
     def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None,
-                  preloader: Preloader | None = None) -> dict[str, Any]:
-        """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed; forked by
-        ``preloader`` (a server of this env's dependency set) when given, else a process of its own.
+                  preloaders: Preloaders | None = None) -> dict[str, Any]:
+        """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed; forked from the
+        preloading server of this env's dependency set when ``preloaders`` has one, else a process
+        of its own.
 
         Exit 1 (something reproduced) is a normal answer; a run that prints no JSON raises EnvError
         with the check's own last line. ``progress`` receives the check's stderr lines as they come.
         """
         share_bytecode(self.path)
-        argv = ["check", "--json", *args]
+        argv = ["-m", "pytest_agentsdk", "check", "--json", *args]
         out: list[str] = []
         tail: list[str] = []
-        launched = preloader.check(self.path, argv) if preloader else interrupt.child(
-            [str(self.python), "-m", "pytest_agentsdk", *argv], env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        preloader = preloaders.for_env(self.python, self.path, env_environ()) if preloaders else None
+        launched = preloader.run(self.path, argv) if preloader else interrupt.child(
+            [str(self.python), *argv], env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with launched as proc:
 
             def pump_stdout() -> None:
@@ -496,10 +498,11 @@ def _install_target(spec: Spec, progress: Progress | None) -> tuple[str, str, li
     return f"{PACKAGE} @ {spec.value}@{commit}", f"git:{spec.value}@{commit}", []
 
 
-def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None = None) -> Env:
+def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None = None, preloaders: Preloaders | None = None) -> Env:
     """The env for ``spec``: reused from the cache when its content key is there, else built.
 
-    ``cli=True`` installs the SDK wheel (with the bundled CLI) instead of the sdist.
+    ``cli=True`` installs the SDK wheel (with the bundled CLI) instead of the sdist. A new env's
+    import probe is forked from ``preloaders``' server of its dependency set, when there is one.
     Raises EnvError (one line) for a bad subject or a failed build; the cache is left untouched then.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
@@ -531,7 +534,9 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
                 install += ["--default-index", index_url()]
             _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
             share_bytecode(tmp)
-            probe = interrupt.run([str(tmp / "bin" / "python"), "-c", "import claude_agent_sdk as s; print(s.__version__)"], env=env_environ())
+            probe_argv = ["-c", "import claude_agent_sdk as s; print(s.__version__)"]
+            preloader = preloaders.for_env(tmp / "bin" / "python", tmp, env_environ()) if preloaders else None
+            probe = preloader.run_captured(tmp, probe_argv) if preloader else interrupt.run([str(tmp / "bin" / "python"), *probe_argv], env=env_environ())
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
             share_bytecode(tmp)  # what the probe compiled (the SDK, mcp, pydantic), for the envs built after this one

@@ -85,14 +85,15 @@ def _error_report(spec: envs.Spec, version: str | None, reason: str, args: argpa
     return report
 
 
-def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress) -> envs.Env | verdict.CheckReport:
-    """The env ``spec`` is judged in, built or reused, or the ``error`` report it gets instead
-    (unsupported, or a candidate that does not build)."""
+def _prepare(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progress,
+             preloaders: preload.Preloaders | None = None) -> envs.Env | verdict.CheckReport:
+    """The env ``spec`` is judged in, built (its import probe forked from ``preloaders``) or reused,
+    or the ``error`` report it gets instead (unsupported, or a candidate that does not build)."""
     if spec.kind == "pypi" and (reason := envs.unsupported_reason(spec.value)):
         return _error_report(spec, spec.value, reason, args, seed)
     say = progress.for_subject(spec.label)
     try:
-        env = envs.ensure_env(spec, progress=say)
+        env = envs.ensure_env(spec, progress=say, preloaders=preloaders)
     except envs.EnvError as exc:
         if spec.kind in ("pypi", "latest"):  # a release that will not build: the index or the harness, not an SDK change
             raise
@@ -111,9 +112,8 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
     spec = env.spec
     say = progress.for_subject(spec.label + (f" / CLI {cli.version}" if cli else ""))
     say(f"checking claude-agent-sdk {env.sdk_version} ({'cached env' if env.reused else 'new env'})")
-    preloader = preloaders.for_env(env.python, env.path, envs.env_environ()) if preloaders and not cli else None
     try:
-        data = env.run_check(_check_args(args, seed, cli, check_jobs), progress=say, preloader=preloader)
+        data = env.run_check(_check_args(args, seed, cli, check_jobs), progress=say, preloaders=None if cli else preloaders)
         try:
             report = verdict.CheckReport.from_json(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -142,7 +142,7 @@ def judge(spec: envs.Spec, args: argparse.Namespace, seed: int, progress: _Progr
           check_jobs: int | None = None, preloaders: preload.Preloaders | None = None) -> verdict.CheckReport:
     """Build (or reuse) the env for ``spec`` and run ``check`` in it (over the real ``cli``, if given;
     on ``check_jobs`` cores, by default all: a caller judging several at once gives each its share)."""
-    return _judged(_prepare(spec, args, seed, progress), args, seed, progress, cli, check_jobs, preloaders)
+    return _judged(_prepare(spec, args, seed, progress, preloaders), args, seed, progress, cli, check_jobs, preloaders)
 
 
 def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
@@ -162,7 +162,7 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     errors: dict[int, BaseException] = {}
     with preloaded() as preloaders, ThreadPoolExecutor(max_workers=jobs) as checkers, \
             ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
-        builds = {builders.submit(_prepare, spec, args, seed, progress): i for i, spec in enumerate(specs)}
+        builds = {builders.submit(_prepare, spec, args, seed, progress, preloaders): i for i, spec in enumerate(specs)}
         for done in as_completed(builds):
             if (exc := done.exception()) is not None:
                 errors[builds[done]] = exc

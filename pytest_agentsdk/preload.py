@@ -10,14 +10,14 @@ from its own env; what was imported already is byte for byte the files that env 
 
 Envs belong to one set when every installed file except the SDK's is the same (:func:`shared_digest`:
 each distribution's RECORD, which lists its files with their hashes, and the ``.pth`` files); an env
-of another set gets a preloader of its own. The fork runs ``python -m pytest_agentsdk check`` as
-the env's own process would, with the same arguments, output and exit status (a test holds the
-two reports equal).
+of another set gets a preloader of its own. A fork runs ``python -m pytest_agentsdk check ...`` (or
+the import probe of a new env) as the env's own interpreter would, with the same arguments, output
+and exit status (a test holds the two reports equal).
 
 Run as ``python -m pytest_agentsdk.preload SOCKET``: the server. It listens on the Unix socket
 (``@NAME``: Linux's abstract namespace),
-takes one request per connection (the check's arguments, the env, and the two pipe ends for its
-stdout and stderr), forks, answers the fork's pid, then its wait status. It lives in a process group
+takes one request per connection (the env, ``python``'s arguments, and the two pipe ends for the
+run's stdout and stderr), forks, answers the fork's pid, then its wait status. It lives in a process group
 of its own with its forks, so killing the group (Ctrl-C, :mod:`pytest_agentsdk.interrupt`) ends all.
 """
 
@@ -129,7 +129,7 @@ def _serve(address: str) -> None:
                     os.killpg(0, signal.SIGKILL)  # the caller is gone: so are this server and its forks
                 elif key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork_check(conn, listener, own_site)
+                    pid = _fork_run(conn, listener, own_site)
                     if pid is not None:
                         waiting[pid] = conn
                 else:
@@ -150,8 +150,8 @@ def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
         pass
 
 
-def _fork_check(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int | None:
-    """Fork a check for the request on ``conn``; its pid (answered on ``conn`` too), or None."""
+def _fork_run(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int | None:
+    """Fork the run the request on ``conn`` asks for; its pid (answered on ``conn`` too), or None."""
     data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
     request = json.loads(data)
     pid = os.fork()
@@ -166,10 +166,8 @@ def _fork_check(conn: socket.socket, listener: socket.socket, own_site: Path | N
                 os.dup2(fd, target)
                 os.close(fd)
             _become(Path(request["prefix"]), own_site)
-            from pytest_agentsdk.__main__ import main
-
-            code = main(request["argv"])
-        except BaseException:  # noqa: BLE001 - said on the check's stderr, as its own process would
+            code = _run_python(request["argv"])
+        except BaseException:  # noqa: BLE001 - said on the run's stderr, as its own process would
             import traceback
 
             traceback.print_exc()
@@ -181,6 +179,27 @@ def _fork_check(conn: socket.socket, listener: socket.socket, own_site: Path | N
         os.close(fd)
     _answer(conn, {"pid": pid})
     return pid
+
+
+def _run_python(argv: list[str]) -> int:
+    """What ``python ARGV`` does for ``-m MODULE ...`` and ``-c CODE ...``; its exit status."""
+    import runpy
+
+    option, target, *rest = argv
+    if option not in ("-m", "-c"):
+        raise ValueError(f"preload runs python -m MODULE or -c CODE, not {option}")
+    sys.argv = [("-m" if option == "-m" else "-c"), *rest]
+    try:
+        if option == "-m":
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 def _become(prefix: Path, own_site: Path | None) -> None:
@@ -195,9 +214,9 @@ def _become(prefix: Path, own_site: Path | None) -> None:
 
 
 # ---------------------------------------------------------------- the caller's side
-class _ForkedCheck:
-    """A check forked by a server: what :meth:`pytest_agentsdk.envs.Env.run_check` reads of a
-    process (``stdout``, ``stderr``, ``wait``, ``kill``, ``returncode``)."""
+class _Forked:
+    """A run forked by a server, read like a ``subprocess.Popen`` (``stdout``, ``stderr``, ``wait``,
+    ``kill``, ``returncode``)."""
 
     def __init__(self, conn: socket.socket, stdout: IO[str], stderr: IO[str]) -> None:
         self.conn, self.stdout, self.stderr = conn, stdout, stderr
@@ -224,14 +243,14 @@ class _ForkedCheck:
             try:
                 answer = self._message(timeout)
             except TimeoutError:
-                raise subprocess.TimeoutExpired(["check"], timeout or 0) from None
+                raise subprocess.TimeoutExpired(["preloaded"], timeout or 0) from None
             # no answer: the server was killed, and its forks with it
             self.returncode = os.waitstatus_to_exitcode(answer["status"]) if answer else -signal.SIGKILL
         return self.returncode
 
     def kill(self) -> None:
-        """Kill the check and the forks judging its rows (they share the server's process group,
-        so the group is not theirs alone to kill)."""
+        """Kill the run and what it forked (a check's rows): they share the server's process group,
+        so the group is not theirs alone to kill."""
         if self.returncode is None:
             _kill_tree(self.pid)
 
@@ -283,8 +302,9 @@ class Preloader:
             raise RuntimeError(f"the preloading server did not start: {lines[-1]}")
 
     @contextmanager
-    def check(self, prefix: Path, argv: Sequence[str]) -> Iterator[_ForkedCheck]:
-        """``python -m pytest_agentsdk ARGV`` as the env at ``prefix`` would run it, forked here."""
+    def run(self, prefix: Path, argv: Sequence[str]) -> Iterator[_Forked]:
+        """``python ARGV`` (``-m MODULE ...`` or ``-c CODE ...``) as the env at ``prefix`` would run
+        it, forked here: a process-like with text ``stdout`` and ``stderr`` pipes."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         stdout, stderr = open(out_r, encoding="utf-8"), open(err_r, encoding="utf-8")
@@ -296,7 +316,7 @@ class Preloader:
             finally:
                 os.close(out_w)
                 os.close(err_w)
-            forked = _ForkedCheck(conn, stdout, stderr)
+            forked = _Forked(conn, stdout, stderr)
             try:
                 yield forked
             except BaseException:
@@ -306,6 +326,17 @@ class Preloader:
             stdout.close()
             stderr.close()
             conn.close()
+
+    def run_captured(self, prefix: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """:meth:`run` to the end, its output captured (like ``subprocess.run``)."""
+        with self.run(prefix, argv) as forked:
+            err: list[str] = []
+            reader = threading.Thread(target=lambda: err.append(forked.stderr.read()), daemon=True)
+            reader.start()
+            out = forked.stdout.read()
+            reader.join()
+            code = forked.wait()
+        return subprocess.CompletedProcess(list(argv), code, out, "".join(err))
 
     def close(self) -> None:
         """Stop the server and every fork of it (they share its process group)."""
@@ -345,8 +376,9 @@ class Preloaders:
         self._removed.__exit__(None, None, None)
 
     def for_env(self, python: Path, prefix: Path, environ: dict[str, str]) -> Preloader | None:
-        """The server for the env at ``prefix`` (``python`` runs it); None when it cannot have one
-        (the check then runs in a process of its own, as without preloading)."""
+        """The server for the env at ``prefix`` (started with ``python``, the env's own interpreter,
+        if it is the first of its set); None when it cannot have one (the caller then starts a
+        process of its own, as without preloading)."""
         site = site_packages(prefix)
         if site is None:
             return None

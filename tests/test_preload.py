@@ -52,9 +52,25 @@ def test_a_preloaded_check_says_what_the_envs_own_process_says(sdk_release: Call
         servers = [preloaders.for_env(env.python, env.path, envs.env_environ()) for env in (old, latest)]
         assert servers[0] is not None and servers[0] is servers[1]
         for env in (old, latest):
-            preloaded = env.run_check(CHECK, preloader=servers[0])
+            preloaded = env.run_check(CHECK, preloaders=preloaders)
             assert preloaded["subject"]["sdk_version"] == env.sdk_version != "0.1.44"
             assert json.dumps(preloaded, sort_keys=True) == json.dumps(env.run_check(CHECK), sort_keys=True)
+
+
+@pytest.mark.machine
+def test_a_fork_imports_the_sdk_from_its_own_env_and_deps_from_the_server(sdk_release: Callable[[str], envs.Env]) -> None:
+    old, latest = sdk_release("0.1.48"), sdk_release("latest")
+    code = "import claude_agent_sdk as s, mcp, sys; print(s.__version__, s.__file__, mcp.__file__, sys.prefix)"
+    with preload.Preloaders() as preloaders:
+        server = preloaders.for_env(latest.python, latest.path, envs.env_environ())
+        assert server is not None
+        proc = server.run_captured(old.path, ["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    version, sdk_file, mcp_file, prefix = proc.stdout.split()
+    assert (version, prefix) == ("0.1.48", str(old.path))
+    assert sdk_file.startswith(str(old.path))  # the release judged is the env's own
+    assert mcp_file.startswith(str(latest.path))  # imported once by the server: the same files (equal digests)
+    assert preload.shared_digest(preload.site_packages(old.path)) == preload.shared_digest(preload.site_packages(latest.path))
 
 
 @pytest.mark.machine
@@ -64,7 +80,7 @@ def test_a_check_past_its_timeout_is_killed(sdk_release: Callable[[str], envs.En
         server = preloaders.for_env(env.python, env.path, envs.env_environ())
         assert server is not None
         with pytest.raises(envs.EnvError, match="did not finish within"):
-            env.run_check(["--seed", "0", "--examples", "100000", "--jobs", "1"], timeout=2, preloader=server)
+            env.run_check(["--seed", "0", "--examples", "100000", "--jobs", "1"], timeout=2, preloaders=preloaders)
         assert children_of(server.process.pid) == []  # killed and reaped by the server
 
 
@@ -79,7 +95,7 @@ def test_the_server_and_its_forks_die_with_their_caller(sdk_release: Callable[[s
         env = envs.ensure_env("0.1.48")
         preloaders = preload.Preloaders().__enter__()
         server = preloaders.for_env(env.python, env.path, envs.env_environ())
-        check = server.check(env.path, ["check", "--seed", "0", "--examples", "100000", "--jobs", "1"])
+        check = server.run(env.path, ["-m", "pytest_agentsdk", "check", "--seed", "0", "--examples", "100000", "--jobs", "1"])
         forked = check.__enter__()
         print(server.process.pid, forked.pid, flush=True)
         os.kill(os.getpid(), 9)
