@@ -104,6 +104,8 @@ def main() -> None:
             rows.append((name, seconds, reports))
         warm = rows[-1][1]
         print("  ".join(f"{name.split()[0]} {seconds / warm:.2f}x warm" for name, seconds, _ in rows))
+        verdicts = {json.dumps([report["results"] for report in reports], sort_keys=True) for _, _, reports in rows}
+        print("every run gave the same reports" if len(verdicts) == 1 else "THE RUNS GAVE DIFFERENT REPORTS: a speed-up broke a verdict")
         if not args.no_breakdown:
             parts = breakdown(cache, rows[-1][2], args.examples)
             total = sum(parts.values())

@@ -502,7 +502,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     """The env for ``spec``: reused from the cache when its content key is there, else built.
 
     ``cli=True`` installs the SDK wheel (with the bundled CLI) instead of the sdist. A new env's
-    import probe is forked from ``preloaders``' server of its dependency set, when there is one.
+    import probe is forked from ``preloaders``' server of its dependency set, when one is running.
     Raises EnvError (one line) for a bad subject or a failed build; the cache is left untouched then.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
@@ -535,7 +535,9 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
             share_bytecode(tmp)
             probe_argv = ["-c", "import claude_agent_sdk as s; print(s.__version__)"]
-            preloader = preloaders.for_env(tmp / "bin" / "python", tmp, env_environ()) if preloaders else None
+            # forked from a server already serving this dependency set; none is started here: the
+            # env it would run in is renamed below
+            preloader = preloaders.for_env(tmp / "bin" / "python", tmp, env_environ(), start=False) if preloaders else None
             probe = preloader.run_captured(tmp, probe_argv) if preloader else interrupt.run([str(tmp / "bin" / "python"), *probe_argv], env=env_environ())
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")

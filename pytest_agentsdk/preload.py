@@ -203,12 +203,24 @@ def _run_python(argv: list[str]) -> int:
 
 
 def _become(prefix: Path, own_site: Path | None) -> None:
-    """Import from the env at ``prefix`` from now on, as its own interpreter would."""
+    """Import from the env at ``prefix`` from now on, as its own interpreter would: its
+    ``site-packages`` replaces the server's on the import path and in every imported package's
+    ``__path__``, so a submodule imported later (anyio's backend on first use) is that env's file
+    too, whatever becomes of the server's env meanwhile."""
     site = site_packages(prefix)
     if site is None or own_site is None:
         raise RuntimeError(f"no site-packages in {prefix}")
-    sys.path[:] = [str(site) if entry == str(own_site) else entry for entry in sys.path]
-    sys.path_importer_cache.pop(str(own_site), None)
+    mine, theirs = str(own_site), str(site)
+
+    def moved(entry: str) -> str:
+        return theirs + entry[len(mine):] if entry == mine or entry.startswith(mine + os.sep) else entry
+
+    sys.path[:] = [moved(entry) for entry in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [moved(entry) for entry in path]
+    sys.path_importer_cache.clear()
     sys.prefix = sys.exec_prefix = str(prefix)
     importlib.invalidate_caches()
 
@@ -375,20 +387,22 @@ class Preloaders:
         shutil.rmtree(self._workdir, ignore_errors=True)
         self._removed.__exit__(None, None, None)
 
-    def for_env(self, python: Path, prefix: Path, environ: dict[str, str]) -> Preloader | None:
-        """The server for the env at ``prefix`` (started with ``python``, the env's own interpreter,
-        if it is the first of its set); None when it cannot have one (the caller then starts a
-        process of its own, as without preloading)."""
+    def for_env(self, python: Path, prefix: Path, environ: dict[str, str], *, start: bool = True) -> Preloader | None:
+        """The server for the env at ``prefix``, started with ``python`` (the env's own interpreter)
+        if it is the first of its set and ``start``; None when there is none (the caller then starts
+        a process of its own, as without preloading). Start servers only from an env that stays
+        where it is: a server's own env must outlive it."""
         site = site_packages(prefix)
         if site is None:
             return None
         digest = shared_digest(site)
         with self._lock:
             started = self._started.get(digest)
-            first = started is None
+            first = started is None and start
             if first:
                 started = self._started[digest] = threading.Event()
-        assert started is not None
+        if started is None:
+            return None
         if not first:
             started.wait()
             return self._by_digest.get(digest)

@@ -60,17 +60,36 @@ def test_a_preloaded_check_says_what_the_envs_own_process_says(sdk_release: Call
 @pytest.mark.machine
 def test_a_fork_imports_the_sdk_from_its_own_env_and_deps_from_the_server(sdk_release: Callable[[str], envs.Env]) -> None:
     old, latest = sdk_release("0.1.48"), sdk_release("latest")
-    code = "import claude_agent_sdk as s, mcp, sys; print(s.__version__, s.__file__, mcp.__file__, sys.prefix)"
+    code = ("import claude_agent_sdk as s, mcp, sys, anyio._backends._trio as later; "
+            "print(s.__version__, s.__file__, mcp.__file__, later.__file__, sys.prefix)")
     with preload.Preloaders() as preloaders:
         server = preloaders.for_env(latest.python, latest.path, envs.env_environ())
         assert server is not None
         proc = server.run_captured(old.path, ["-c", code])
     assert proc.returncode == 0, proc.stderr
-    version, sdk_file, mcp_file, prefix = proc.stdout.split()
+    version, sdk_file, mcp_file, later_file, prefix = proc.stdout.split()
     assert (version, prefix) == ("0.1.48", str(old.path))
     assert sdk_file.startswith(str(old.path))  # the release judged is the env's own
     assert mcp_file.startswith(str(latest.path))  # imported once by the server: the same files (equal digests)
+    assert later_file.startswith(str(old.path))  # a submodule of a preloaded package, imported now: the env's own
     assert preload.shared_digest(preload.site_packages(old.path)) == preload.shared_digest(preload.site_packages(latest.path))
+
+
+@pytest.mark.machine
+def test_a_new_env_is_probed_by_a_running_server_and_never_starts_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server must outlive its own env, and a new env is renamed into the cache once probed: so a
+    build uses a server already running for its set, and starts none."""
+    monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path / "cache"))
+    with preload.Preloaders() as preloaders:
+        first = envs.ensure_env("0.1.48", preloaders=preloaders)
+        assert preloaders._by_digest == {}  # no server was running: probed in a process of its own
+        server = preloaders.for_env(first.python, first.path, envs.env_environ())
+        assert server is not None
+        second = envs.ensure_env("0.1.50", preloaders=preloaders)  # probed by the server of 0.1.48's set
+        assert (first.sdk_version, second.sdk_version) == ("0.1.48", "0.1.50")
+        assert list(preloaders._by_digest.values()) == [server]
+        report = second.run_check(CHECK + ["--bug", "premature_completion"], preloaders=preloaders)
+        assert report["subject"]["sdk_version"] == "0.1.50"
 
 
 @pytest.mark.machine
