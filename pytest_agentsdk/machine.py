@@ -54,6 +54,27 @@ def share_of_cores(at_once: int) -> int:
     return max(1, forked.default_jobs() // at_once)
 
 
+class _Shares:
+    """Each check's ``--jobs``, given as it starts: the cores split among the checks that can still
+    run beside it (at most ``at_once``), so the last checks of a run get the cores the finished ones
+    left instead of one each (``--jobs`` never changes a report)."""
+
+    def __init__(self, at_once: int, total: int) -> None:
+        self.at_once, self.left = at_once, total
+        self.lock = threading.Lock()
+
+    def take(self) -> int:
+        with self.lock:
+            share = share_of_cores(max(1, min(self.at_once, self.left)))
+            self.left -= 1
+            return share
+
+    def drop(self, count: int) -> None:
+        """``count`` checks will never start (their env did not build)."""
+        with self.lock:
+            self.left -= count
+
+
 def _check_args(args: argparse.Namespace, seed: int, cli: Any, check_jobs: int) -> list[str]:
     """The ``check`` options every env gets; with ``cli`` (a resolved
     :class:`~pytest_agentsdk.realcli.Cli`) the env judges over that real CLI. ``check_jobs`` is the
@@ -157,18 +178,23 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     once all are done.
     """
     jobs = max(1, min(args.jobs or forked.default_jobs(), len(specs) * len(clis or [None])))
-    check_jobs = share_of_cores(jobs)
+    shares = _Shares(jobs, len(specs) * len(clis or [None]))
     checks: dict[tuple[int, int], Future[verdict.CheckReport]] = {}
     errors: dict[int, BaseException] = {}
+
+    def judged(prepared: envs.Env | verdict.CheckReport, cli: Any) -> verdict.CheckReport:
+        return _judged(prepared, args, seed, progress, cli, shares.take(), preloaders)
+
     with preloaded() as preloaders, ThreadPoolExecutor(max_workers=jobs) as checkers, \
             ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
         builds = {builders.submit(_prepare, spec, args, seed, progress, preloaders): i for i, spec in enumerate(specs)}
         for done in as_completed(builds):
             if (exc := done.exception()) is not None:
                 errors[builds[done]] = exc
+                shares.drop(len(clis or [None]))
                 continue
             for j, cli in enumerate(clis or [None]):
-                checks[(builds[done], j)] = checkers.submit(_judged, done.result(), args, seed, progress, cli, check_jobs, preloaders)
+                checks[(builds[done], j)] = checkers.submit(judged, done.result(), cli)
     if errors:
         raise errors[min(errors)]  # the first bad subject in the order given
     return [checks[key].result() for key in sorted(checks)]

@@ -389,9 +389,9 @@ class Preloaders:
 
     def for_env(self, python: Path, prefix: Path, environ: dict[str, str], *, start: bool = True) -> Preloader | None:
         """The server for the env at ``prefix``, started with ``python`` (the env's own interpreter)
-        if it is the first of its set and ``start``; None when there is none (the caller then starts
-        a process of its own, as without preloading). Start servers only from an env that stays
-        where it is: a server's own env must outlive it."""
+        if it is the first of its set and ``start``; None when there is none or it is still
+        starting (the caller then starts a process of its own, as without preloading). Start
+        servers only from an env that stays where it is: a server's own env must outlive it."""
         site = site_packages(prefix)
         if site is None:
             return None
@@ -401,10 +401,9 @@ class Preloaders:
             first = started is None and start
             if first:
                 started = self._started[digest] = threading.Event()
-        if started is None:
-            return None
+        if started is None or not (first or started.is_set()):
+            return None  # none, or one still importing: a process of its own keeps this core busy meanwhile
         if not first:
-            started.wait()
             return self._by_digest.get(digest)
         preloader: Preloader | None = None
         try:

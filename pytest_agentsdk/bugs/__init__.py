@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING, Any
 
-from ..explore import Scenario
+if TYPE_CHECKING:
+    from ..explore import Scenario
 
 #: Registered bugs, in report order; each is ``pytest_agentsdk.bugs.<name>.SCENARIO``.
 BUG_NAMES = ("cross_task_close", "late_task_notification", "premature_completion")
+
+
+def __getattr__(name: str) -> Any:
+    """``Scenario`` on first use: the commands that only name bugs (matrix, verify, bisect) do not
+    import Hypothesis for it."""
+    if name == "Scenario":
+        from ..explore import Scenario
+
+        return Scenario
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def scenario(name: str) -> Scenario:
