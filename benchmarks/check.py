@@ -35,7 +35,7 @@ def interpreter(spec: str | None) -> tuple[str, dict[str, str], str]:
     if spec is None:
         return sys.executable, {**os.environ, "PYTHONPATH": str(ROOT)}, "installed"
     env = envs.ensure_env(envs.parse_spec(spec), progress=lambda line: print(line, file=sys.stderr))
-    return str(env.python), env.environ(), f"{spec} (claude-agent-sdk {env.sdk_version})"
+    return str(env.python), envs.env_environ(), f"{spec} (claude-agent-sdk {env.sdk_version})"
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
