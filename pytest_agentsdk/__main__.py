@@ -287,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", help="write the Script here instead of stdout")
     rec.set_defaults(func=cmd_record)
 
-    from . import machine
+    from . import machine, mutants
 
     machine.add_commands(sub, _add_output_flags)
+    mutants.add_command(sub)  # mutants builds on machine: registered here, so neither imports the other both ways
     return parser
 
 

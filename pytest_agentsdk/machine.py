@@ -635,7 +635,3 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     _common(bisect, with_bug=False)
     bisect.add_argument("--json", action="store_true", help="print the boundary and every judged report as JSON")
     bisect.set_defaults(func=_guarded(cmd_bisect))
-
-    from . import mutants  # it builds on this module
-
-    mutants.add_command(sub)

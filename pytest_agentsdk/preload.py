@@ -129,9 +129,7 @@ def _serve(address: str) -> None:
                     os.killpg(0, signal.SIGKILL)  # the caller is gone: so are this server and its forks
                 elif key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork_run(conn, listener, own_site)
-                    if pid is not None:
-                        waiting[pid] = conn
+                    waiting[_fork_run(conn, listener, own_site)] = conn
                 else:
                     os.read(wake_r, 512)
                     while waiting:
@@ -150,8 +148,8 @@ def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
         pass
 
 
-def _fork_run(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int | None:
-    """Fork the run the request on ``conn`` asks for; its pid (answered on ``conn`` too), or None."""
+def _fork_run(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int:
+    """Fork the run the request on ``conn`` asks for; its pid (answered on ``conn`` too)."""
     data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
     request = json.loads(data)
     pid = os.fork()
@@ -301,6 +299,8 @@ class Preloader:
 
         name = f"@pytest-agentsdk-preload-{os.getpid()}-{secrets.token_hex(8)}" if sys.platform == "linux" else str(workdir / "sock")
         self.socket = _address(name)
+        self.environ = environ
+        self._closed = False
         log = workdir / "preload.log"
         with open(log, "w") as err:
             self._server = interrupt.child([str(python), "-m", "pytest_agentsdk.preload", name], env=environ,
@@ -314,9 +314,10 @@ class Preloader:
             raise RuntimeError(f"the preloading server did not start: {lines[-1]}")
 
     @contextmanager
-    def run(self, prefix: Path, argv: Sequence[str]) -> Iterator[_Forked]:
+    def run(self, prefix: Path, argv: Sequence[str]) -> Iterator[_Forked | subprocess.Popen[str]]:
         """``python ARGV`` (``-m MODULE ...`` or ``-c CODE ...``) as the env at ``prefix`` would run
-        it, forked here: a process-like with text ``stdout`` and ``stderr`` pipes."""
+        it, forked here: a process-like with text ``stdout`` and ``stderr`` pipes. Should the
+        server be gone, the env's own interpreter runs it instead."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         stdout, stderr = open(out_r, encoding="utf-8"), open(err_r, encoding="utf-8")
@@ -325,10 +326,19 @@ class Preloader:
             try:
                 conn.connect(self.socket)
                 socket.send_fds(conn, [json.dumps({"prefix": str(prefix), "argv": list(argv)}).encode()], [out_w, err_w])
+                forked = _Forked(conn, stdout, stderr)
+            except (OSError, RuntimeError):
+                forked = None
             finally:
                 os.close(out_w)
                 os.close(err_w)
-            forked = _Forked(conn, stdout, stderr)
+            if forked is None:
+                from . import interrupt
+
+                with interrupt.child([str(prefix / "bin" / "python"), *argv], env=self.environ, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True) as own:
+                    yield own
+                return
             try:
                 yield forked
             except BaseException:
@@ -341,17 +351,22 @@ class Preloader:
 
     def run_captured(self, prefix: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         """:meth:`run` to the end, its output captured (like ``subprocess.run``)."""
-        with self.run(prefix, argv) as forked:
+        with self.run(prefix, argv) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            stdout, stderr = proc.stdout, proc.stderr
             err: list[str] = []
-            reader = threading.Thread(target=lambda: err.append(forked.stderr.read()), daemon=True)
+            reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
             reader.start()
-            out = forked.stdout.read()
+            out = stdout.read()
             reader.join()
-            code = forked.wait()
+            code = proc.wait()
         return subprocess.CompletedProcess(list(argv), code, out, "".join(err))
 
     def close(self) -> None:
-        """Stop the server and every fork of it (they share its process group)."""
+        """Stop the server and every fork of it (they share its process group); again: nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self.process.returncode is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)

@@ -281,7 +281,9 @@ def test_the_sweep_spans_every_known_class_seed_first() -> None:
     assert {("between", "late"), ("between", 0), ("later", "late"), ("later", 0)} <= paces
     sweep = ltn.SCENARIO.sweep("notify-only")
     assert sweep.examples == examples and sweep.axes.startswith("5 timings x 3 reports x 2 progress")
-    assert {ltn.flow(ex) for ex in examples} == set(ltn.FLOWS.values())
+    assert {ltn.flow(ex) for ex in examples} == set(ltn.FLOWS.values()) | {"several tasks"}
+    beside = [(ex["tasks"][0]["done"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"]) for ex in examples if len(ex["tasks"]) == 2]
+    assert sorted(beside) == sorted((done, 1, "in_turn") for done in ltn.DONE)  # a second agent beside the first, each timing
 
 
 # ---------------------------------------------------------------- the installed SDK
@@ -512,6 +514,17 @@ def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:
     assert result.evidence["patterns"][ltn.SEED_FLOW]["safe"], "the seed's own flow is fixed"
     assert ltn.SEED_FLOW in change["gone_in_patterns"]["stale:task_notification"]
     assert result.counterexample["pace"][-1] == 0
+
+
+def test_a_candidate_s_manifestations_do_not_move_with_the_budget(candidate_env: Any) -> None:
+    """drain_until_settled leaks a subagent's frames only when a second agent finishes within the
+    next turn: the sweep runs that class, so a small and a large budget find the same set."""
+    env = candidate_env("drain_until_settled")
+    args = ["--bug", "late_task_notification", "--model", "wake-parent", "--backend", "asyncio", "--seed", "0", "--quiet"]
+    small, large = ([verdict.Result(**r) for r in env.run_check([*args, "--examples", n], timeout=600)["results"]] for n in ("5", "100"))
+    assert "stale:subagent" in small[0].manifestations
+    assert small[0].manifestations == large[0].manifestations
+    assert "stale:subagent" in small[0].evidence["patterns"]["several tasks"]["swept_manifestations"]
 
 
 def test_reading_on_while_the_reader_tracks_tasks_races_the_reader(candidate: Any) -> None:

@@ -93,6 +93,17 @@ def test_a_new_env_is_probed_by_a_running_server_and_never_starts_one(tmp_path: 
 
 
 @pytest.mark.machine
+def test_a_check_runs_in_a_process_of_its_own_when_its_server_is_gone(sdk_release: Callable[[str], envs.Env]) -> None:
+    env = sdk_release("0.1.48")
+    with preload.Preloaders() as preloaders:
+        server = preloaders.for_env(env.python, env.path, envs.env_environ())
+        assert server is not None
+        server.close()  # killed, as by an out-of-memory killer
+        report = env.run_check(CHECK + ["--bug", "premature_completion"], preloaders=preloaders)
+    assert report["subject"]["sdk_version"] == "0.1.48" and report["results"][0]["verdict"] == "reproduced"
+
+
+@pytest.mark.machine
 def test_a_check_past_its_timeout_is_killed(sdk_release: Callable[[str], envs.Env]) -> None:
     env = sdk_release("0.1.48")
     with preload.Preloaders() as preloaders:

@@ -128,26 +128,35 @@ def sweep_examples() -> list[dict[str, Any]]:
     """One task started in turn 0: every timing x report x progress (0/1), and for the timings
     the pace can change, a late and an immediate next prompt; the seed's flow first. A late
     completion gets a third turn, so it reaches a call; so does the seed's flow once per pace, so
-    a call that misses its answer shows where that answer goes; and a foreground agent."""
+    a call that misses its answer shows where that answer goes; and a foreground agent. Last, two
+    agents at once: the first's chain, at every timing, folding in while a second one, started in
+    turn 1, reports progress and finishes within that turn (a call that stops when the tasks it
+    tracks settle leaks the first's subagent frames there: found only by the search before, so at
+    some budgets and not others)."""
     crossed = [
-        _one_task(3 if done == "later" else 2, done, report, progress, pace)
+        _swept(3 if done == "later" else 2, [_swept_task(0, done, report, progress)], pace)
         for done in DONE
         for report in REPORTS
         for progress in (0, 1)
         for pace in (("late", 0) if done in _PACED else (0,))
     ]
-    cascade = [_one_task(3, "between", "notification", 0, pace) for pace in ("late", 0)]
-    foreground = _one_task(2, "in_turn", "both", 1, 0, background=False)
-    return crossed[:1] + cascade + crossed[1:] + [foreground]
+    cascade = [_swept(3, [_swept_task(0, "between", "notification", 0)], pace) for pace in ("late", 0)]
+    foreground = _swept(2, [_swept_task(0, "in_turn", "both", 1, background=False)], 0)
+    overlapping = [_swept(3, [_swept_task(0, done, "notification", 0), _swept_task(1, "in_turn", "notification", 1)], "late") for done in DONE]
+    return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping
 
 
-def _one_task(prompts: int, done: str, report: str, progress: int, pace: str | int, background: bool = True) -> dict[str, Any]:
-    task = {"turn": 0, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": 0}
-    return {"prompts": prompts, "tasks": [task], "pace": [pace] * (prompts - 1), "checkpoints": {}}
+def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True) -> dict[str, Any]:
+    return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": 0}
+
+
+def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[str, Any]:
+    return {"prompts": prompts, "tasks": tasks, "pace": [pace] * (prompts - 1), "checkpoints": {}}
 
 
 SWEEP_AXES = (f"{len(DONE)} timings x {len(REPORTS)} reports x 2 progress, x 2 paces where the pace matters "
-              f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent")
+              f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent, "
+              f"+ a second agent finishing within turn 1 beside the first at each of the {len(DONE)} timings")
 
 
 # ---------------------------------------------------------------- examples -> Script
