@@ -3,7 +3,8 @@ warm, and where the time of one env goes.
 
 cold-all: empty env cache *and* empty uv cache (a fresh CI machine: sdists downloaded and built);
 cold-envs: empty env cache, uv's cache as it is (a developer's first matrix); warm: every env cached
-(only ``check`` runs). Same seed everywhere, so the runs do the same judging work. ``--all`` times
+(only ``check`` runs), once with a fresh interpreter per check (``PYTEST_AGENTSDK_PRELOAD=0``) and
+once as it runs by default (checks forked from a preloading server). Same seed everywhere, so the runs do the same judging work. ``--all`` times
 ``matrix --all`` (every release since 0.1.44) the same way.
 
 Each run reports wall-clock and the CPU seconds of everything it started. The breakdown then runs,
@@ -38,9 +39,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool) -> tuple[float, float, list[dict], list[float]]:
+def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool,
+               extra: dict[str, str] | None = None) -> tuple[float, float, list[dict], list[float]]:
     """(wall seconds, CPU seconds, the reports, each env build's seconds) of one matrix run."""
-    env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache), "PYTHONPATH": str(REPO), **(extra or {})}
     if uv_cache is not None:
         env["UV_CACHE_DIR"] = str(uv_cache)
     cmd = [sys.executable, "-m", "pytest_agentsdk", "matrix", "--json", "--seed", "0", "--examples", str(examples)]
@@ -92,24 +94,28 @@ def main() -> None:
     print(f"matrix {'--all' if args.all else '(default subjects)'}  ({os.cpu_count()} cores, --examples {args.examples}, seed 0)", flush=True)
     with tempfile.TemporaryDirectory(prefix="agentsdk-bench-") as tmp:
         cache = Path(tmp, "envs-b")
-        runs: list[tuple[str, Path, Path | None]] = []
+        runs: list[tuple[str, Path, Path | None, dict[str, str]]] = []
         if not args.skip_cold_all:
-            runs.append(("cold-all (empty env + uv cache)", Path(tmp, "envs-a"), Path(tmp, "uv")))
-        runs += [("cold-envs (empty env cache)", cache, None), ("warm (envs cached)", cache, None)]
+            runs.append(("cold-all (empty env + uv cache)", Path(tmp, "envs-a"), Path(tmp, "uv"), {}))
+        runs += [("cold-envs (empty env cache)", cache, None, {}),
+                 ("warm, a fresh interpreter per check", cache, None, {"PYTEST_AGENTSDK_PRELOAD": "0"}),
+                 ("warm (envs cached)", cache, None, {})]
         rows = []
-        for name, envs_cache, uv_cache in runs:
-            seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all)
+        for name, envs_cache, uv_cache, extra in runs:
+            seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all, extra)
             built = f"  {len(builds)} envs built, {sum(builds):6.1f} s of builds" if builds else ""
             print(f"{name:<34} {seconds:7.1f} s wall {cpu:7.1f} s CPU  {len(reports)} reports{built}", flush=True)
             rows.append((name, seconds, reports))
         warm = rows[-1][1]
-        print("  ".join(f"{name.split()[0]} {seconds / warm:.2f}x warm" for name, seconds, _ in rows))
+        print("  ".join(f"{name.split()[0].rstrip(',')}{' (fresh)' if 'fresh' in name else ''} {seconds / warm:.2f}x warm"
+                        for name, seconds, _ in rows))
         verdicts = {json.dumps([report["results"] for report in reports], sort_keys=True) for _, _, reports in rows}
         print("every run gave the same reports" if len(verdicts) == 1 else "THE RUNS GAVE DIFFERENT REPORTS: a speed-up broke a verdict")
         if not args.no_breakdown:
             parts = breakdown(cache, rows[-1][2], args.examples)
             total = sum(parts.values())
-            print(f"CPU per env, one at a time, summed over {sum(1 for r in rows[-1][2] if r['subject'].get('env'))} envs:")
+            print(f"CPU per env in a fresh interpreter (as without preloading), one at a time, summed over "
+                  f"{sum(1 for r in rows[-1][2] if r['subject'].get('env'))} envs:")
             for name, seconds in parts.items():
                 print(f"  {name:<12} {seconds:7.1f} s  {seconds / total:6.1%}")
 

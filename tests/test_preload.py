@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,26 +92,30 @@ def test_a_new_env_is_probed_by_a_running_server_and_never_starts_one(tmp_path: 
         assert report["subject"]["sdk_version"] == "0.1.50"
 
 
-@pytest.mark.machine
-def test_a_check_runs_in_a_process_of_its_own_when_its_server_is_gone(sdk_release: Callable[[str], envs.Env]) -> None:
+@pytest.fixture
+def served(sdk_release: Callable[[str], envs.Env]) -> Iterator[tuple[envs.Env, preload.Preloaders, preload.Preloader]]:
+    """0.1.48's env, with the preloading server of its dependency set running."""
     env = sdk_release("0.1.48")
     with preload.Preloaders() as preloaders:
         server = preloaders.for_env(env.python, env.path, envs.env_environ())
         assert server is not None
-        server.close()  # killed, as by an out-of-memory killer
-        report = env.run_check(CHECK + ["--bug", "premature_completion"], preloaders=preloaders)
+        yield env, preloaders, server
+
+
+@pytest.mark.machine
+def test_a_check_runs_in_a_process_of_its_own_when_its_server_is_gone(served: tuple[envs.Env, preload.Preloaders, preload.Preloader]) -> None:
+    env, preloaders, server = served
+    server.close()  # killed, as by an out-of-memory killer
+    report = env.run_check(CHECK + ["--bug", "premature_completion"], preloaders=preloaders)
     assert report["subject"]["sdk_version"] == "0.1.48" and report["results"][0]["verdict"] == "reproduced"
 
 
 @pytest.mark.machine
-def test_a_check_past_its_timeout_is_killed(sdk_release: Callable[[str], envs.Env]) -> None:
-    env = sdk_release("0.1.48")
-    with preload.Preloaders() as preloaders:
-        server = preloaders.for_env(env.python, env.path, envs.env_environ())
-        assert server is not None
-        with pytest.raises(envs.EnvError, match="did not finish within"):
-            env.run_check(["--seed", "0", "--examples", "100000", "--jobs", "1"], timeout=2, preloaders=preloaders)
-        assert children_of(server.process.pid) == []  # killed and reaped by the server
+def test_a_check_past_its_timeout_is_killed(served: tuple[envs.Env, preload.Preloaders, preload.Preloader]) -> None:
+    env, preloaders, server = served
+    with pytest.raises(envs.EnvError, match="did not finish within"):
+        env.run_check(["--seed", "0", "--examples", "100000", "--jobs", "1"], timeout=2, preloaders=preloaders)
+    assert children_of(server.process.pid) == []  # killed and reaped by the server
 
 
 @pytest.mark.machine
