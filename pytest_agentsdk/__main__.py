@@ -64,6 +64,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
     ``jobs`` judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
     so the report is the same whatever ``jobs`` is."""
     from . import bugs, explore, forked, verdict
+    from .observe import scrub
 
     sdk = _require_sdk()
     info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, features=sdk.features)
@@ -98,7 +99,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
                 return scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)  # type: ignore[no-any-return]
             except Exception as exc:  # the harness, or the SDK under judgement, broke: reported, never hidden
                 return verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc),
-                                      evidence={"traceback": traceback.format_exc(limit=8)})
+                                      evidence={"traceback": scrub(traceback.format_exc(limit=8))})
         return run
 
     def crashed(index: int, why: str) -> verdict.Result:

@@ -541,7 +541,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             probe = preloader.run_captured(tmp, probe_argv) if preloader else interrupt.run([str(tmp / "bin" / "python"), *probe_argv], env=env_environ())
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
-            share_bytecode(tmp)  # what the probe compiled (the SDK, mcp, pydantic), for the envs built after this one
+            share_bytecode(tmp)  # what the probe compiled (the SDK; mcp, pydantic too unless preloaded), for the envs built after this one
             version = probe.stdout.strip()
             (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
             try:

@@ -156,11 +156,16 @@ def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: fl
         return anyio.run(bounded, backend=backend, backend_options={"clock": virtual_time.trio_clock()} if skip_idle else {})
 
 
-@functools.cache
 def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
     """``Script.checkpoints`` for the given operations: each absent (no suspension) or 1..max
-    scheduler checkpoints; shrinks towards a transport that never suspends. One strategy object per
-    arguments (``ops`` a tuple): drawn from inside other strategies, it is validated once, not per draw."""
+    scheduler checkpoints; shrinks towards a transport that never suspends."""
+    return _checkpoints(tuple(ops), max_per_op)
+
+
+@functools.cache
+def _checkpoints(ops: tuple[str, ...], max_per_op: int) -> st.SearchStrategy[dict[str, int]]:
+    """One strategy object per arguments: drawn from inside other strategies, it is validated
+    once, not on every draw."""
     return st.fixed_dictionaries({}, optional={op: st.integers(1, max_per_op) for op in ops})
 
 

@@ -41,7 +41,10 @@ class _Progress:
     def __call__(self, line: str) -> None:
         if not self.quiet:
             with self.lock:
-                print(line, file=sys.stderr, flush=True)
+                # one write, line and newline together: Ctrl-C silences stderr between two writes
+                # (pytest_agentsdk.interrupt), and its last line must start a line of its own
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
 
     def for_subject(self, label: str) -> Callable[[str], None]:
         return lambda line: self(f"[{label}] {line.strip()}")
@@ -203,8 +206,9 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
 @contextmanager
 def preloaded() -> Iterator[preload.Preloaders | None]:
     """The preloading servers of one command (:mod:`pytest_agentsdk.preload`), stopped when it
-    ends; None with ``PYTEST_AGENTSDK_PRELOAD=0`` (every check then starts its own interpreter)."""
-    if os.environ.get("PYTEST_AGENTSDK_PRELOAD", "1") == "0":
+    ends; None with ``PYTEST_AGENTSDK_PRELOAD=0`` (or false/no/off: every check then starts its own
+    interpreter)."""
+    if os.environ.get("PYTEST_AGENTSDK_PRELOAD", "1").strip().lower() in ("0", "false", "no", "off"):
         yield None
         return
     with preload.Preloaders() as preloaders:

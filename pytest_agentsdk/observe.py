@@ -138,7 +138,7 @@ def causes(exc: BaseException | None, text: str = "") -> list[str]:
 _ADDRESS = re.compile(r"\b(?:0x)?[0-9a-f]{9,16}\b")
 _TASK_NUMBER = re.compile(r"\bTask-\d+")
 #: Where an installed package's file lies: one env or another, this machine or a CI runner's.
-_INSTALL_DIR = re.compile(r"[^\s\"'(]*/site-packages/")
+_INSTALL_DIR = re.compile(r"/(?:[^\s\"'()/=:]+/)*site-packages/")
 
 
 def scrub(text: str) -> str:

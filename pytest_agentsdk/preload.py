@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -48,6 +49,9 @@ SDK_DIST = "claude_agent_sdk"
 #: What every check imports besides the SDK's own dependencies (the harness's).
 HARNESS_IMPORTS = ("anyio", "hypothesis", "hypothesis.strategies", "trio", "pytest", "packaging.version")
 _READY = "ready"
+#: How long a server may take to import what it preloads (about a second here) before the caller
+#: gives up on it and runs its checks in processes of their own.
+STARTUP_TIMEOUT_S = 60.0
 
 
 def site_packages(prefix: Path) -> Path | None:
@@ -57,10 +61,13 @@ def site_packages(prefix: Path) -> Path | None:
 
 
 def shared_digest(site: Path) -> str:
-    """What an env holds besides the SDK: every other distribution's RECORD (its files and their
-    hashes) and every ``.pth`` file. Equal digests: the same files, so a module imported from one
-    env is the module the other would import."""
+    """What an env holds besides the SDK: its interpreter (``pyvenv.cfg``), every other
+    distribution's RECORD (its files and their hashes) and every ``.pth`` file. Equal digests: the
+    same files on the same interpreter, so a module imported from one env is the module the other
+    would import."""
     digest = hashlib.sha256()
+    config = site.parents[2] / "pyvenv.cfg"  # the interpreter every process of the env runs on
+    digest.update(config.read_bytes() if config.is_file() else b"?")
     for entry in sorted(os.listdir(site)):
         path = site / entry
         if entry.endswith(".dist-info") and entry.split("-")[0].replace(".", "_").lower() != SDK_DIST:
@@ -106,167 +113,9 @@ def _address(text: str) -> str:
     return "\0" + text[1:] if text.startswith("@") else text
 
 
-def _serve(address: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it kills this process group
-    _preload()
-    own_site = site_packages(Path(sys.prefix))
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(_address(address))
-    listener.listen()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    print(_READY, own_site and shared_digest(own_site), flush=True)
-    waiting: dict[int, socket.socket] = {}  # a fork's pid -> the connection that asked for it
-    with selectors.DefaultSelector() as events:
-        events.register(listener, selectors.EVENT_READ)
-        events.register(wake_r, selectors.EVENT_READ)
-        events.register(sys.stdin, selectors.EVENT_READ)  # closed when the caller exits, however it exits
-        while True:
-            for key, _ in events.select():
-                if key.fileobj is sys.stdin:
-                    os.killpg(0, signal.SIGKILL)  # the caller is gone: so are this server and its forks
-                elif key.fileobj is listener:
-                    conn, _ = listener.accept()
-                    waiting[_fork_run(conn, listener, own_site)] = conn
-                else:
-                    os.read(wake_r, 512)
-                    while waiting:
-                        pid, status = os.waitpid(-1, os.WNOHANG)
-                        if pid == 0:
-                            break
-                        if (done := waiting.pop(pid, None)) is not None:
-                            _answer(done, {"status": status})
-                            done.close()
-
-
-def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
-    try:
-        conn.sendall((json.dumps(message) + "\n").encode())
-    except OSError:  # the caller went away (timed out, interrupted): nothing to tell
-        pass
-
-
-def _fork_run(conn: socket.socket, listener: socket.socket, own_site: Path | None) -> int:
-    """Fork the run the request on ``conn`` asks for; its pid (answered on ``conn`` too)."""
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
-    request = json.loads(data)
-    pid = os.fork()
-    if pid == 0:
-        code = 2
-        try:
-            listener.close()
-            conn.close()
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for target, fd in zip((1, 2), fds):
-                os.dup2(fd, target)
-                os.close(fd)
-            _become(Path(request["prefix"]), own_site)
-            code = _run_python(request["argv"])
-        except BaseException:  # noqa: BLE001 - said on the run's stderr, as its own process would
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    for fd in fds:
-        os.close(fd)
-    _answer(conn, {"pid": pid})
-    return pid
-
-
-def _run_python(argv: list[str]) -> int:
-    """What ``python ARGV`` does for ``-m MODULE ...`` and ``-c CODE ...``; its exit status."""
-    import runpy
-
-    option, target, *rest = argv
-    if option not in ("-m", "-c"):
-        raise ValueError(f"preload runs python -m MODULE or -c CODE, not {option}")
-    sys.argv = [("-m" if option == "-m" else "-c"), *rest]
-    try:
-        if option == "-m":
-            runpy.run_module(target, run_name="__main__", alter_sys=True)
-        else:
-            exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
-        return 1
-    return 0
-
-
-def _become(prefix: Path, own_site: Path | None) -> None:
-    """Import from the env at ``prefix`` from now on, as its own interpreter would: its
-    ``site-packages`` replaces the server's on the import path and in every imported package's
-    ``__path__``, so a submodule imported later (anyio's backend on first use) is that env's file
-    too, whatever becomes of the server's env meanwhile."""
-    site = site_packages(prefix)
-    if site is None or own_site is None:
-        raise RuntimeError(f"no site-packages in {prefix}")
-    mine, theirs = str(own_site), str(site)
-
-    def moved(entry: str) -> str:
-        return theirs + entry[len(mine):] if entry == mine or entry.startswith(mine + os.sep) else entry
-
-    sys.path[:] = [moved(entry) for entry in sys.path]
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__path__", None)
-        if isinstance(path, list):
-            path[:] = [moved(entry) for entry in path]
-    sys.path_importer_cache.clear()
-    sys.prefix = sys.exec_prefix = str(prefix)
-    importlib.invalidate_caches()
-
-
-# ---------------------------------------------------------------- the caller's side
-class _Forked:
-    """A run forked by a server, read like a ``subprocess.Popen`` (``stdout``, ``stderr``, ``wait``,
-    ``kill``, ``returncode``)."""
-
-    def __init__(self, conn: socket.socket, stdout: IO[str], stderr: IO[str]) -> None:
-        self.conn, self.stdout, self.stderr = conn, stdout, stderr
-        self.returncode: int | None = None
-        self._buffer = b""
-        answer = self._message(None)
-        if answer is None:
-            raise RuntimeError("the preloading server went away")
-        self.pid: int = answer["pid"]
-
-    def _message(self, timeout: float | None) -> dict[str, Any] | None:
-        """The server's next answer on this connection; None when it closed the connection."""
-        self.conn.settimeout(timeout)
-        while b"\n" not in self._buffer:
-            chunk = self.conn.recv(4096)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)  # type: ignore[no-any-return]
-
-    def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            try:
-                answer = self._message(timeout)
-            except TimeoutError:
-                raise subprocess.TimeoutExpired(["preloaded"], timeout or 0) from None
-            # no answer: the server was killed, and its forks with it
-            self.returncode = os.waitstatus_to_exitcode(answer["status"]) if answer else -signal.SIGKILL
-        return self.returncode
-
-    def kill(self) -> None:
-        """Kill the run and what it forked (a check's rows): they share the server's process group,
-        so the group is not theirs alone to kill."""
-        if self.returncode is None:
-            _kill_tree(self.pid)
-
-
 def _kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and its descendants: stopped first, so it forks nothing more meanwhile."""
+    """SIGKILL ``pid`` and its descendants (they share the server's process group, so the group is
+    not theirs alone to kill): stopped first, so it forks nothing more meanwhile."""
     try:
         os.kill(pid, signal.SIGSTOP)
     except ProcessLookupError:
@@ -291,6 +140,231 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
+def _serve(address: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it kills this process group
+    _preload()
+    own_site = site_packages(Path(sys.prefix))
+    if own_site is None or not _only_site_of_prefix(own_site):
+        print("unsupported: this interpreter puts more than one site-packages of its env on the import path", flush=True)
+        return
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(_address(address))
+    listener.listen()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    print(_READY, shared_digest(own_site), flush=True)
+    waiting: dict[int, socket.socket] = {}  # a fork's pid -> the connection that asked for it
+    by_conn: dict[socket.socket, int] = {}
+    with selectors.DefaultSelector() as events:
+        events.register(listener, selectors.EVENT_READ)
+        events.register(wake_r, selectors.EVENT_READ)
+        events.register(sys.stdin, selectors.EVENT_READ)  # closed when the caller exits, however it exits
+        keep = [listener.fileno(), wake_r, wake_w, sys.stdin.fileno()]
+        while True:
+            for key, _ in events.select():
+                if key.fileobj is sys.stdin:
+                    os.killpg(0, signal.SIGKILL)  # the caller is gone: so are this server and its forks
+                elif key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    try:
+                        pid = _fork_run(conn, own_site, closed_in_fork=keep + [events.fileno()] + [c.fileno() for c in by_conn])
+                    except Exception as exc:  # a bad request, or no fork to be had: that caller runs on its own
+                        _answer(conn, {"error": f"{type(exc).__name__}: {exc}"})
+                        conn.close()
+                        continue
+                    waiting[pid], by_conn[conn] = conn, pid
+                    events.register(conn, selectors.EVENT_READ)
+                elif key.fileobj is wake_r:
+                    os.read(wake_r, 512)
+                    while waiting:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                        if pid == 0:
+                            break
+                        if (done := waiting.pop(pid, None)) is not None:
+                            del by_conn[done]
+                            if _registered(events, done):
+                                events.unregister(done)
+                            _answer(done, {"status": status})
+                            done.close()
+                else:  # the caller asks for its run to be killed, or went away: the server kills it, before reaping it
+                    conn = key.fileobj  # type: ignore[assignment]
+                    pid = by_conn[conn]
+                    events.unregister(conn)
+                    if conn.recv(64).startswith(b"kill"):
+                        _kill_tree(pid)
+
+
+def _registered(events: selectors.BaseSelector, conn: socket.socket) -> bool:
+    try:
+        events.get_key(conn)
+    except KeyError:
+        return False
+    return True
+
+
+def _only_site_of_prefix(own_site: Path) -> bool:
+    """Whether ``own_site`` is the one entry of the import path inside this env (some Pythons add
+    a ``lib64`` twin): a fork replaces that entry, and an env's SDK must not be found through another."""
+    prefix = os.path.realpath(sys.prefix)
+    ours = [entry for entry in sys.path if entry and os.path.realpath(entry).startswith(prefix + os.sep)]
+    return len({os.path.realpath(entry) for entry in ours}) == 1 and os.path.realpath(ours[0]) == os.path.realpath(own_site)
+
+
+def _answer(conn: socket.socket, message: dict[str, Any]) -> None:
+    try:
+        conn.sendall((json.dumps(message) + "\n").encode())
+    except OSError:  # the caller went away (timed out, interrupted): nothing to tell
+        pass
+
+
+def _fork_run(conn: socket.socket, own_site: Path, closed_in_fork: list[int]) -> int:
+    """Fork the run the request on ``conn`` asks for; its pid (answered on ``conn`` too)."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
+    try:
+        request = json.loads(data)
+        prefix, argv = Path(request["prefix"]), list(request["argv"])
+        if len(fds) != 2:
+            raise ValueError("a request brings the run's stdout and stderr")
+        pid = os.fork()
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    if pid == 0:
+        code = 1
+        try:
+            for fd in closed_in_fork:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            conn.close()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a process of its own
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            for target, fd in zip((0, 1, 2), (devnull, *fds)):
+                os.dup2(fd, target)
+                os.close(fd)
+            _become(prefix, own_site)
+            code = _run_python(argv)
+        except BaseException:  # noqa: BLE001 - said on the run's stderr, exit 1, as a process of its own would
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            try:
+                import atexit
+
+                atexit._run_exitfuncs()  # what the interpreter does on its way out (logging's flush, ...)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    _answer(conn, {"pid": pid})
+    return pid
+
+
+def _run_python(argv: list[str]) -> int:
+    """What ``python ARGV`` does for ``-m MODULE ...`` and ``-c CODE ...``; its exit status."""
+    import runpy
+
+    option, target, *rest = argv
+    if option not in ("-m", "-c"):
+        raise ValueError(f"preload runs python -m MODULE or -c CODE, not {option}")
+    sys.argv = [option, *rest]
+    try:
+        if option == "-m":
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _become(prefix: Path, own_site: Path) -> None:
+    """Import from the env at ``prefix`` from now on, as its own interpreter would: its
+    ``site-packages`` replaces the server's on the import path and in every imported package's
+    ``__path__``, so a submodule imported later (anyio's backend on first use) is that env's file
+    too, whatever becomes of the server's env meanwhile; ``sys.executable`` is its interpreter.
+    Raises when the SDK would still be found anywhere but in that env."""
+    site = site_packages(prefix)
+    if site is None:
+        raise RuntimeError(f"no site-packages in {prefix}")
+    mine, theirs = os.path.realpath(own_site), str(site)
+
+    def moved(entry: str) -> str:
+        real = os.path.realpath(entry) if entry else entry
+        return theirs + real[len(mine):] if real == mine or real.startswith(mine + os.sep) else entry
+
+    sys.path[:] = [moved(entry) for entry in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [moved(entry) for entry in path]
+    sys.path_importer_cache.clear()
+    sys.prefix = sys.exec_prefix = str(prefix)
+    sys.executable = str(prefix / "bin" / "python")
+    importlib.invalidate_caches()
+    found = importlib.util.find_spec(SDK_DIST)
+    origin = os.path.realpath(found.origin) if found and found.origin else ""
+    if not origin.startswith(os.path.realpath(site) + os.sep):
+        raise RuntimeError(f"preload: claude_agent_sdk would load from {origin or 'nowhere'}, not from {site}")
+
+
+# ---------------------------------------------------------------- the caller's side
+class _Forked:
+    """A run forked by a server, read like a ``subprocess.Popen`` (``stdout``, ``stderr``, ``wait``,
+    ``kill``, ``returncode``)."""
+
+    def __init__(self, conn: socket.socket, stdout: IO[str], stderr: IO[str]) -> None:
+        self.conn, self.stdout, self.stderr = conn, stdout, stderr
+        self.returncode: int | None = None
+        self._buffer = b""
+        answer = self._message(None)
+        if answer is None or "pid" not in answer:
+            raise RuntimeError(f"the preloading server did not start the run: {(answer or {}).get('error', 'it went away')}")
+        self.pid: int = answer["pid"]
+
+    def _message(self, timeout: float | None) -> dict[str, Any] | None:
+        """The server's next answer on this connection; None when it closed the connection."""
+        self.conn.settimeout(timeout)
+        while b"\n" not in self._buffer:
+            chunk = self.conn.recv(4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                answer = self._message(timeout)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(["preloaded"], timeout or 0) from None
+            # no answer: the server was killed, and its forks with it
+            self.returncode = os.waitstatus_to_exitcode(answer["status"]) if answer else -signal.SIGKILL
+        return self.returncode
+
+    def kill(self) -> None:
+        """Have the server kill the run and what it forked (a check's rows): it kills its own child
+        before reaping it, so the pid cannot be another process's by then."""
+        if self.returncode is None:
+            try:
+                self.conn.sendall(b"kill\n")
+            except OSError:  # the server is gone, and its process group with it
+                pass
+
+
 class Preloader:
     """A running server (see the module doc), started in the env at ``python``'s prefix."""
 
@@ -307,10 +381,13 @@ class Preloader:
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
             self.process = self._server.__enter__()
         assert self.process.stdout is not None
-        word, _, self.digest = self.process.stdout.readline().strip().partition(" ")
+        with selectors.DefaultSelector() as ready:
+            ready.register(self.process.stdout, selectors.EVENT_READ)
+            said: str = self.process.stdout.readline() if ready.select(STARTUP_TIMEOUT_S) else ""
+        word, _, self.digest = said.strip().partition(" ")
         if word != _READY:
             self.close()
-            lines = log.read_text().strip().splitlines() or ["it exited without a word"]
+            lines = log.read_text().strip().splitlines() or [said.strip() or f"no word within {STARTUP_TIMEOUT_S:g} s"]
             raise RuntimeError(f"the preloading server did not start: {lines[-1]}")
 
     @contextmanager
@@ -428,7 +505,7 @@ class Preloaders:
             if preloader.digest != digest:  # the server sees its env otherwise: share nothing
                 preloader.close()
                 preloader = None
-        except (OSError, RuntimeError):
+        except Exception:  # noqa: BLE001 - no server: every check of this set runs in a process of its own
             preloader = None
         finally:
             self._by_digest[digest] = preloader

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -52,9 +53,11 @@ def test_a_preloaded_check_says_what_the_envs_own_process_says(sdk_release: Call
         servers = [preloaders.for_env(env.python, env.path, envs.env_environ()) for env in (old, latest)]
         assert servers[0] is not None and servers[0] is servers[1]
         for env in (old, latest):
-            preloaded = env.run_check(CHECK, preloaders=preloaders)
+            both_backends = ["--seed", "3", "--examples", "5", "--jobs", "1"]
+            preloaded = env.run_check(both_backends, preloaders=preloaders)
             assert preloaded["subject"]["sdk_version"] == env.sdk_version != "0.1.44"
-            assert json.dumps(preloaded, sort_keys=True) == json.dumps(env.run_check(CHECK), sort_keys=True)
+            assert {r["backend"] for r in preloaded["results"]} == {"asyncio", "trio"}
+            assert json.dumps(preloaded, sort_keys=True) == json.dumps(env.run_check(both_backends), sort_keys=True)
 
 
 @pytest.mark.machine
@@ -100,6 +103,19 @@ def served(sdk_release: Callable[[str], envs.Env]) -> Iterator[tuple[envs.Env, p
         server = preloaders.for_env(env.python, env.path, envs.env_environ())
         assert server is not None
         yield env, preloaders, server
+
+
+@pytest.mark.machine
+def test_a_bad_request_is_refused_and_the_server_serves_on(served: tuple[envs.Env, preload.Preloaders, preload.Preloader]) -> None:
+    env, _, server = served
+    read, write = os.pipe()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(server.socket)
+        socket.send_fds(conn, [b"{not json"], [write, write])
+        answer = json.loads(conn.makefile().readline())
+    os.close(read), os.close(write)
+    assert "error" in answer and "JSONDecodeError" in answer["error"]
+    assert server.run_captured(env.path, ["-c", "import claude_agent_sdk as s; print(s.__version__)"]).stdout.strip() == "0.1.48"
 
 
 @pytest.mark.machine
