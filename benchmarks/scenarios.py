@@ -3,16 +3,21 @@
 Run by hand (numbers go into issue notes, never into test assertions):
     python benchmarks/scenarios.py [--examples 40] [--seed 0] [--bug NAME]
 It judges the installed claude-agent-sdk exactly as ``check`` does and divides the examples the
-search ran (generation and shrinking) by the wall time it took.
+search ran (generation and shrinking) by the wall time it took. It imports ``pytest_agentsdk`` from
+this checkout, whatever is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from pytest_agentsdk import bugs
-from pytest_agentsdk.compat import sdk_info
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's harness
+
+from pytest_agentsdk import bugs  # noqa: E402
+from pytest_agentsdk.compat import sdk_info  # noqa: E402
 
 
 def main() -> None:
