@@ -601,8 +601,11 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser], None]) -> None:
     subjects = "SPEC: VERSION, pypi:VERSION, latest, a source tree, a wheel/sdist file, git+file://...@ref, git+https://..."
+    preloading = ("Envs whose files differ only in the SDK share one preloading server: each check is a fork of a process that "
+                  "imported their common dependencies once (the same report; PYTEST_AGENTSDK_PRELOAD=0: a fresh interpreter per check).")
     matrix = sub.add_parser("matrix", help="judge several SDK releases, each in its own env",
-                            description=f"Run check in one isolated env per subject and print a release x bug table. {subjects}")
+                            description=f"Run check in one isolated env per subject and print a release x bug table. {subjects}",
+                            epilog=preloading)
     matrix.add_argument("--sdk", action="append", metavar="SPEC", help=f"a subject (repeatable; default: {' '.join(DEFAULT_SUBJECTS)})")
     matrix.add_argument("--since", metavar="VERSION", help="every release since VERSION")
     matrix.add_argument("--all", action="store_true", help=f"every release since {envs.MIN_SUPPORTED}")
