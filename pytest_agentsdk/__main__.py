@@ -89,7 +89,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
         bugs.scenario(name)
     if "trio" in backends and importlib.util.find_spec("trio") is not None:
         import trio  # noqa: F401
-    explore.warm_up()
+    explore.warm_up(() if cli else (scenario.examples(model) for _, scenario, model, _ in rows if not isinstance(scenario, verdict.Result)))
 
     def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
         def run() -> verdict.Result:

@@ -423,6 +423,10 @@ def _examples(draw: st.DrawFn) -> dict[str, Any]:
     )
 
 
+#: One strategy object for every judgement: validated once (``explore.warm_up``), not per search.
+_EXAMPLES = _examples()
+
+
 def _validated(example: Any) -> tuple[str, Script]:
     """The pattern and script of a (replayed) example; ScriptError names a bad field."""
     if not isinstance(example, dict):
@@ -477,7 +481,7 @@ class CrossTaskClose(Scenario):
     quiet = observe.QUIET
 
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
-        return _examples()
+        return _EXAMPLES
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         pattern, script = _validated(example)

@@ -483,7 +483,7 @@ class LateTaskNotification(Scenario):
         self._asides: dict[tuple[str, str | None], dict[str, dict[str, list[str]]]] = {}
 
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
-        return st.integers(2, 3).flatmap(_examples_with)
+        return _EXAMPLES
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         script = build_script(example, model or "wake-parent")
@@ -575,6 +575,8 @@ def _examples_with(prompts: int) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+#: One strategy object for every judgement: validated once (``explore.warm_up``), not per search.
+_EXAMPLES = st.integers(2, 3).flatmap(_examples_with)
 SCENARIO = LateTaskNotification()
 
 __all__ = [

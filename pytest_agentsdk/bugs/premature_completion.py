@@ -20,6 +20,7 @@ query() and ClaudeSDKClient drivers, and a detectability probe of the installed 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,8 +214,10 @@ def _agents() -> st.SearchStrategy[dict[str, Any]]:
     })
 
 
+@functools.cache
 def examples() -> st.SearchStrategy[dict[str, Any]]:
-    """JSON examples; the simplest is one background agent dying on an unanswered tool call."""
+    """JSON examples; the simplest is one background agent dying on an unanswered tool call. One
+    strategy object for every judgement: validated once (``explore.warm_up``), not per search."""
     return st.fixed_dictionaries({
         "driver": st.sampled_from(DRIVERS),
         "agents": st.lists(_agents(), min_size=1, max_size=3),
