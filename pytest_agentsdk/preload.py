@@ -8,17 +8,20 @@ those packages once (never the SDK), and judges each env of the set in a fork wh
 that env's ``site-packages``: the release under judgement, and every module not imported yet, load
 from its own env; what was imported already is byte for byte the files that env holds.
 
-Envs belong to one set when every installed file except the SDK's is the same (:func:`shared_digest`:
-each distribution's RECORD, which lists its files with their hashes, and the ``.pth`` files); an env
-of another set gets a preloader of its own. A fork runs ``python -m pytest_agentsdk check ...`` (or
-the import probe of a new env) as the env's own interpreter would, with the same arguments, output
-and exit status (a test holds the two reports equal).
+Envs belong to one set when they run on the same interpreter and every installed file except the
+SDK's is the same (:func:`shared_digest`: ``pyvenv.cfg``, each distribution's RECORD, which lists
+its files with their hashes, and the ``.pth`` files); an env of another set gets a preloader of its
+own. A fork runs ``python -m pytest_agentsdk check ...`` (or the import probe of a new env) as the
+env's own interpreter would, with the same arguments, output and exit status (tests hold the two
+reports equal on both backends).
 
 Run as ``python -m pytest_agentsdk.preload SOCKET``: the server. It listens on the Unix socket
-(``@NAME``: Linux's abstract namespace),
-takes one request per connection (the env, ``python``'s arguments, and the two pipe ends for the
-run's stdout and stderr), forks, answers the fork's pid, then its wait status. It lives in a process group
-of its own with its forks, so killing the group (Ctrl-C, :mod:`pytest_agentsdk.interrupt`) ends all.
+(``@NAME``: Linux's abstract namespace) and takes one request per connection (the env,
+``python``'s arguments, and the two pipe ends for the run's stdout and stderr): it forks, answers
+the fork's pid, then its wait status; a ``kill`` sent on the connection kills the run and what it
+forked. It lives in a process group of its own with its forks, so killing the group (Ctrl-C,
+:mod:`pytest_agentsdk.interrupt`) ends all, and it kills that group itself when its caller's end of
+its stdin closes.
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ def _serve(address: str) -> None:
         events.register(listener, selectors.EVENT_READ)
         events.register(wake_r, selectors.EVENT_READ)
         events.register(sys.stdin, selectors.EVENT_READ)  # closed when the caller exits, however it exits
-        keep = [listener.fileno(), wake_r, wake_w, sys.stdin.fileno()]
+        server_fds = [listener.fileno(), wake_r, wake_w, sys.stdin.fileno(), events.fileno()]  # none is a fork's
         while True:
             for key, _ in events.select():
                 if key.fileobj is sys.stdin:
@@ -169,7 +172,7 @@ def _serve(address: str) -> None:
                 elif key.fileobj is listener:
                     conn, _ = listener.accept()
                     try:
-                        pid = _fork_run(conn, own_site, closed_in_fork=keep + [events.fileno()] + [c.fileno() for c in by_conn])
+                        pid = _fork_run(conn, own_site, closed_in_fork=server_fds + [c.fileno() for c in by_conn])
                     except Exception as exc:  # a bad request, or no fork to be had: that caller runs on its own
                         _answer(conn, {"error": f"{type(exc).__name__}: {exc}"})
                         conn.close()
@@ -246,8 +249,9 @@ def _fork_run(conn: socket.socket, own_site: Path, closed_in_fork: list[int]) ->
             signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a process of its own
             devnull = os.open(os.devnull, os.O_RDONLY)
             for target, fd in zip((0, 1, 2), (devnull, *fds)):
-                os.dup2(fd, target)
-                os.close(fd)
+                if fd != target:  # /dev/null may have opened as fd 0 itself, stdin being closed above
+                    os.dup2(fd, target)
+                    os.close(fd)
             _become(prefix, own_site)
             code = _run_python(argv)
         except BaseException:  # noqa: BLE001 - said on the run's stderr, exit 1, as a process of its own would

@@ -63,15 +63,15 @@ def test_a_preloaded_check_says_what_the_envs_own_process_says(sdk_release: Call
 @pytest.mark.machine
 def test_a_fork_imports_the_sdk_from_its_own_env_and_deps_from_the_server(sdk_release: Callable[[str], envs.Env]) -> None:
     old, latest = sdk_release("0.1.48"), sdk_release("latest")
-    code = ("import claude_agent_sdk as s, mcp, sys, anyio._backends._trio as later; "
-            "print(s.__version__, s.__file__, mcp.__file__, later.__file__, sys.prefix)")
+    code = ("import claude_agent_sdk as s, mcp, os, sys, anyio._backends._trio as later; "
+            "print(s.__version__, s.__file__, mcp.__file__, later.__file__, sys.prefix, sys.executable, os.readlink('/proc/self/fd/0'))")
     with preload.Preloaders() as preloaders:
         server = preloaders.for_env(latest.python, latest.path, envs.env_environ())
         assert server is not None
         proc = server.run_captured(old.path, ["-c", code])
     assert proc.returncode == 0, proc.stderr
-    version, sdk_file, mcp_file, later_file, prefix = proc.stdout.split()
-    assert (version, prefix) == ("0.1.48", str(old.path))
+    version, sdk_file, mcp_file, later_file, prefix, executable, stdin = proc.stdout.split()
+    assert (version, prefix, executable, stdin) == ("0.1.48", str(old.path), str(old.python), os.devnull)
     assert sdk_file.startswith(str(old.path))  # the release judged is the env's own
     assert mcp_file.startswith(str(latest.path))  # imported once by the server: the same files (equal digests)
     assert later_file.startswith(str(old.path))  # a submodule of a preloaded package, imported now: the env's own
