@@ -20,6 +20,7 @@ changes), and nothing else from the caller's site-packages leaks in to shadow th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -35,17 +36,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import interrupt
-
-if TYPE_CHECKING:
-    from .preload import Preloaders
+from . import interrupt, preload
 
 PACKAGE = "claude-agent-sdk"
 #: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
@@ -308,7 +306,7 @@ class Env:
         return interrupt.run([str(self.python), *args], env=env_environ(), timeout=timeout)
 
     def run_check(self, args: Sequence[str] = (), *, progress: Progress | None = None, timeout: float | None = None,
-                  preloaders: Preloaders | None = None) -> dict[str, Any]:
+                  preloaders: preload.Preloaders | None = None) -> dict[str, Any]:
         """``python -m pytest_agentsdk check --json ARGS`` in this env, parsed; forked from the
         preloading server of this env's dependency set when ``preloaders`` has one, else a process
         of its own.
@@ -317,13 +315,9 @@ class Env:
         with the check's own last line. ``progress`` receives the check's stderr lines as they come.
         """
         share_bytecode(self.path)
-        argv = ["-m", "pytest_agentsdk", "check", "--json", *args]
         out: list[str] = []
         tail: list[str] = []
-        preloader = preloaders.for_env(self.python, self.path, env_environ()) if preloaders else None
-        launched = preloader.run(self.path, argv) if preloader else interrupt.child(
-            [str(self.python), *argv], env=env_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with launched as proc:
+        with python_in(self.path, ["-m", "pytest_agentsdk", "check", "--json", *args], preloaders) as proc:
 
             def pump_stdout() -> None:
                 assert proc.stdout is not None
@@ -355,6 +349,27 @@ class Env:
             last = next((line for line in reversed(tail) if line.strip()), "no output")
             raise EnvError(f"{self.label}: check exited {proc.returncode} without a verdict: {last}") from None
         return data
+
+
+@contextlib.contextmanager
+def python_in(prefix: Path, argv: Sequence[str], preloaders: preload.Preloaders | None, *, start_server: bool = True) -> Iterator[Any]:
+    """``python ARGV`` in the env at ``prefix``, with text ``stdout`` and ``stderr`` pipes: forked
+    from the preloading server of its dependency set when ``preloaders`` has one (started here,
+    with ``start_server``) and it takes the run, else a process of its own; killed if the block
+    raises."""
+    python = prefix / "bin" / "python"
+    preloader = preloaders.for_env(python, prefix, env_environ(), start=start_server) if preloaders else None
+    with contextlib.ExitStack() as stack:
+        proc: Any = None
+        if preloader is not None:
+            try:
+                proc = stack.enter_context(preloader.run(prefix, argv))
+            except preload.Unavailable:
+                proc = None
+        if proc is None:
+            proc = stack.enter_context(interrupt.child([str(python), *argv], env=env_environ(), stdout=subprocess.PIPE,
+                                                       stderr=subprocess.PIPE, text=True))
+        yield proc
 
 
 def env_environ() -> dict[str, str]:
@@ -498,7 +513,7 @@ def _install_target(spec: Spec, progress: Progress | None) -> tuple[str, str, li
     return f"{PACKAGE} @ {spec.value}@{commit}", f"git:{spec.value}@{commit}", []
 
 
-def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None = None, preloaders: Preloaders | None = None) -> Env:
+def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None = None, preloaders: preload.Preloaders | None = None) -> Env:
     """The env for ``spec``: reused from the cache when its content key is there, else built.
 
     ``cli=True`` installs the SDK wheel (with the bundled CLI) instead of the sdist. A new env's
@@ -537,8 +552,8 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             probe_argv = ["-c", "import claude_agent_sdk as s; print(s.__version__)"]
             # forked from a server already serving this dependency set; none is started here: the
             # env it would run in is renamed below
-            preloader = preloaders.for_env(tmp / "bin" / "python", tmp, env_environ(), start=False) if preloaders else None
-            probe = preloader.run_captured(tmp, probe_argv) if preloader else interrupt.run([str(tmp / "bin" / "python"), *probe_argv], env=env_environ())
+            with python_in(tmp, probe_argv, preloaders, start_server=False) as proc:
+                probe = preload.captured(proc, probe_argv)
             if probe.returncode != 0:
                 raise EnvError(f"{spec.text}: built, but claude_agent_sdk does not import: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
             share_bytecode(tmp)  # what the probe compiled (the SDK; mcp, pydantic too unless preloaded), for the envs built after this one

@@ -325,6 +325,23 @@ def _become(prefix: Path, own_site: Path) -> None:
 
 
 # ---------------------------------------------------------------- the caller's side
+class Unavailable(RuntimeError):
+    """The server did not take a run (gone, or it refused the request): run it in a process of its own."""
+
+
+def captured(proc: Any, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Read ``proc`` (a ``subprocess.Popen`` or a fork of a server, with text pipes) to its end,
+    like ``subprocess.run(..., capture_output=True)``."""
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
+    reader.start()
+    out = stdout.read()
+    reader.join()
+    return subprocess.CompletedProcess(list(argv), proc.wait(), out, "".join(err))
+
+
 class _Forked:
     """A run forked by a server, read like a ``subprocess.Popen`` (``stdout``, ``stderr``, ``wait``,
     ``kill``, ``returncode``)."""
@@ -335,7 +352,7 @@ class _Forked:
         self._buffer = b""
         answer = self._message(None)
         if answer is None or "pid" not in answer:
-            raise RuntimeError(f"the preloading server did not start the run: {(answer or {}).get('error', 'it went away')}")
+            raise Unavailable(f"the preloading server did not start the run: {(answer or {}).get('error', 'it went away')}")
         self.pid: int = answer["pid"]
 
     def _message(self, timeout: float | None) -> dict[str, Any] | None:
@@ -377,7 +394,6 @@ class Preloader:
 
         name = f"@pytest-agentsdk-preload-{os.getpid()}-{secrets.token_hex(8)}" if sys.platform == "linux" else str(workdir / "sock")
         self.socket = _address(name)
-        self.environ = environ
         self._closed = False
         log = workdir / "preload.log"
         with open(log, "w") as err:
@@ -395,10 +411,10 @@ class Preloader:
             raise RuntimeError(f"the preloading server did not start: {lines[-1]}")
 
     @contextmanager
-    def run(self, prefix: Path, argv: Sequence[str]) -> Iterator[_Forked | subprocess.Popen[str]]:
+    def run(self, prefix: Path, argv: Sequence[str]) -> Iterator[_Forked]:
         """``python ARGV`` (``-m MODULE ...`` or ``-c CODE ...``) as the env at ``prefix`` would run
-        it, forked here: a process-like with text ``stdout`` and ``stderr`` pipes. Should the
-        server be gone, the env's own interpreter runs it instead."""
+        it, forked here: a process-like with text ``stdout`` and ``stderr`` pipes. Raises
+        :class:`Unavailable` when the server does not take the run."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         stdout, stderr = open(out_r, encoding="utf-8"), open(err_r, encoding="utf-8")
@@ -408,18 +424,11 @@ class Preloader:
                 conn.connect(self.socket)
                 socket.send_fds(conn, [json.dumps({"prefix": str(prefix), "argv": list(argv)}).encode()], [out_w, err_w])
                 forked = _Forked(conn, stdout, stderr)
-            except (OSError, RuntimeError):
-                forked = None
+            except OSError as exc:
+                raise Unavailable(f"the preloading server is gone ({exc})") from None
             finally:
                 os.close(out_w)
                 os.close(err_w)
-            if forked is None:
-                from . import interrupt
-
-                with interrupt.child([str(prefix / "bin" / "python"), *argv], env=self.environ, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True) as own:
-                    yield own
-                return
             try:
                 yield forked
             except BaseException:
@@ -433,15 +442,7 @@ class Preloader:
     def run_captured(self, prefix: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         """:meth:`run` to the end, its output captured (like ``subprocess.run``)."""
         with self.run(prefix, argv) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            stdout, stderr = proc.stdout, proc.stderr
-            err: list[str] = []
-            reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
-            reader.start()
-            out = stdout.read()
-            reader.join()
-            code = proc.wait()
-        return subprocess.CompletedProcess(list(argv), code, out, "".join(err))
+            return captured(proc, argv)
 
     def close(self) -> None:
         """Stop the server and every fork of it (they share its process group); again: nothing."""
