@@ -4,8 +4,9 @@ warm, and where the time of one env goes.
 cold-all: empty env cache *and* empty uv cache (a fresh CI machine: sdists downloaded and built);
 cold-envs: empty env cache, uv's cache as it is (a developer's first matrix); warm: every env cached
 (only ``check`` runs), once with a fresh interpreter per check (``PYTEST_AGENTSDK_PRELOAD=0``) and
-once as it runs by default (checks forked from a preloading server). Same seed everywhere, so the runs do the same judging work. ``--all`` times
-``matrix --all`` (every release since 0.1.44) the same way.
+once as it runs by default (checks forked from a preloading server). Same seed everywhere, so the
+runs do the same judging work. ``--all`` times ``matrix --all`` (every release since 0.1.44) the
+same way.
 
 Each run reports wall-clock and the CPU seconds of everything it started. The breakdown then runs,
 one at a time in each env the warm run used, and takes the CPU seconds of: the bare interpreter, the
@@ -94,21 +95,21 @@ def main() -> None:
     print(f"matrix {'--all' if args.all else '(default subjects)'}  ({os.cpu_count()} cores, --examples {args.examples}, seed 0)", flush=True)
     with tempfile.TemporaryDirectory(prefix="agentsdk-bench-") as tmp:
         cache = Path(tmp, "envs-b")
-        runs: list[tuple[str, Path, Path | None, dict[str, str]]] = []
+        # (what the row says, its short name, env cache, uv cache, extra environment)
+        runs: list[tuple[str, str, Path, Path | None, dict[str, str]]] = []
         if not args.skip_cold_all:
-            runs.append(("cold-all (empty env + uv cache)", Path(tmp, "envs-a"), Path(tmp, "uv"), {}))
-        runs += [("cold-envs (empty env cache)", cache, None, {}),
-                 ("warm, a fresh interpreter per check", cache, None, {"PYTEST_AGENTSDK_PRELOAD": "0"}),
-                 ("warm (envs cached)", cache, None, {})]
+            runs.append(("cold-all (empty env + uv cache)", "cold-all", Path(tmp, "envs-a"), Path(tmp, "uv"), {}))
+        runs += [("cold-envs (empty env cache)", "cold-envs", cache, None, {}),
+                 ("warm, a fresh interpreter per check", "warm-fresh", cache, None, {"PYTEST_AGENTSDK_PRELOAD": "0"}),
+                 ("warm (envs cached)", "warm", cache, None, {})]
         rows = []
-        for name, envs_cache, uv_cache, extra in runs:
+        for name, short, envs_cache, uv_cache, extra in runs:
             seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all, extra)
             built = f"  {len(builds)} envs built, {sum(builds):6.1f} s of builds" if builds else ""
             print(f"{name:<34} {seconds:7.1f} s wall {cpu:7.1f} s CPU  {len(reports)} reports{built}", flush=True)
-            rows.append((name, seconds, reports))
+            rows.append((short, seconds, reports))
         warm = rows[-1][1]
-        print("  ".join(f"{name.split()[0].rstrip(',')}{' (fresh)' if 'fresh' in name else ''} {seconds / warm:.2f}x warm"
-                        for name, seconds, _ in rows))
+        print("  ".join(f"{short} {seconds / warm:.2f}x warm" for short, seconds, _ in rows))
         verdicts = {json.dumps([report["results"] for report in reports], sort_keys=True) for _, _, reports in rows}
         print("every run gave the same reports" if len(verdicts) == 1 else "THE RUNS GAVE DIFFERENT REPORTS: a speed-up broke a verdict")
         if not args.no_breakdown:
