@@ -30,6 +30,7 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -135,17 +136,20 @@ def causes(exc: BaseException | None, text: str = "") -> list[str]:
     return sorted(found)
 
 
+_PACKAGE = Path(__file__).parent
 _ADDRESS = re.compile(r"\b(?:0x)?[0-9a-f]{9,16}\b")
 _TASK_NUMBER = re.compile(r"\bTask-\d+")
 #: Where an installed package's file lies: one env or another, this machine or a CI runner's.
 _INSTALL_DIR = re.compile(r"/(?:[^\s\"'()/=:]+/)*site-packages/")
+#: Where this harness lies (as imported, and with links resolved): a checkout here, another on a CI runner.
+_HARNESS_DIR = re.compile("|".join(sorted({re.escape(f"{d}/") for d in (_PACKAGE.parent, _PACKAGE.resolve().parent)})))
 
 
 def scrub(text: str) -> str:
     """``text`` without what differs between identical runs (addresses, task numbers) and
     between the places the same files are installed (``.../site-packages/anyio/...`` is
-    ``anyio/...``)."""
-    return _INSTALL_DIR.sub("", _TASK_NUMBER.sub("Task-N", _ADDRESS.sub("0x…", text)))
+    ``anyio/...``, ``/checkout/pytest_agentsdk/...`` is ``pytest_agentsdk/...``)."""
+    return _HARNESS_DIR.sub("", _INSTALL_DIR.sub("", _TASK_NUMBER.sub("Task-N", _ADDRESS.sub("0x…", text))))
 
 
 def _channel_of(message: str, default: str) -> str:

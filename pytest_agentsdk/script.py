@@ -232,7 +232,40 @@ class Script:
 
     # ------------------------------------------------------------ validation
     def validate(self) -> Script:
-        """Reject a script that cannot run, naming the field; returns self for chaining."""
+        """Reject a script that cannot run, naming the field; returns self for chaining.
+
+        A transport validates its script at every connect; a script that passed before and whose
+        every value this reads is unchanged (:meth:`_checked_values`) is not checked again."""
+        checked = self._checked_values()
+        if checked is not None and checked == self.__dict__.get("_passed"):
+            return self
+        self._check()
+        self.__dict__["_passed"] = checked  # not a dataclass field: no part of the script's data
+        return self
+
+    def _checked_values(self) -> tuple[Any, ...] | None:
+        """Every value :meth:`_check` reads, with its type where it checks one (``True`` is not
+        ``1``); of a frame, what decides its kind and its task. None where the shape is too wrong
+        to say."""
+        shapes = ((self.segments, list), (self.control, dict), (self.checkpoints, dict), (self.delays, dict))
+        if any(type(value) is not kind for value, kind in shapes):
+            return None
+        segments = []
+        for s in self.segments:
+            if type(s) is not Segment or type(s.trigger) is not Trigger or type(s.frames) is not list:
+                return None
+            t, after = s.trigger, s.trigger.after
+            segments.append((
+                s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
+                type(after), after if after is None else tuple(zip(after, map(type, after))), t.on_block, type(t.on_block),
+                t.delay, type(t.delay), [(f.get("type"), f.get("subtype"), f.get("task_id")) if type(f) is dict else type(f) for f in s.frames],
+            ))
+        replies = [(k, type(r)) if type(r) is not ControlReply else (k, r.payload is None or type(r.payload), r.error, r.never, type(r.never))
+                   for k, r in self.control.items()]
+        ops = [(k, v, type(v)) for k, v in (*self.checkpoints.items(), *self.delays.items())]
+        return self.eof, self.session_id, segments, replies, ops
+
+    def _check(self) -> None:
         if self.eof not in EOF_POLICIES:
             raise ScriptError(f"eof: {self.eof!r} is not one of {', '.join(EOF_POLICIES)}")
         _text("session_id", self.session_id)
@@ -265,7 +298,6 @@ class Script:
         by_name = {s.name: s for s in self.segments}
         for s in self.segments:
             self._validate_segment(s, by_name, started)
-        return self
 
     def _validate_segment(self, s: Segment, by_name: dict[str, Segment], started: set[str]) -> None:
         where = f"segments[{s.name}]"

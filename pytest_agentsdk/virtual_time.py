@@ -1,13 +1,24 @@
-"""Event loops that skip a wait only a timer can end: the scripted runs' clock.
+"""Event loops whose clock moves only while the loop waits: the scripted runs' clock.
 
-When every task is blocked and nothing but a timer can wake one (no callback ready, no wait on a
-file descriptor other than the loop's own wakeup pipe, no thread besides the main one that could
-call back), the loop would only sleep until its next timer. These loops move their clock to that
-timer instead of sleeping: events happen in the order, and at the loop times, they would in real
-time, so a scripted delay of 50 ms, ``asyncio.run``'s shutdown bound or a stall watcher's poll
-costs no wall time. A wait anything else could end (a real CLI's pipes, a worker thread) is slept
-for real. Code reading the wall clock itself (``time.time()``) sees no jump; the loop clock
-(``loop.time()``, ``anyio.current_time()``, ``trio.current_time()``) does.
+Two rules make a scripted run's timing the same on a loaded machine as on a quiet one:
+
+* **Skip what only a timer can end.** When every task is blocked and nothing but a timer can wake
+  one (no callback ready, no wait on a file descriptor other than the loop's own wakeup pipe, no
+  thread besides the main one that could call back), the loop would only sleep until its next
+  timer. These loops move their clock to that timer instead: a scripted delay of 50 ms,
+  ``asyncio.run``'s shutdown bound or a stall watcher's poll costs no wall time.
+* **Work takes no time.** Between two waits the clock stands still, as on an infinitely fast CPU.
+  A wait anything else could end (a real CLI's pipes, a worker thread) is slept for real and moves
+  the clock by its real length, at most by what it asked for (a wait that ran out moves it by
+  exactly its timeout). So a 1 ms scripted ``read`` delay expires after the work that was runnable
+  when it started, however slowly the machine runs that work; with a clock that counted CPU time
+  it could expire in the middle of it when the machine was busy, and a verdict moved with load.
+
+Code that never waits (a task polling the clock with ``sleep(0)``) would see a clock that never
+moves; after :data:`CATCH_UP_S` real seconds without a move the clock catches up with real time,
+so a busy loop still meets its deadlines and a run's wall-clock bound. Code reading the wall clock
+itself (``time.time()``) sees neither the jumps nor the stops; the loop clock (``loop.time()``,
+``anyio.current_time()``, ``trio.current_time()``) does.
 """
 
 from __future__ import annotations
@@ -23,6 +34,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import trio
 
+#: Real seconds a clock may stand still while tasks keep running before it catches up with real
+#: time: far above one scheduler pass of real work on a loaded machine, far below a run's bound.
+CATCH_UP_S = 1.0
+
 
 def _only_main_thread() -> bool:
     """No other thread exists that could call back into the loop (conservative: an idle worker
@@ -30,21 +45,58 @@ def _only_main_thread() -> bool:
     return threading.active_count() == 1
 
 
+class WaitClock:
+    """Time that moves only by the loop's waits: a skipped wait by its whole length, a real one by
+    its real length, at most what it asked for."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+        self.skipped = 0.0  # seconds of waiting skipped so far
+        self._moved_at = time.perf_counter()  # real time of the last move
+        self._real_wait: tuple[float, float] | None = None  # (real start, most it counts) of a wait under way
+
+    def now(self) -> float:
+        real = time.perf_counter()
+        if self._real_wait is not None:
+            started, most = self._real_wait
+            self._real_wait = None
+            self._move(min(real - started, most), real)
+        elif real - self._moved_at > CATCH_UP_S:  # nothing waited for a long time: a busy loop
+            self._move(real - self._moved_at, real)
+        return self._now
+
+    def skip(self, seconds: float) -> None:
+        """A wait only a timer could end, ``seconds`` long, that no one waited."""
+        self.skipped += seconds
+        self._move(seconds, time.perf_counter())
+
+    def waiting(self, most: float) -> None:
+        """A real wait of at most ``most`` seconds starts; :meth:`now` counts it once it is over."""
+        self._real_wait = (time.perf_counter(), most)
+
+    def _move(self, seconds: float, real: float) -> None:
+        self._now += seconds
+        self._moved_at = real
+
+
 class _SkippingSelector:
-    """The loop's selector: a select that only the next timer could end returns at once,
-    moving the loop's clock to that timer."""
+    """The loop's selector: a select that only the next timer could end returns at once, moving
+    the loop's clock to that timer; any other select that may block is timed for the clock."""
 
     def __init__(self, selector: selectors.BaseSelector, loop: SkippingEventLoop) -> None:
         self._selector = selector
         self._loop = loop
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None or timeout <= 0 or not self._only_timers_can_wake():
+        if timeout is not None and timeout <= 0:  # callbacks are ready: a poll, no wait
             return self._selector.select(timeout)
-        events = self._selector.select(0)  # a wakeup already written, a signal already caught
-        if not events:
-            self._loop.skipped += timeout
-        return events
+        if timeout is not None and self._only_timers_can_wake():
+            events = self._selector.select(0)  # a wakeup already written, a signal already caught
+            if not events:
+                self._loop.clock.skip(timeout)
+            return events
+        self._loop.clock.waiting(math.inf if timeout is None else timeout)
+        return self._selector.select(timeout)
 
     def _only_timers_can_wake(self) -> bool:
         own = self._loop._ssock.fileno()  # type: ignore[attr-defined]  # the loop's self-pipe
@@ -55,15 +107,20 @@ class _SkippingSelector:
 
 
 class SkippingEventLoop(asyncio.SelectorEventLoop):
-    """asyncio's selector loop whose clock jumps over waits only a timer can end."""
+    """asyncio's selector loop on a :class:`WaitClock`: it jumps over waits only a timer can end
+    and stands still while callbacks run."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.skipped = 0.0  # seconds of waiting skipped so far
+        self.clock = WaitClock(time.monotonic())
         self._selector: Any = _SkippingSelector(self._selector, self)  # type: ignore[has-type]
 
+    @property
+    def skipped(self) -> float:
+        return self.clock.skipped
+
     def time(self) -> float:
-        return super().time() + self.skipped
+        return self.clock.now()
 
 
 def asyncio_run(main: Any) -> Any:
@@ -77,10 +134,10 @@ def asyncio_run(main: Any) -> Any:
 
 
 def trio_clock() -> trio.abc.Clock:
-    """A clock for ``trio.run(clock=...)`` like trio's ``SystemClock`` (``perf_counter`` plus a
-    random offset) that jumps over waits only the next deadline can end; a
-    ``wait_all_tasks_blocked`` waiter due first, an I/O wait or a queued ``run_sync_soon`` keeps
-    real time."""
+    """A clock for ``trio.run(clock=...)`` on a :class:`WaitClock` starting where trio's
+    ``SystemClock`` would (a random offset): it jumps over waits only the next deadline can end
+    and stands still while tasks run; a ``wait_all_tasks_blocked`` waiter due first, an I/O wait
+    or a queued ``run_sync_soon`` is waited for real."""
     return _trio_clock_class()()
 
 
@@ -93,29 +150,47 @@ def _trio_clock_class() -> type[trio.abc.Clock]:
         def __init__(self) -> None:
             # SystemClock's random offset, drawn from the same generator: the scheduler's seeded
             # tie-breaks that follow are the ones a run on trio's own clock gets
-            self.offset = _r.uniform(10000, 200000)
-            self.skipped = 0.0  # seconds of waiting skipped so far
+            self.clock = WaitClock(_r.uniform(10000, 200000))
+
+        @property
+        def skipped(self) -> float:
+            return self.clock.skipped
 
         def start_clock(self) -> None:
             pass
 
         def current_time(self) -> float:
-            return time.perf_counter() + self.offset + self.skipped
+            return self.clock.now()
 
         def deadline_to_sleep_time(self, deadline: float) -> float:
+            """Called only when no task is runnable; trio waits for I/O (at most the returned
+            seconds, or a waiter's cushion) next and reads the clock right after."""
             remaining = deadline - self.current_time()
-            if remaining <= 0 or math.isinf(remaining) or not _only_deadline_can_wake(remaining):
+            if remaining <= 0:
                 return remaining
-            self.skipped += remaining
+            cushion = _first_idle_cushion()
+            if cushion is None:  # unknown waiters: nothing is skipped, a wait counts its real length
+                self.clock.waiting(remaining)
+                return remaining
+            if math.isinf(remaining) or cushion < remaining or not _only_deadline_can_wake():
+                self.clock.waiting(min(remaining, cushion))  # the wait ends at the deadline or the cushion
+                return remaining
+            self.clock.skip(remaining)
             return 0.0
 
-    def _only_deadline_can_wake(remaining: float) -> bool:
+    def _first_idle_cushion() -> float | None:
+        """The cushion of the first ``wait_all_tasks_blocked`` waiter (it wakes after real idle
+        time, so a wait it ends is never skipped), inf without one, None where this trio keeps
+        its waiters elsewhere."""
+        idle_waiters = getattr(GLOBAL_RUN_CONTEXT.runner, "waiting_for_idle", None)
+        if idle_waiters is None:
+            return None
+        return idle_waiters.keys()[0][0] if idle_waiters else math.inf
+
+    def _only_deadline_can_wake() -> bool:
         stats = trio.lowlevel.current_statistics()
         io = stats.io_statistics
         waits = sum(getattr(io, name, 0) for name in ("tasks_waiting_read", "tasks_waiting_write", "tasks_waiting", "tasks_waiting_overlapped"))
-        idle_waiters = getattr(GLOBAL_RUN_CONTEXT.runner, "waiting_for_idle", None)
-        if idle_waiters is None or (idle_waiters and idle_waiters.keys()[0][0] < remaining):
-            return False  # a wait_all_tasks_blocked(cushion) waiter wakes first, after real idle time
         # trio's own run_sync_soon task always waits on its wakeup socket
         return _only_main_thread() and waits <= 1 and stats.run_sync_soon_queue_size == 0
 

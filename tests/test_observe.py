@@ -14,12 +14,13 @@ import sys
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from pytest_agentsdk import ScriptedTransport, TeardownWatch, assert_clean_teardown, wire
+from pytest_agentsdk import ScriptedTransport, TeardownWatch, assert_clean_teardown, observe, wire
 from pytest_agentsdk.observe import Teardown, generator_name, run_observed, scrub
 from pytest_agentsdk.script import Script
 
@@ -164,6 +165,13 @@ def test_transport_checks() -> None:
 
 def test_scrub_removes_what_differs_between_identical_runs() -> None:
     assert scrub("<Task pending name='Task-29'> at 0x7fc3734b5ee0 scope 7fc3734b5ee0") == "<Task pending name='Task-N'> at 0x… scope 0x…"
+
+
+def test_scrub_shows_files_of_this_harness_and_of_installed_packages_where_they_lie_in_them() -> None:
+    """Reports of the same run compare equal from any checkout and any env."""
+    here = Path(observe.__file__)
+    text = f"warned ({here.parent / 'bugs' / 'x.py'}:132) in /srv/env/lib/python3.11/site-packages/anyio/_core.py"
+    assert scrub(text) == "warned (pytest_agentsdk/bugs/x.py:132) in anyio/_core.py"
 
 
 # ---------------------------------------------------------------- assert_clean_teardown

@@ -60,6 +60,45 @@ def test_bad_script_is_rejected_naming_the_field(mutate, field) -> None:
     assert field in message and "\n" not in message
 
 
+def _task_segment(s: Script):
+    return s.segment("task:t1")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda s: s.segments[0].frames[0].update(type=7), "frames[0]"),
+        (lambda s: s.segments[0].frames[1].update(type="control_response"), "control_response"),
+        (lambda s: s.segments[0].frames[0].update(subtype="task_progress"), "task_id"),
+        (lambda s: _task_segment(s).frames[0].update(task_id="ghost"), "task_id"),
+        (lambda s: s.segments[0].frames.__setitem__(0, "hello"), "frames[0]"),
+        (lambda s: setattr(s.segments[0], "gap", False), "gap"),  # == 0, not a count
+        (lambda s: setattr(s.segments[0], "optional", 0), "optional"),  # == False, not a flag
+        (lambda s: setattr(s.segments[0].trigger, "prompt", False), "trigger.prompt"),
+        (lambda s: setattr(_task_segment(s).trigger, "delay", -1), "trigger.delay"),
+        (lambda s: setattr(_task_segment(s).trigger, "on_block", 0), "on_block"),
+        (lambda s: _task_segment(s).trigger.after.__setitem__(1, 99), "trigger.after"),
+        (lambda s: _task_segment(s).trigger.after.__setitem__(1, True), "trigger.after"),  # == 1
+        (lambda s: setattr(s.control["interrupt"], "never", 0), "never"),
+        (lambda s: setattr(s.control["interrupt"], "payload", []), "payload"),
+        (lambda s: s.checkpoints.update(close=True), "checkpoints.close"),
+        (lambda s: s.checkpoints.update(read=2.0), "checkpoints.read"),
+        (lambda s: s.delays.update(close=-0.5), "delays.close"),
+        (lambda s: setattr(s, "session_id", ""), "session_id"),
+        (lambda s: s.segments.append("turn"), "segments[3]"),
+    ],
+)
+def test_a_script_changed_in_place_after_it_passed_is_checked_again(mutate, field) -> None:
+    """connect() skips checking a script that passed and has not changed: every change counts."""
+    script = two_turns()
+    _task_segment(script).trigger.after = ["turn0", 1]
+    assert script.validate() is script
+    mutate(script)
+    with pytest.raises(ScriptError) as err:
+        script.validate()
+    assert field in str(err.value)
+
+
 def test_loads_rejects_non_json_in_one_line() -> None:
     with pytest.raises(ScriptError, match="not valid JSON"):
         Script.loads("{segments: [")

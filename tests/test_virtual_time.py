@@ -6,6 +6,8 @@ import asyncio
 import multiprocessing
 import random
 import socket
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -76,6 +78,60 @@ def test_asyncio_does_not_skip_a_wait_a_socket_can_end() -> None:
         loop.close()
 
 
+def clock_around_work() -> tuple[float, float, float]:
+    """(loop time across 50 ms of blocking work, when a 1 ms timer armed before that work fired,
+    when a 50 ms sleep a worker thread's presence makes real ended), each from its start."""
+
+    async def main() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        time.sleep(0.05)  # the SDK's own work on a slow machine: the loop does not wait
+        across_work = loop.time() - start
+        fired = loop.create_future()
+        armed = loop.time()
+        loop.call_later(0.001, lambda: fired.set_result(loop.time() - armed))
+        time.sleep(0.05)
+        timer = await fired
+        done = threading.Event()
+        worker = threading.Thread(target=done.wait)  # a thread could call back: the sleep is real
+        worker.start()
+        try:
+            slept_from = loop.time()
+            await asyncio.sleep(0.05)
+            slept = loop.time() - slept_from
+        finally:
+            done.set()
+            worker.join()
+        return across_work, timer, slept
+
+    return virtual_time.asyncio_run(main())
+
+
+def test_asyncio_clock_stands_still_while_work_runs_and_moves_by_what_a_wait_asked() -> None:
+    across_work, timer, slept = alone(clock_around_work)
+    assert across_work == 0
+    assert timer == pytest.approx(0.001, abs=1e-9)  # not 0.05: the work before it took no loop time
+    assert slept == pytest.approx(0.05, abs=1e-6)  # a real wait that ran out counts what it asked for
+
+
+def busy_loop_meets_its_deadline() -> float:
+    """Loop time a task polling the clock with sleep(0) sees pass (CATCH_UP_S shortened)."""
+    virtual_time.CATCH_UP_S = 0.05
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() < start + 0.01:
+            await asyncio.sleep(0)
+        return loop.time() - start
+
+    return virtual_time.asyncio_run(main())
+
+
+def test_asyncio_clock_catches_up_with_a_busy_loop() -> None:
+    assert alone(busy_loop_meets_its_deadline) >= 0.01
+
+
 def loop_after_an_hour() -> str:
     async def main() -> str:
         await asyncio.sleep(3600)
@@ -109,6 +165,38 @@ def test_trio_skips_a_deadline_wait() -> None:
     elapsed, skipped = alone(trio_deadline_wait)
     assert elapsed >= 40
     assert skipped >= 40 - 1
+
+
+def trio_clock_around_work() -> tuple[float, float]:
+    """(trio time across 50 ms of blocking work, when a 1 ms sleep begun before that work ended)."""
+    import trio
+
+    async def main() -> tuple[float, float]:
+        start = trio.current_time()
+        time.sleep(0.05)
+        across_work = trio.current_time() - start
+        woke: list[float] = []
+
+        async def sleeper() -> None:
+            armed = trio.current_time()
+            await trio.sleep(0.001)
+            woke.append(trio.current_time() - armed)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper)
+            await trio.testing.wait_all_tasks_blocked()  # the sleeper has armed its deadline
+            time.sleep(0.05)
+        return across_work, woke[0]
+
+    import trio.testing
+
+    return trio.run(main, clock=virtual_time.trio_clock())
+
+
+def test_trio_clock_stands_still_while_work_runs() -> None:
+    across_work, slept = alone(trio_clock_around_work)
+    assert across_work == 0
+    assert slept == pytest.approx(0.001, abs=1e-9)
 
 
 def idle_waiter_and_deadline() -> list[str]:
