@@ -3,8 +3,8 @@
 ``check`` judges the claude-agent-sdk installed in this environment; the other commands build
 isolated environments and run ``check`` inside them (:mod:`pytest_agentsdk.envs`).
 Exit codes everywhere: 0 nothing reproduced, 1 something reproduced or hung, 2 bad input or a
-harness error (one line on stderr saying what is wrong and what to do), 130 interrupted (Ctrl-C,
-see :mod:`pytest_agentsdk.interrupt`).
+harness error (one line on stderr saying what is wrong and what to do), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM): see :mod:`pytest_agentsdk.interrupt`.
 
 Only a few standard modules are imported before the SIGINT handler is in place (the rest is
 imported where it is used), so Ctrl-C while the SDK, Hypothesis or trio are being imported is the
@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -243,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pytest_agentsdk",
         description="Judge claude-agent-sdk releases and fix candidates against three lifecycle bugs.",
         epilog=f"Exit codes: 0 nothing reproduced, 1 reproduced or hang, 2 bad input or harness error, "
-               f"{interrupt.EXIT_CODE} interrupted (Ctrl-C: child processes and half-built envs are removed first).",
+               f"{interrupt.EXIT_CODE} interrupted (Ctrl-C), {interrupt.STOPS[signal.SIGTERM][1]} terminated (SIGTERM): "
+               "child processes and half-built envs are removed first.",
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -6,8 +6,8 @@ many run at once, so ``--jobs`` changes how long a check takes, never what it sa
 is not available or not safe (no ``os.fork``, or threads running: a fork copies only the calling
 one) the jobs run one after another in this process.
 
-A child ignores SIGINT: Ctrl-C is the parent's (:mod:`pytest_agentsdk.interrupt`), which kills
-the children still running before it exits.
+A child ignores SIGINT and dies of SIGTERM: stopping is the parent's
+(:mod:`pytest_agentsdk.interrupt`), which kills the children still running before it exits.
 """
 
 from __future__ import annotations
@@ -83,17 +83,19 @@ def _start(job: Callable[[], T], out: Path) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     read, write = os.pipe()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C now is the parent's, held until after the fork
+    stops = set(interrupt.STOPS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # a signal now is the parent's, held until after the fork
     pid = os.fork()
     if pid:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         os.close(write)
         return read, pid
     code = 1
     try:
         os.close(read)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, which would stop the command
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         result = job()
         with open(out, "wb") as f:
             pickle.dump(result, f)

@@ -9,6 +9,9 @@ handler kills the child processes still running (env builds, checks in other env
 its own process group), removes the temporary directories being built, prints one line and
 exits 130. A handler of our own also keeps asyncio and trio from installing theirs (they only
 replace Python's default one), so a run that is not interrupted runs exactly as before.
+
+SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stops a command the same way: the same
+cleanup, ``pytest-agentsdk: terminated`` and exit 143 (128 + 15, as a shell reports it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from typing import Any
 
 EXIT_CODE = 130
 MESSAGE = "pytest-agentsdk: interrupted"
+#: The signals handled here: what each makes the command say, and its exit status.
+STOPS: dict[int, tuple[str, int]] = {
+    signal.SIGINT: (MESSAGE, EXIT_CODE),
+    signal.SIGTERM: ("pytest-agentsdk: terminated", 128 + signal.SIGTERM),
+}
 #: How long the handler waits for a thread that is starting a child to register it.
 _SPAWN_WAIT_S = 0.3
 #: How long it waits for killed children to die before removing the directories they wrote to.
@@ -36,23 +44,22 @@ _children: dict[int, tuple[subprocess.Popen[Any], bool]] = {}  # id -> (process,
 _paths: dict[int, Path] = {}
 _cleanups: dict[int, Callable[[], object]] = {}
 _spawning: dict[int, bool] = {}  # threads between starting a child and registering it
-#: ``stopping`` once SIGINT came; ``stopper``: the thread that must finish the stop, when the
-#: signal found it starting a child (it stops once the child is registered, so nothing escapes)
-_state: dict[str, Any] = {"stopping": False, "stopper": None}
+#: ``stopping`` once a signal came, ``signal`` which; ``stopper``: the thread that must finish the
+#: stop, when the signal found it starting a child (it stops once the child is registered, so
+#: nothing escapes)
+_state: dict[str, Any] = {"stopping": False, "signal": signal.SIGINT, "stopper": None}
 
 
 @contextmanager
 def handled() -> Iterator[None]:
-    """Handle SIGINT as described above while the block runs (main thread only). A command
-    started with SIGINT ignored (``cmd &`` in a script) keeps ignoring it."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _on_sigint)
+    """Handle SIGINT and SIGTERM as described above while the block runs (main thread only). A
+    command started with a signal ignored (SIGINT for ``cmd &`` in a script) keeps ignoring it."""
+    previous = {signum: signal.signal(signum, _on_signal) for signum in STOPS if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -115,10 +122,11 @@ def removed_on_interrupt(path: Path) -> Iterator[Path]:
         _paths.pop(id(path), None)
 
 
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _state["stopping"]:
         return
     _state["stopping"] = True
+    _state["signal"] = signum
     if threading.get_ident() in _spawning:  # this very thread is starting a child: it stops once that is registered
         _state["stopper"] = threading.get_ident()
         return
@@ -127,7 +135,9 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 def _stop() -> None:
     """Silence every other writer, kill the children, remove the directories, one line, exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in STOPS:
+        signal.signal(signum, signal.SIG_IGN)
+    message, code = STOPS[_state["signal"]]
     stderr = os.dup(2)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
@@ -155,9 +165,9 @@ def _stop() -> None:
                 shutil.rmtree(path, ignore_errors=True)
             elif path.is_symlink() or path.exists():
                 path.unlink(missing_ok=True)
-        os.write(stderr, (MESSAGE + "\n").encode())
+        os.write(stderr, (message + "\n").encode())
     finally:
-        os._exit(EXIT_CODE)
+        os._exit(code)
 
 
 def _kill(proc: subprocess.Popen[Any], own_group: bool) -> None:

@@ -1,4 +1,5 @@
-"""Ctrl-C at fixed points of the commands: exit 130, one line on stderr, nothing left running.
+"""Ctrl-C (and SIGTERM) at fixed points of the commands: exit 130 (143), one line on stderr,
+nothing left running.
 
 How fast they stop is measured by ``benchmarks/interrupt.py`` (random moments from a printed
 seed); these tests pin the behaviour at points that are hard to hit at random: while a module
@@ -42,10 +43,11 @@ INTERRUPT_AT_IMPORT = textwrap.dedent("""
 """)
 
 
-def assert_interrupted(proc: subprocess.Popen[str], err: str) -> None:
+def assert_interrupted(proc: subprocess.Popen[str], err: str, signum: int = signal.SIGINT) -> None:
+    message, code = interrupt.STOPS[signum]
     lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == interrupt.EXIT_CODE, err[-3000:]
-    assert lines[-1] == interrupt.MESSAGE and lines.count(interrupt.MESSAGE) == 1, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
+    assert lines[-1] == message and lines.count(message) == 1, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
 
 
@@ -63,8 +65,9 @@ def processes_naming(marker: str) -> list[str]:
     return found
 
 
-def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    """Start the command, send SIGINT once a stderr line contains ``needle``; (process, stderr)."""
+def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | None = None,
+                         signum: int = signal.SIGINT) -> tuple[subprocess.Popen[str], str]:
+    """Start the command, send ``signum`` once a stderr line contains ``needle``; (process, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     assert proc.stderr is not None
@@ -73,7 +76,7 @@ def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | Non
         for line in proc.stderr:
             seen.append(line)
             if needle in line:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
                 break
         else:
             pytest.fail(f"the command ended before printing {needle!r}:\n{''.join(seen)[-3000:]}")
@@ -95,27 +98,30 @@ def test_sigint_while_importing(module: str) -> None:
     assert out == ""
 
 
-@pytest.mark.parametrize(("first", "interrupted"), [("asyncio", "trio"), ("trio", "asyncio")])
-def test_sigint_inside_a_run(first: str, interrupted: str, sdk_info: Any) -> None:
+@pytest.mark.parametrize(("first", "interrupted", "signum"),
+                         [("asyncio", "trio", signal.SIGINT), ("trio", "asyncio", signal.SIGINT), ("asyncio", "trio", signal.SIGTERM)])
+def test_a_signal_inside_a_run(first: str, interrupted: str, signum: int, sdk_info: Any) -> None:
     """The signal lands while cross_task_close is judged on ``interrupted`` (its first backend done;
-    ``--jobs 1``: one judgement, in its own process, at a time)."""
+    ``--jobs 1``: one judgement, in its own process, at a time); the judging child dies with it."""
     for backend in (first, interrupted):
         if reason := sdk_info.backend_unsupported(backend):
             pytest.skip(f"nothing runs on {backend} to interrupt: {reason}")
     proc, err = interrupt_after_line(["check", "--bug", "cross_task_close", "--backend", first, "--backend", interrupted,
-                                      "--seed", "0", "--examples", "5", "--jobs", "1"], f"cross_task_close - {first}:")
-    assert_interrupted(proc, err)
+                                      "--seed", "0", "--examples", "5", "--jobs", "1"], f"cross_task_close - {first}:",
+                                     signum=signum)
+    assert_interrupted(proc, err, signum)
     assert f"cross_task_close - {interrupted}:" not in err  # it stopped, it did not finish the judgement
 
 
 @pytest.mark.machine
-def test_sigint_during_env_builds_leaves_nothing(tmp_path: Path) -> None:
-    """matrix builds two envs at once into an empty cache; Ctrl-C kills both builds (uv and the
-    build processes it started) and removes their half-built directories."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_env_builds_leaves_nothing(signum: int, tmp_path: Path) -> None:
+    """matrix builds two envs at once into an empty cache; Ctrl-C (or SIGTERM) kills both builds
+    (uv and the build processes it started) and removes their half-built directories."""
     proc, err = interrupt_after_line(["matrix", "--sdk", "0.1.48", "--sdk", "0.1.50", "--bug", "cross_task_close",
                                       "--seed", "0", "--examples", "1"], "building env for",
-                                     env={"PYTEST_AGENTSDK_CACHE": str(tmp_path)})
-    assert_interrupted(proc, err)
+                                     env={"PYTEST_AGENTSDK_CACHE": str(tmp_path)}, signum=signum)
+    assert_interrupted(proc, err, signum)
     assert processes_naming(str(tmp_path)) == []
     assert [p.name for p in tmp_path.glob("envs/*")] == []
 
@@ -136,10 +142,13 @@ def test_sigint_during_a_child_check_leaves_nothing(sdk_release, preload: str, t
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:
-    """Started with SIGINT ignored (``cmd &`` in a script), a command keeps ignoring it."""
+    """Started with SIGINT ignored (``cmd &`` in a script), a command keeps ignoring it, and
+    handles SIGTERM still."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with interrupt.handled():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
