@@ -8,14 +8,14 @@ class (close 50 ms, read 1 ms), ``after`` 0 and 3. Each is replayed ``--runs`` t
 release's env with no hog, then beside ``--hogs`` busy processes; the table counts the runs that
 showed each manifestation set. Every row of a column should hold one set.
 
-    python benchmarks/under_load.py [--sdk 0.1.71] [--backend trio] [--pattern aclose_other_task] [--runs 30] [--hogs 3]
+    python benchmarks/under_load.py [--sdk 0.1.71] [--backend trio] [--pattern aclose_other_task] [--runs 30] [--hogs CORES+1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's harness
 
-from pytest_agentsdk import envs  # noqa: E402
+from pytest_agentsdk import envs, forked, interrupt  # noqa: E402
 
 #: Replays each example ``runs`` times in the env and prints one JSON list of manifestation sets per example.
 CHILD = """
@@ -39,8 +39,7 @@ for after in afters:
 
 
 def replay(python: str, environ: dict[str, str], args: argparse.Namespace, afters: list[int]) -> list[Counter[str]]:
-    done = subprocess.run([python, "-c", CHILD, args.pattern, args.backend, str(args.runs), json.dumps(afters)], env=environ,
-                          capture_output=True, text=True, check=False)
+    done = interrupt.run([python, "-c", CHILD, args.pattern, args.backend, str(args.runs), json.dumps(afters)], env=environ)
     if done.returncode != 0:
         sys.exit(f"under_load: the replay failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     return [Counter(", ".join(names) or "(none)" for names in json.loads(line)) for line in done.stdout.splitlines()]
@@ -52,7 +51,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="trio")
     parser.add_argument("--pattern", default="aclose_other_task", help="a cross_task_close consumer pattern")
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--hogs", type=int, default=3)
+    parser.add_argument("--hogs", type=int, default=forked.default_jobs() + 1, help="busy processes (default: cores + 1)")
     parser.add_argument("--after", type=int, action="append", help="repeatable; default 0 and 3")
     args = parser.parse_args()
     afters = args.after or [0, 3]
@@ -60,13 +59,14 @@ def main() -> None:
     environ = envs.env_environ()
     print(f"cross_task_close, {args.pattern}, real_time, claude-agent-sdk {env.sdk_version}, {args.backend}, {args.runs} runs each")
     rows = {"quiet": replay(str(env.python), environ, args, afters)}
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
-    try:
-        rows[f"{args.hogs} CPU hogs"] = replay(str(env.python), environ, args, afters)
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
+    with contextlib.ExitStack() as stack:  # hogs killed when done, or by Ctrl-C or SIGTERM (interrupt.handled)
+        hogs = [stack.enter_context(interrupt.child([sys.executable, "-c", "while True: pass"])) for _ in range(args.hogs)]
+        try:
+            rows[f"{args.hogs} CPU hogs"] = replay(str(env.python), environ, args, afters)
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
     for load, counts in rows.items():
         for after, counter in zip(afters, counts):
             shown = "; ".join(f"{n}x {names}" for names, n in counter.most_common())
@@ -78,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with interrupt.handled():
+        main()

@@ -12,6 +12,7 @@ A child ignores SIGINT and dies of SIGTERM: stopping is the parent's
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import selectors
@@ -55,14 +56,16 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
             for pid, _ in running.values():
                 _kill(pid)
 
+        def register(fd: int, pid: int, index: int) -> None:
+            running[fd] = (pid, index)
+            done.register(fd, selectors.EVENT_READ)
+
         with interrupt.cleaned_up_on_interrupt(kill_running), selectors.DefaultSelector() as done:
             started = 0
             try:
                 for index in range(len(jobs)):
                     while started < len(jobs) and len(running) < max(1, workers):
-                        fd, pid = _start(jobs[started], Path(tmp, str(started)))
-                        running[fd] = (pid, started)
-                        done.register(fd, selectors.EVENT_READ)
+                        _start(jobs[started], Path(tmp, str(started)), functools.partial(register, index=started))
                         started += 1
                     while index not in status:
                         for key, _ in done.select():
@@ -78,24 +81,27 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
                     os.close(fd)
 
 
-def _start(job: Callable[[], T], out: Path) -> tuple[int, int]:
-    """Fork a child running ``job`` into ``out``: (the read end of a pipe it closes on exit, its pid)."""
+def _start(job: Callable[[], T], out: Path, register: Callable[[int, int], None]) -> None:
+    """Fork a child running ``job`` into ``out``; ``register(fd, pid)`` (fd: the read end of a pipe
+    the child closes on exit) runs before a signal held across the fork is delivered, so the stop
+    it starts kills this child too."""
     sys.stdout.flush()
     sys.stderr.flush()
     read, write = os.pipe()
-    stops = set(interrupt.STOPS)
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # a signal now is the parent's, held until after the fork
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(interrupt.STOPS))  # a signal now waits until after the fork
     pid = os.fork()
     if pid:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         os.close(write)
-        return read, pid
+        register(read, pid)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return
     code = 1
     try:
         os.close(read)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, which would stop the command
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        if callable(signal.getsignal(signal.SIGTERM)):  # the parent's stop handler: a child just dies
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         result = job()
         with open(out, "wb") as f:
             pickle.dump(result, f)

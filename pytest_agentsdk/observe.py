@@ -142,7 +142,8 @@ _TASK_NUMBER = re.compile(r"\bTask-\d+")
 #: Where an installed package's file lies: one env or another, this machine or a CI runner's.
 _INSTALL_DIR = re.compile(r"/(?:[^\s\"'()/=:]+/)*site-packages/")
 #: Where this harness lies (as imported, and with links resolved): a checkout here, another on a CI runner.
-_HARNESS_DIR = re.compile("|".join(sorted({re.escape(f"{d}/") for d in (_PACKAGE.parent, _PACKAGE.resolve().parent)})))
+_HARNESS_DIR = re.compile(r"(?<![^\s\"'(=:])(?:" + "|".join(
+    sorted({re.escape(f"{d}/") for d in (_PACKAGE.parent, _PACKAGE.resolve().parent)}, key=len, reverse=True)) + ")")
 
 
 def scrub(text: str) -> str:

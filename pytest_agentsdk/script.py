@@ -245,8 +245,8 @@ class Script:
 
     def _checked_values(self) -> tuple[Any, ...] | None:
         """Every value :meth:`_check` reads, with its type where it checks one (``True`` is not
-        ``1``); of a frame, what decides its kind and its task. None where the shape is too wrong
-        to say."""
+        ``1``); of a frame, what decides its kind and its task. None for anything but the plain
+        shapes (a subclass, a bad type): then the script is checked every time."""
         shapes = ((self.segments, list), (self.control, dict), (self.checkpoints, dict), (self.delays, dict))
         if any(type(value) is not kind for value, kind in shapes):
             return None
@@ -255,13 +255,16 @@ class Script:
             if type(s) is not Segment or type(s.trigger) is not Trigger or type(s.frames) is not list:
                 return None
             t, after = s.trigger, s.trigger.after
+            if (after is not None and type(after) not in (tuple, list)) or any(type(f) is not dict for f in s.frames):
+                return None
             segments.append((
                 s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
                 type(after), after if after is None else tuple(zip(after, map(type, after))), t.on_block, type(t.on_block),
-                t.delay, type(t.delay), [(f.get("type"), f.get("subtype"), f.get("task_id")) if type(f) is dict else type(f) for f in s.frames],
+                t.delay, type(t.delay), [(f.get("type"), f.get("subtype"), f.get("task_id")) for f in s.frames],
             ))
-        replies = [(k, type(r)) if type(r) is not ControlReply else (k, r.payload is None or type(r.payload), r.error, r.never, type(r.never))
-                   for k, r in self.control.items()]
+        if any(type(r) is not ControlReply for r in self.control.values()):
+            return None
+        replies = [(k, r.payload is None or type(r.payload), r.error, r.never, type(r.never)) for k, r in self.control.items()]
         ops = [(k, v, type(v)) for k, v in (*self.checkpoints.items(), *self.delays.items())]
         return self.eof, self.session_id, segments, replies, ops
 

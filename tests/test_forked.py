@@ -60,3 +60,4 @@ def test_check_reports_the_same_whatever_jobs_is() -> None:
            "--bug", "premature_completion"]
     reports = [subprocess.run(cmd + ["--jobs", jobs], capture_output=True, text=True, check=False).stdout for jobs in ("1", "2")]
     assert reports[0] and reports[0] == reports[1]
+

@@ -14,12 +14,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_agentsdk import interrupt
+from pytest_agentsdk import forked, interrupt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,3 +153,40 @@ def test_an_ignored_sigint_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+#: Starts one forked job under the stop handler, with SIGTERM sent to itself just before the fork:
+#: the signal is held across the fork and delivered as the parent unblocks it.
+SIGNAL_AT_FORK = textwrap.dedent("""
+    import os, signal, sys, time
+    from pytest_agentsdk import forked, interrupt
+
+    real_fork = os.fork
+
+    def fork():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_fork()
+
+    os.fork = fork
+    with interrupt.handled():
+        list(forked.run([lambda: time.sleep(60)], 1, lambda i, why: None))
+""")
+
+
+@pytest.mark.skipif(not forked.can_fork(), reason="no os.fork here, or threads running")
+def test_a_signal_held_across_a_fork_stops_the_new_child_too(tmp_path: Path) -> None:
+    """The fork's child is known to the stop before the signal lands: it does not judge on alone."""
+    marker = str(tmp_path / "held-across-fork")
+    with open(tmp_path / "stderr", "w+") as err:  # a file, not a pipe a live child would hold open
+        done = subprocess.run([sys.executable, "-c", SIGNAL_AT_FORK, marker], stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+        err.seek(0)
+        assert done.returncode == interrupt.STOPS[signal.SIGTERM][1], err.read()
+    left = processes_naming(marker)
+    for _ in range(100):  # SIGKILLed children vanish once reaped: allow that a moment, not the job's 60 s
+        if not left:
+            break
+        time.sleep(0.05)
+        left = processes_naming(marker)
+    for line in left:
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    assert left == []

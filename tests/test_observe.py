@@ -172,6 +172,8 @@ def test_scrub_shows_files_of_this_harness_and_of_installed_packages_where_they_
     here = Path(observe.__file__)
     text = f"warned ({here.parent / 'bugs' / 'x.py'}:132) in /srv/env/lib/python3.11/site-packages/anyio/_core.py"
     assert scrub(text) == "warned (pytest_agentsdk/bugs/x.py:132) in anyio/_core.py"
+    elsewhere = f"/mnt{here.parent.parent}/other.py"  # contains the checkout's path, is not in it
+    assert scrub(elsewhere) == elsewhere
 
 
 # ---------------------------------------------------------------- assert_clean_teardown

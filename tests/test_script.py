@@ -8,7 +8,7 @@ import pytest
 from hypothesis import find, given
 
 from pytest_agentsdk import wire
-from pytest_agentsdk.script import Script, ScriptError
+from pytest_agentsdk.script import ControlReply, Script, ScriptError
 from pytest_agentsdk.strategies import bug_examples, transport_checkpoints
 
 
@@ -86,6 +86,7 @@ def _task_segment(s: Script):
         (lambda s: s.delays.update(close=-0.5), "delays.close"),
         (lambda s: setattr(s, "session_id", ""), "session_id"),
         (lambda s: s.segments.append("turn"), "segments[3]"),
+        (lambda s: setattr(_task_segment(s).trigger, "after", 5), "trigger.after"),
     ],
 )
 def test_a_script_changed_in_place_after_it_passed_is_checked_again(mutate, field) -> None:
@@ -93,6 +94,34 @@ def test_a_script_changed_in_place_after_it_passed_is_checked_again(mutate, fiel
     script = two_turns()
     _task_segment(script).trigger.after = ["turn0", 1]
     assert script.validate() is script
+    mutate(script)
+    with pytest.raises(ScriptError) as err:
+        script.validate()
+    assert field in str(err.value)
+
+
+class _Frame(dict):
+    pass
+
+
+class _Reply(ControlReply):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("prepare", "mutate", "field"),
+    [
+        (lambda s: s.segments[0].frames.__setitem__(1, _Frame(s.segments[0].frames[1])),
+         lambda s: s.segments[0].frames[1].update(type="control_response"), "control_response"),
+        (lambda s: s.control.__setitem__("interrupt", _Reply(error="not now")),
+         lambda s: setattr(s.control["interrupt"], "never", 0), "never"),
+    ],
+)
+def test_a_script_of_subclasses_is_checked_every_time(prepare, mutate, field) -> None:
+    """What the memo cannot see into (a dict or ControlReply subclass) is never taken as unchanged."""
+    script = two_turns()
+    prepare(script)
+    script.validate()
     mutate(script)
     with pytest.raises(ScriptError) as err:
         script.validate()

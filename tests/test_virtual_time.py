@@ -132,6 +132,30 @@ def test_asyncio_clock_catches_up_with_a_busy_loop() -> None:
     assert alone(busy_loop_meets_its_deadline) >= 0.01
 
 
+def bound_over_short_sleeps_and_work() -> int:
+    """Rounds of (a 1 ms sleep, 5 ms of work) before a 1 s bound ends them (CATCH_UP_S shortened)."""
+    virtual_time.CATCH_UP_S = 0.05
+
+    async def main() -> int:
+        rounds = 0
+        try:
+            async with asyncio.timeout(1):
+                while True:
+                    await asyncio.sleep(0.001)
+                    time.sleep(0.005)
+                    rounds += 1
+        except TimeoutError:
+            return rounds
+
+    return virtual_time.asyncio_run(main())
+
+
+def test_asyncio_clock_counts_work_that_adds_up_though_short_waits_come_between() -> None:
+    """The sleeps alone would take 999 rounds to the bound. Each round works >= 5 ms, so the clock
+    moves by >= 50 ms of work every 11 rounds at most: the bound ends within ~180."""
+    assert alone(bound_over_short_sleeps_and_work) < 500
+
+
 def loop_after_an_hour() -> str:
     async def main() -> str:
         await asyncio.sleep(3600)
