@@ -142,8 +142,9 @@ def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
 def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S, *,
                       skip_idle: bool = False) -> Any:
     """Run ``main`` in a new event loop of ``backend`` (trio's scheduler seeded, so a run repeats);
-    raises TimeoutError past ``wall`` seconds. ``skip_idle``: the loop's clock jumps over waits
-    only a timer can end (:mod:`pytest_agentsdk.virtual_time`), for scripted runs."""
+    raises TimeoutError past ``wall`` seconds of loop time. ``skip_idle``: the loop's clock jumps
+    over waits only a timer can end and stands still while work runs
+    (:mod:`pytest_agentsdk.virtual_time`), for scripted runs."""
 
     async def bounded() -> Any:
         with anyio.fail_after(wall):

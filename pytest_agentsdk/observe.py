@@ -570,8 +570,9 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     tasks at random; ``schedule`` seeds that choice (asyncio's FIFO scheduler has none).
     ``own_errors``: the consumer's own exceptions, left to escape the run as a crashing program's
     would; they are not manifestations, what the teardown prints around them is.
-    ``skip_idle``: the loop's clock jumps over waits only a timer can end
-    (:mod:`pytest_agentsdk.virtual_time`): for scripted runs, whose every wait is the loop's own.
+    ``skip_idle``: the loop's clock jumps over waits only a timer can end and stands still while
+    work runs (:mod:`pytest_agentsdk.virtual_time`): for scripted runs, whose every wait is the
+    loop's own, so their timing does not move with the machine's load.
     """
     watch = TeardownWatch(pattern=pattern)
     teardown = watch.teardown
