@@ -1,16 +1,17 @@
-"""Ctrl-C at random moments of a command: does every interrupt stop it promptly, with exit 130,
-one line on stderr, nothing left running?
+"""Ctrl-C (or SIGTERM) at random moments of a command: does every one stop it promptly, with exit
+130 (143), one line on stderr, nothing left running?
 
 Each round starts the command in its own process group (as a shell starts a job), waits a random
-delay drawn from the printed seed, sends SIGINT to the group (what Ctrl-C does) and times the exit.
-The delays are spread over the command's uninterrupted wall time, measured first.
+delay drawn from the printed seed, sends SIGINT to the group (what Ctrl-C does; ``--signal TERM``:
+what a cancelled CI job or ``kill`` sends) and times the exit. The delays are spread over the
+command's uninterrupted wall time, measured first.
 
 A signal that lands while Python itself is still starting (``site``, ``runpy``, the first
 imports of ``pytest_agentsdk.__main__``: 0.05 to 0.4 s depending on the machine's load) meets
-Python's own handling: a KeyboardInterrupt traceback, or death by SIGINT before Python handles
-signals at all. No code of the command has run yet, so those are counted apart: ``python start-up``.
+Python's own handling: a KeyboardInterrupt traceback, or death by the signal before Python handles
+it at all. No code of the command has run yet, so those are counted apart: ``python start-up``.
 
-    python benchmarks/interrupt.py [--count 30] [--seed N] [--examples 5]
+    python benchmarks/interrupt.py [--count 30] [--seed N] [--examples 5] [--signal INT|TERM]
     python benchmarks/interrupt.py --command matrix --count 5     # env builds and child checks in flight
 
 ``matrix`` rounds use an empty env cache each (uv's own cache stays warm), so builds are in flight.
@@ -30,16 +31,19 @@ import tempfile
 import time
 from pathlib import Path
 
-MESSAGE = "pytest-agentsdk: interrupted"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's harness
+
+from pytest_agentsdk import interrupt  # noqa: E402
+
 PROMPT_S = 1.0
 #: a traceback frame inside a function of the harness (not a module body being imported)
 _HARNESS_FRAME = re.compile(r'File ".*pytest_agentsdk/[^"]+", line \d+, in (?!<module>)')
 
 
-def before_main(returncode: int, err: str) -> bool:
-    """Whether the signal met Python's own start-up: killed before Python handled SIGINT, or a
+def before_main(returncode: int, err: str, signum: int) -> bool:
+    """Whether the signal met Python's own start-up: killed before Python handled it, or a
     KeyboardInterrupt raised before any function of the harness ran."""
-    if returncode == -signal.SIGINT and not err.strip():
+    if returncode == -signum and not err.strip():
         return True
     return err.rstrip().endswith("KeyboardInterrupt") and not _HARNESS_FRAME.search(err)
 
@@ -77,7 +81,7 @@ def leftover_processes(marker: str) -> list[str]:
     return found
 
 
-def one_round(args: list[str], delay: float, cache: Path, own_cache: bool) -> dict[str, object]:
+def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signum: int) -> dict[str, object]:
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache)}
     proc = start(args, env)
     try:
@@ -85,7 +89,7 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool) -> di
         finished_first = proc.poll() is not None
         sent = time.perf_counter()
         if not finished_first:
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signum)
         _, err = proc.communicate(timeout=120)
         latency = time.perf_counter() - sent
     finally:
@@ -98,7 +102,8 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool) -> di
         left.append(f"process group {proc.pid} still alive")
         os.killpg(proc.pid, signal.SIGKILL)
     temp = sorted(p.name for p in (cache / "envs").glob(".build-*")) if (cache / "envs").is_dir() else []
-    clean = (proc.returncode == 130 and lines[-1:] == [MESSAGE] and lines.count(MESSAGE) == 1
+    message, code = interrupt.STOPS[signum]
+    clean = (proc.returncode == code and lines[-1:] == [message] and lines.count(message) == 1
              and "Traceback" not in err and not left and not temp)
     if finished_first:
         outcome = f"finished before the signal (exit {proc.returncode})"
@@ -106,7 +111,7 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool) -> di
         outcome = "ok"
     elif clean:
         outcome = "slow"
-    elif before_main(proc.returncode, err):
+    elif before_main(proc.returncode, err, signum):
         outcome = "python start-up"
     elif "Traceback" in err:
         outcome = f"exit {proc.returncode} with a traceback ending {lines[-1][:60]!r}"
@@ -125,7 +130,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30, help="interrupts (default 30)")
     parser.add_argument("--seed", type=int, help="seed of the delays (default: random, printed)")
     parser.add_argument("--examples", type=int, default=5, help="the command's --examples (default 5)")
+    parser.add_argument("--signal", choices=("INT", "TERM"), default="INT", help="the signal sent (default INT: Ctrl-C)")
     args = parser.parse_args()
+    signum = signal.Signals[f"SIG{args.signal}"]
     # a shell starting this in the background ignores SIGINT, and an ignored signal stays ignored
     # in every child: catch it here so that the commands start with Python's default handling
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -144,19 +151,19 @@ def main() -> None:
         proc.communicate()
         window = time.perf_counter() - started
         print(f"python -m pytest_agentsdk {' '.join(cmd)}")
-        print(f"seed {seed}; {args.count} interrupts; uninterrupted run {window:.1f} s (exit {proc.returncode}); "
+        print(f"seed {seed}; {args.count} SIG{args.signal}s; uninterrupted run {window:.1f} s (exit {proc.returncode}); "
               f"{os.cpu_count()} cores; {sys.executable}")
         rows = []
         for i in range(args.count):
-            row = one_round(cmd, rng.uniform(0.0, window), cache_for(i), own_cache=args.command == "matrix")
+            row = one_round(cmd, rng.uniform(0.0, window), cache_for(i), own_cache=args.command == "matrix", signum=signum)
             rows.append(row)
-            print(f"  {i + 1:2d}  SIGINT at {row['delay']:6.2f} s  exit after {row['latency']:6.3f} s  {row['outcome']}", flush=True)
+            print(f"  {i + 1:2d}  SIG{args.signal} at {row['delay']:6.2f} s  exit after {row['latency']:6.3f} s  {row['outcome']}", flush=True)
     signalled = [r for r in rows if r["signalled"]]
     ok = [r for r in signalled if r["outcome"] == "ok"]
     startup = [r for r in signalled if r["outcome"] == "python start-up"]
     latencies = sorted(float(r["latency"]) for r in signalled)
-    print(f"prompt (exit 130 within {PROMPT_S:.0f} s, one line, nothing left): {len(ok)} of {len(signalled) - len(startup)} "
-          f"interrupts after Python's start-up; {len(startup)} landed in Python's start-up, "
+    print(f"prompt (exit {interrupt.STOPS[signum][1]} within {PROMPT_S:.0f} s, one line, nothing left): {len(ok)} of "
+          f"{len(signalled) - len(startup)} signals after Python's start-up; {len(startup)} landed in Python's start-up, "
           f"{len(rows) - len(signalled)} rounds finished before their signal")
     if latencies:
         q = statistics.quantiles(latencies, n=10, method="inclusive") if len(latencies) > 1 else latencies * 9

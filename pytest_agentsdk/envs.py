@@ -423,6 +423,25 @@ def share_bytecode(env_path: Path) -> int:
     return got
 
 
+def _remove_abandoned_builds(envs_root: Path) -> None:
+    """Delete the half-built envs (``.build-KEY-PID-THREAD``, ~100 MB each) of builders that are
+    gone: a SIGKILL, or a signal before the command handled it, leaves them behind."""
+    for path in envs_root.glob(".build-*-*-*"):
+        pid = path.name.split("-")[-2]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
+
+
 def _harness_dir() -> Path:
     """A directory holding only a symlink to this ``pytest_agentsdk`` package (see module doc), and
     the package's metadata with its ``pytest11`` entry point, so ``pytest -p agentsdk`` (and
@@ -536,6 +555,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     if progress:
         progress(f"building env for {spec.label} ({identity}, {'wheel with CLI' if cli else 'sdist'})")
     envs_root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(envs_root)
     if final.exists():  # an entry whose interpreter went away: rebuild it
         shutil.rmtree(final)
     tmp = envs_root / f".build-{key}-{os.getpid()}-{threading.get_ident()}"

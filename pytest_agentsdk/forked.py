@@ -60,7 +60,13 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
             running[fd] = (pid, index)
             done.register(fd, selectors.EVENT_READ)
 
-        with interrupt.cleaned_up_on_interrupt(kill_running), selectors.DefaultSelector() as done:
+        def stop_running() -> None:
+            """On a stop: killed and reaped, so none is left behind even as a zombie."""
+            kill_running()
+            for pid, _ in running.values():
+                os.waitpid(pid, 0)
+
+        with interrupt.cleaned_up_on_interrupt(stop_running), selectors.DefaultSelector() as done:
             started = 0
             try:
                 for index in range(len(jobs)):

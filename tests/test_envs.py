@@ -152,9 +152,15 @@ def test_failed_build_leaves_nothing_in_the_cache(tmp_path: Path, monkeypatch: p
     (broken / "pyproject.toml").write_text('[build-system]\nrequires = ["no-such-build-backend-xyz-agentsdk"]\n'
                                            'build-backend = "nope"\n[project]\nname = "claude-agent-sdk"\nversion = "0.1.50"\n')
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path / "cache"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    abandoned = tmp_path / "cache" / "envs" / f".build-0123abcd-{gone.stdout.strip()}-1"  # its builder was SIGKILLed
+    in_progress = tmp_path / "cache" / "envs" / f".build-4567ef01-{os.getpid()}-1"  # a live builder's
+    for half_built in (abandoned, in_progress):
+        (half_built / "bin").mkdir(parents=True)
     with pytest.raises(envs.EnvError, match="build failed"):
         envs.ensure_env(str(broken))
-    assert cache_entries(tmp_path / "cache") == []
+    assert cache_entries(tmp_path / "cache") == [in_progress.name]  # a build sweeps abandoned ones away
+    in_progress.rename(tmp_path / "elsewhere")
     # a subject that does not build is an error row (the other subjects are still judged), exit 2
     proc = cli("matrix", "--quiet", "--json", "--sdk", str(broken), env={"PYTEST_AGENTSDK_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 2, proc.stderr[-2000:]

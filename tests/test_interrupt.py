@@ -9,12 +9,12 @@ check runs in another env.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,23 @@ def assert_interrupted(proc: subprocess.Popen[str], err: str, signum: int = sign
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
 
 
-def processes_naming(marker: str) -> list[str]:
-    """Live processes whose command line contains ``marker``."""
+def processes() -> list[tuple[int, int, str]]:
+    """(pid, process group, command line) of every other process, zombies too (no command line)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
+                group = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            except (OSError, IndexError, ValueError):
                 continue
-            if marker in cmdline and "/proc" not in cmdline:
-                found.append(f"{entry.name}: {cmdline[:120]}")
+            found.append((int(entry.name), group, cmdline))
     return found
+
+
+def processes_naming(marker: str) -> list[str]:
+    """Live processes whose command line contains ``marker``."""
+    return [f"{pid}: {cmdline[:120]}" for pid, _, cmdline in processes() if marker in cmdline and "/proc" not in cmdline]
 
 
 def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | None = None,
@@ -176,17 +181,14 @@ SIGNAL_AT_FORK = textwrap.dedent("""
 @pytest.mark.skipif(not forked.can_fork(), reason="no os.fork here, or threads running")
 def test_a_signal_held_across_a_fork_stops_the_new_child_too(tmp_path: Path) -> None:
     """The fork's child is known to the stop before the signal lands: it does not judge on alone."""
-    marker = str(tmp_path / "held-across-fork")
     with open(tmp_path / "stderr", "w+") as err:  # a file, not a pipe a live child would hold open
-        done = subprocess.run([sys.executable, "-c", SIGNAL_AT_FORK, marker], stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+        proc = subprocess.Popen([sys.executable, "-c", SIGNAL_AT_FORK], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=60)
+            left = [(pid, cmdline[:120]) for pid, group, cmdline in processes() if group == proc.pid]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         err.seek(0)
-        assert done.returncode == interrupt.STOPS[signal.SIGTERM][1], err.read()
-    left = processes_naming(marker)
-    for _ in range(100):  # SIGKILLed children vanish once reaped: allow that a moment, not the job's 60 s
-        if not left:
-            break
-        time.sleep(0.05)
-        left = processes_naming(marker)
-    for line in left:
-        os.kill(int(line.split(":")[0]), signal.SIGKILL)
-    assert left == []
+        assert returncode == interrupt.STOPS[signal.SIGTERM][1], err.read()
+    assert left == []  # the child was killed and reaped before the command exited: not even a zombie
