@@ -12,6 +12,7 @@ A child ignores SIGINT and dies of SIGTERM: stopping is the parent's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
@@ -20,6 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +29,8 @@ from typing import TypeVar
 from . import interrupt
 
 T = TypeVar("T")
+#: How long a stop waits for the children it killed to be reaped.
+_REAP_WAIT_S = 0.3
 
 
 def can_fork() -> bool:
@@ -61,10 +65,14 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
             done.register(fd, selectors.EVENT_READ)
 
         def stop_running() -> None:
-            """On a stop: killed and reaped, so none is left behind even as a zombie."""
+            """On a stop: killed and reaped, so none is left behind even as a zombie (a child stuck
+            in the kernel is waited for _REAP_WAIT_S at most)."""
             kill_running()
+            deadline = time.monotonic() + _REAP_WAIT_S
             for pid, _ in running.values():
-                os.waitpid(pid, 0)
+                with contextlib.suppress(ChildProcessError):  # reaped already
+                    while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                        time.sleep(0.001)
 
         with interrupt.cleaned_up_on_interrupt(stop_running), selectors.DefaultSelector() as done:
             started = 0
