@@ -31,7 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's harness
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's harness, and the tests' /proc reader
+
+import procfs  # noqa: E402
 
 from pytest_agentsdk import interrupt  # noqa: E402
 
@@ -67,20 +70,6 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def leftover_processes(marker: str) -> list[str]:
-    """Processes whose command line names ``marker`` (the round's own cache directory)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and str(os.getpid()) != proc.name:
-                found.append(f"{proc.name}: {cmdline[:80]}")
-    return found
-
-
 def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signum: int) -> dict[str, object]:
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache)}
     proc = start(args, env)
@@ -97,7 +86,7 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signu
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     lines = [line for line in err.splitlines() if line.strip()]
-    left = leftover_processes(str(cache)) if own_cache else []  # a shared cache: others' processes name it too
+    left = procfs.naming(str(cache)) if own_cache else []  # a shared cache: others' processes name it too
     if group_alive(proc.pid):
         left.append(f"process group {proc.pid} still alive")
         os.killpg(proc.pid, signal.SIGKILL)

@@ -29,8 +29,6 @@ from typing import TypeVar
 from . import interrupt
 
 T = TypeVar("T")
-#: How long a stop waits for the children it killed to be reaped.
-_REAP_WAIT_S = 0.3
 
 
 def can_fork() -> bool:
@@ -66,9 +64,9 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
 
         def stop_running() -> None:
             """On a stop: killed and reaped, so none is left behind even as a zombie (a child stuck
-            in the kernel is waited for _REAP_WAIT_S at most)."""
+            in the kernel is waited for as long as the stop waits for its other children)."""
             kill_running()
-            deadline = time.monotonic() + _REAP_WAIT_S
+            deadline = time.monotonic() + interrupt.REAP_WAIT_S
             for pid, _ in running.values():
                 with contextlib.suppress(ChildProcessError):  # reaped already
                     while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:

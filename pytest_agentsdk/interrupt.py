@@ -38,7 +38,7 @@ STOPS: dict[int, tuple[str, int]] = {
 #: How long the handler waits for a thread that is starting a child to register it.
 _SPAWN_WAIT_S = 0.3
 #: How long it waits for killed children to die before removing the directories they wrote to.
-_REAP_WAIT_S = 0.3
+REAP_WAIT_S = 0.3
 
 _children: dict[int, tuple[subprocess.Popen[Any], bool]] = {}  # id -> (process, leads its own group)
 _paths: dict[int, Path] = {}
@@ -149,7 +149,7 @@ def _stop() -> None:
         children = list(_children.values())
         for proc, own_group in children:
             _kill(proc, own_group)
-        deadline = time.monotonic() + _REAP_WAIT_S
+        deadline = time.monotonic() + REAP_WAIT_S
         for proc, _ in children:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))

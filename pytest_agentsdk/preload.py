@@ -439,11 +439,6 @@ class Preloader:
             stderr.close()
             conn.close()
 
-    def run_captured(self, prefix: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        """:meth:`run` to the end, its output captured (like ``subprocess.run``)."""
-        with self.run(prefix, argv) as proc:
-            return captured(proc, argv)
-
     def close(self) -> None:
         """Stop the server and every fork of it (they share its process group); again: nothing."""
         if self._closed:

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+import procfs
+
 from pytest_agentsdk import forked, interrupt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,25 +52,6 @@ def assert_interrupted(proc: subprocess.Popen[str], err: str, signum: int = sign
     assert proc.returncode == code, err[-3000:]
     assert lines[-1] == message and lines.count(message) == 1, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
-
-
-def processes() -> list[tuple[int, int, str]]:
-    """(pid, process group, command line) of every other process, zombies too (no command line)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                group = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
-            except (OSError, IndexError, ValueError):
-                continue
-            found.append((int(entry.name), group, cmdline))
-    return found
-
-
-def processes_naming(marker: str) -> list[str]:
-    """Live processes whose command line contains ``marker``."""
-    return [f"{pid}: {cmdline[:120]}" for pid, _, cmdline in processes() if marker in cmdline and "/proc" not in cmdline]
 
 
 def interrupt_after_line(args: list[str], needle: str, env: dict[str, str] | None = None,
@@ -128,7 +111,7 @@ def test_a_signal_during_env_builds_leaves_nothing(signum: int, tmp_path: Path) 
                                       "--seed", "0", "--examples", "1"], "building env for",
                                      env={"PYTEST_AGENTSDK_CACHE": str(tmp_path)}, signum=signum)
     assert_interrupted(proc, err, signum)
-    assert processes_naming(str(tmp_path)) == []
+    assert procfs.naming(str(tmp_path)) == []
     assert [p.name for p in tmp_path.glob("envs/*")] == []
 
 
@@ -142,8 +125,8 @@ def test_sigint_during_a_child_check_leaves_nothing(sdk_release, preload: str, t
     proc, err = interrupt_after_line(["matrix", "--sdk", "0.1.48", "--bug", "cross_task_close", "--seed", seed, "--examples", "5"],
                                      "checking claude-agent-sdk 0.1.48", env={"PYTEST_AGENTSDK_PRELOAD": preload, "TMPDIR": str(tmp_path)})
     assert_interrupted(proc, err)
-    assert processes_naming(f"check --json --seed {seed}") == []
-    assert processes_naming("pytest_agentsdk.preload") == []  # the server, and the check forked from it
+    assert procfs.naming(f"check --json --seed {seed}") == []
+    assert procfs.naming("pytest_agentsdk.preload") == []  # the server, and the check forked from it
     assert list(tmp_path.iterdir()) == []  # the servers' directory (their logs) is gone
 
 
@@ -185,7 +168,7 @@ def test_a_signal_held_across_a_fork_stops_the_new_child_too(tmp_path: Path) -> 
         proc = subprocess.Popen([sys.executable, "-c", SIGNAL_AT_FORK], stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
             returncode = proc.wait(timeout=60)
-            left = [(pid, cmdline[:120]) for pid, group, cmdline in processes() if group == proc.pid]
+            left = [(p.pid, p.state, p.cmdline[:120]) for p in procfs.processes() if p.group == proc.pid]
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import procfs
+
 from pytest_agentsdk import envs, preload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +70,7 @@ def test_a_fork_imports_the_sdk_from_its_own_env_and_deps_from_the_server(sdk_re
     with preload.Preloaders() as preloaders:
         server = preloaders.for_env(latest.python, latest.path, envs.env_environ())
         assert server is not None
-        proc = server.run_captured(old.path, ["-c", code])
+        proc = run_captured(server, old.path, ["-c", code])
     assert proc.returncode == 0, proc.stderr
     version, sdk_file, mcp_file, later_file, prefix, executable, stdin = proc.stdout.split()
     assert (version, prefix, executable, stdin) == ("0.1.48", str(old.path), str(old.python), os.devnull)
@@ -115,7 +117,7 @@ def test_a_bad_request_is_refused_and_the_server_serves_on(served: tuple[envs.En
         answer = json.loads(conn.makefile().readline())
     os.close(read), os.close(write)
     assert "error" in answer and "JSONDecodeError" in answer["error"]
-    assert server.run_captured(env.path, ["-c", "import claude_agent_sdk as s; print(s.__version__)"]).stdout.strip() == "0.1.48"
+    assert run_captured(server, env.path, ["-c", "import claude_agent_sdk as s; print(s.__version__)"]).stdout.strip() == "0.1.48"
 
 
 @pytest.mark.machine
@@ -160,25 +162,20 @@ def test_the_server_and_its_forks_die_with_their_caller(sdk_release: Callable[[s
     assert not alive(server_pid) and not alive(check_pid)
 
 
+def run_captured(server: preload.Preloader, prefix: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """A run forked by ``server`` to its end, its output captured (like ``subprocess.run``)."""
+    with server.run(prefix, argv) as proc:
+        return preload.captured(proc, argv)
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie waiting for its parent counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
+    found = procfs.process(pid)
+    return found is not None and found.alive
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.split(") ")[1].split()[1]) == pid and alive(int(entry.name)):
-                found.append(int(entry.name))
-    return found
+    return [p.pid for p in procfs.processes() if p.parent == pid and p.alive]
 
 
 def test_preloading_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
