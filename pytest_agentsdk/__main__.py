@@ -90,7 +90,11 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
         bugs.scenario(name)
     if "trio" in backends and importlib.util.find_spec("trio") is not None:
         import trio  # noqa: F401
-    explore.warm_up(() if cli else (scenario.examples(model) for _, scenario, model, _ in rows if not isinstance(scenario, verdict.Result)))
+    searches = {} if cli else {id(strategy): strategy for strategy in (scenario.examples(model) for _, scenario, model, _ in rows
+                                                                         if not isinstance(scenario, verdict.Result))}
+    explore.warm_up(searches.values())
+    for strategy in searches.values():  # one drawing per strategy, for every backend and model that searches it
+        explore.drawn(strategy, seed, examples)
 
     def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
         def run() -> verdict.Result:

@@ -13,6 +13,7 @@ same verdict and the same counterexample.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import random
@@ -178,6 +179,66 @@ def replay_command(bug: str, backend: str, model: str | None, example: Any, extr
     return shlex.join(parts)
 
 
+def _search_settings(max_examples: int) -> settings:
+    return settings(
+        settings.get_profile("default"),  # a user's loaded profile (derandomize, ...) must not change verdicts
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+#: (id of the strategy, seed, budget) -> (the strategy, what a search generates while nothing is interesting)
+_DRAWN: dict[tuple[int, int, int], tuple[st.SearchStrategy[Any], list[Any]]] = {}
+
+
+def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int) -> list[Any]:
+    """The examples a search of ``strategy`` from ``seed`` generates, in order, while none is
+    interesting: what every search then runs first. Until an example is interesting, what
+    Hypothesis generates depends on the strategy, the seed and the budget only, not on the
+    outcomes, so it is the same for every backend, model and release: drawn once per process
+    (``check`` draws before its forks) instead of once per judgement (~2 ms an example)."""
+    key = (id(strategy), seed, max_examples)
+    cached = _DRAWN.get(key)
+    if cached is None or cached[0] is not strategy:
+        generated: list[Any] = []
+
+        def keep(example: Any) -> bool:
+            generated.append(copy.deepcopy(example))
+            return False
+
+        try:
+            find(strategy, keep, settings=_search_settings(max_examples), random=random.Random(seed))
+        except NoSuchExample:
+            pass
+        cached = _DRAWN[key] = (strategy, generated)
+    return cached[1]
+
+
+def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, prefix: list[Any],
+            runs: dict[str, tuple[Any, Outcome]], interesting: Callable[[Any], bool], known: frozenset[str]) -> Any:
+    """The minimal example of a search that found ``prefix[-1]`` interesting: the same search
+    again, so Hypothesis shrinks it. Its first examples are ``prefix``, already run: their outcomes
+    are reused (not run, not counted twice); should the search generate anything else (it did not
+    in any case measured), every example from there on is run."""
+    replaying = iter([_key(example) for example in prefix])
+
+    def condition(example: Any) -> bool:
+        nonlocal replaying
+        if (expected := next(replaying, None)) is not None:
+            if _key(example) == expected:
+                return bool(set(runs[expected][1].names) - known)
+            replaying = iter(())
+        return interesting(example)
+
+    try:
+        return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
+    except NoSuchExample:  # the search ran elsewhere than the drawing did: what ran is still the union
+        return None
+
+
 def warm_up(strategies: Iterable[st.SearchStrategy[Any]] = ()) -> None:
     """Pay once, before ``check`` forks its judgements, what Hypothesis's first search in a process
     costs: registering its own Random (a full garbage collection, which in a forked child also
@@ -282,22 +343,15 @@ def judge(
         run(example, swept=True)
         swept_count += 1
     known = frozenset(union)
-    search = settings(
-        settings.get_profile("default"),  # a user's loaded profile (derandomize, ...) must not change verdicts
-        max_examples=max_examples,
-        database=None,
-        deadline=None,
-        phases=(Phase.generate, Phase.shrink),
-        suppress_health_check=list(HealthCheck),
-    )
     found: Any = None
-    try:
-        if sweep.exhaustive:
-            raise NoSuchExample("the sweep ran every example there is")
-        found = find(scenario.examples(model), lambda ex: bool(set(run(ex, swept=False).names) - known),
-                     settings=search, random=random.Random(seed))
-    except NoSuchExample:
-        pass
+    if not sweep.exhaustive:
+        strategy = scenario.examples(model)
+        generated = drawn(strategy, seed, max_examples)
+        for index, example in enumerate(generated):
+            if set(run(copy.deepcopy(example), swept=False).names) - known:
+                found = _shrunk(strategy, seed, max_examples, generated[:index + 1], runs,
+                                lambda ex: bool(set(run(ex, swept=False).names) - known), known)
+                break
 
     severity = _severity(union, quiet)
     result = Result(scenario.name, _VERDICT_OF[severity], backend, model, examples=ran,

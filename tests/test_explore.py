@@ -1,0 +1,96 @@
+"""explore.judge's search: what every judgement of one strategy generates is drawn once, and a
+judgement that reuses the drawing runs, counts and finds exactly what a search of its own would."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import find
+from hypothesis import strategies as st
+
+from pytest_agentsdk import explore
+from pytest_agentsdk.explore import Outcome, Scenario, Sweep
+
+NUMBERS = st.lists(st.integers(0, 1000), min_size=1, max_size=4)
+
+
+class Threshold(Scenario):
+    """Shows ``big`` when a number passes ``limit``; counts every run."""
+
+    name = "threshold"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.ran: list[Any] = []
+
+    def examples(self, model: str | None) -> st.SearchStrategy[Any]:
+        return NUMBERS
+
+    def sweep(self, model: str | None) -> Sweep:
+        return Sweep([[0]], "one quiet example")
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        self.ran.append(example)
+        return Outcome(["big"] if max(example) > self.limit else [])
+
+
+def search_of_its_own(limit: int, seed: int, budget: int) -> tuple[Any, int]:
+    """What judge's search was before drawings were shared: one Hypothesis find."""
+    calls = []
+
+    def condition(example: Any) -> bool:
+        calls.append(example)
+        return max(example) > limit
+
+    found = find(NUMBERS, condition, settings=explore._search_settings(budget), random=random.Random(seed))
+    return found, len(calls)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_search_that_finds_runs_and_shrinks_as_a_search_of_its_own(seed: int) -> None:
+    scenario = Threshold(limit=900)
+    result = explore.judge(scenario, "asyncio", None, seed, 50)
+    found, calls = search_of_its_own(900, seed, 50)
+    assert result.verdict == "reproduced" and result.manifestations == ["big"]
+    assert result.counterexample == found
+    assert result.examples == 1 + calls == len(scenario.ran)  # the drawn prefix ran once, not again while shrinking
+
+
+def test_a_search_that_finds_nothing_runs_the_drawing_once_per_judgement() -> None:
+    scenario = Threshold(limit=1000)
+    first = explore.judge(scenario, "asyncio", None, 3, 20)
+    second = explore.judge(scenario, "trio", None, 3, 20)
+    generated = explore.drawn(NUMBERS, 3, 20)
+    assert first.verdict == second.verdict == "fixed"
+    assert first.examples == second.examples == 1 + len(generated)
+    assert scenario.ran == [[0], *generated, [0], *generated]
+
+
+def test_the_drawing_is_made_once_per_strategy_seed_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    finds = []
+    real_find = explore.find
+
+    def counting_find(*args: Any, **kwargs: Any) -> Any:
+        finds.append(args[0])
+        return real_find(*args, **kwargs)
+
+    monkeypatch.setattr(explore, "find", counting_find)
+    strategy = st.integers(0, 10**6)
+    assert explore.drawn(strategy, 5, 10) is explore.drawn(strategy, 5, 10)
+    assert explore.drawn(strategy, 6, 10) != explore.drawn(strategy, 5, 10)
+    assert len(finds) == 2
+
+
+def test_a_drawing_the_search_does_not_repeat_still_runs_everything_it_generates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should Hypothesis ever generate something else than the drawing, the search runs what it
+    generates from there on: the union is still over everything that ran."""
+    scenario = Threshold(limit=900)
+    monkeypatch.setitem(explore._DRAWN, (id(NUMBERS), 11, 30), (NUMBERS, [[999]]))
+    result = explore.judge(scenario, "asyncio", None, 11, 30)
+    found, calls = search_of_its_own(900, 11, 30)
+    assert result.manifestations == ["big"]
+    assert result.counterexample == found
+    assert scenario.ran[:2] == [[0], [999]]
+    assert len(scenario.ran) == 2 + calls  # nothing of the real search was taken for already run
