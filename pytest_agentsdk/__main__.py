@@ -59,11 +59,12 @@ def _selected_bugs(names: list[str] | None) -> list[str]:
 
 
 def run_check(bug_names: list[str], backends: list[str], models: list[str] | None, seed: int, examples: int, progress: bool = True,
-              warnings_as_errors: bool = False, cli: Any = None, jobs: int | None = None) -> verdict.CheckReport:
+              warnings_as_errors: bool = False, cli: Any = None, jobs: int | None = None, drawings: Path | None = None) -> verdict.CheckReport:
     """Judge every selected (bug, model, backend) on the installed SDK, over the scripted CLI or,
     with ``cli`` (a :class:`~pytest_agentsdk.realcli.Cli`), over that real CLI, in this process; else
     ``jobs`` judgements at once (default: the cores), each in a fresh fork (:mod:`pytest_agentsdk.forked`),
-    so the report is the same whatever ``jobs`` is."""
+    so the report is the same whatever ``jobs`` is. ``drawings``: a directory the checks of one run
+    share their search drawings in (:func:`pytest_agentsdk.explore.drawn`)."""
     from . import bugs, explore, forked, verdict
     from .observe import scrub
 
@@ -90,11 +91,13 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
         bugs.scenario(name)
     if "trio" in backends and importlib.util.find_spec("trio") is not None:
         import trio  # noqa: F401
-    searches = {} if cli else {id(strategy): strategy for strategy in (scenario.examples(model) for _, scenario, model, _ in rows
-                                                                         if not isinstance(scenario, verdict.Result))}
-    explore.warm_up(searches.values())
-    for strategy in searches.values():  # one drawing per strategy, for every backend and model that searches it
-        explore.drawn(strategy, seed, examples)
+    searches: dict[int, tuple[str, Any]] = {}  # one drawing per strategy, for every backend and model that searches it
+    for name, scenario, model, _ in [] if cli else rows:
+        if not isinstance(scenario, verdict.Result):
+            searches.setdefault(id(strategy := scenario.examples(model)), (f"{name}-{model}" if model else name, strategy))
+    explore.warm_up(strategy for _, strategy in searches.values())
+    for label, strategy in searches.values():
+        explore.drawn(strategy, seed, examples, drawings / f"{label}-seed{seed}-examples{examples}.pickle" if drawings else None)
 
     def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
         def run() -> verdict.Result:
@@ -135,7 +138,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cli = _resolve_cli(args) if args.cli else None
     print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)
     report = run_check(selected, args.backend or list(options.BACKENDS), args.models, seed, args.examples, progress=not args.quiet,
-                       warnings_as_errors=args.warnings_as_errors, cli=cli, jobs=args.jobs)
+                       warnings_as_errors=args.warnings_as_errors, cli=cli, jobs=args.jobs, drawings=args.drawings)
     _emit(report, args)
     return report.exit_code
 
@@ -263,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--jobs", type=options.whole_number(1, "judgements at once"),
                        help="bug/model/backend judgements at once, each in its own process (default: the number of cores; "
                             "the report is the same for any number)")
+    check.add_argument("--drawings", type=options.existing_directory, metavar="DIR",
+                       help="share the search's drawn examples with other checks of one run through DIR (matrix, verify, "
+                            "bisect and mutants pass one per dependency set: a drawing depends on the harness and "
+                            "Hypothesis only); DIR's files are trusted")
     _add_output_flags(check)
     check.set_defaults(func=cmd_check)
 

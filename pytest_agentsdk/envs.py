@@ -317,7 +317,9 @@ class Env:
         share_bytecode(self.path)
         out: list[str] = []
         tail: list[str] = []
-        with python_in(self.path, ["-m", "pytest_agentsdk", "check", "--json", *args], preloaders) as proc:
+        drawings = preloaders.drawings(self.path) if preloaders else None
+        argv = ["-m", "pytest_agentsdk", "check", "--json", *args, *(["--drawings", str(drawings)] if drawings else [])]
+        with python_in(self.path, argv, preloaders) as proc:
 
             def pump_stdout() -> None:
                 assert proc.stdout is not None

@@ -16,12 +16,16 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
+import pickle
 import random
 import shlex
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -194,27 +198,46 @@ def _search_settings(max_examples: int) -> settings:
 _DRAWN: dict[tuple[int, int, int], tuple[st.SearchStrategy[Any], list[Any]]] = {}
 
 
-def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int) -> list[Any]:
+def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store: Path | None = None) -> list[Any]:
     """The examples a search of ``strategy`` from ``seed`` generates, in order, while none is
     interesting: what every search then runs first. Until an example is interesting, what
     Hypothesis generates depends on the strategy, the seed and the budget only, not on the
     outcomes, so it is the same for every backend, model and release: drawn once per process
-    (``check`` draws before its forks) instead of once per judgement (~2 ms an example)."""
+    (``check`` draws before its forks) instead of once per judgement (~2 ms an example).
+
+    ``store``: a file that holds this drawing for every process of one run that shares this
+    harness and Hypothesis (``check --drawings``): read if there, else written once drawn."""
     key = (id(strategy), seed, max_examples)
     cached = _DRAWN.get(key)
     if cached is None or cached[0] is not strategy:
-        generated: list[Any] = []
+        generated = _stored(store)
+        if generated is None:
+            generated = []
 
-        def keep(example: Any) -> bool:
-            generated.append(copy.deepcopy(example))
-            return False
+            def keep(example: Any) -> bool:
+                generated.append(copy.deepcopy(example))
+                return False
 
-        try:
-            find(strategy, keep, settings=_search_settings(max_examples), random=random.Random(seed))
-        except NoSuchExample:
-            pass
+            try:
+                find(strategy, keep, settings=_search_settings(max_examples), random=random.Random(seed))
+            except NoSuchExample:
+                pass
+            if store is not None:
+                partial = store.with_name(f"{store.name}.{os.getpid()}.{threading.get_ident()}")
+                partial.write_bytes(pickle.dumps(generated))
+                os.replace(partial, store)  # whole or not at all, for a process reading it meanwhile
         cached = _DRAWN[key] = (strategy, generated)
     return cached[1]
+
+
+def _stored(store: Path | None) -> list[Any] | None:
+    if store is None:
+        return None
+    try:
+        loaded = pickle.loads(store.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return None
+    return loaded if isinstance(loaded, list) else None
 
 
 def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, prefix: list[Any],

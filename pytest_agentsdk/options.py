@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 BACKENDS = ("asyncio", "trio")
@@ -31,6 +32,14 @@ def whole_number(minimum: int, what: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def existing_directory(text: str) -> Path:
+    """An argparse ``type``: a directory that exists."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return path
 
 
 def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) -> None:

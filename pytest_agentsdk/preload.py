@@ -479,6 +479,16 @@ class Preloaders:
         shutil.rmtree(self._workdir, ignore_errors=True)
         self._removed.__exit__(None, None, None)
 
+    def drawings(self, prefix: Path) -> Path | None:
+        """A directory where this run's checks in envs of ``prefix``'s dependency set share their
+        search drawings (``check --drawings``): the same harness and Hypothesis draw the same."""
+        site = site_packages(prefix)
+        if site is None:
+            return None
+        path = self._workdir / shared_digest(site)[:16] / "drawings"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def for_env(self, python: Path, prefix: Path, environ: dict[str, str], *, start: bool = True) -> Preloader | None:
         """The server for the env at ``prefix``, started with ``python`` (the env's own interpreter)
         if it is the first of its set and ``start``; None when there is none or it is still
@@ -500,7 +510,7 @@ class Preloaders:
         preloader: Preloader | None = None
         try:
             workdir = self._workdir / digest[:16]
-            workdir.mkdir()
+            workdir.mkdir(exist_ok=True)
             preloader = Preloader(python, environ, workdir)
             if preloader.digest != digest:  # the server sees its env otherwise: share nothing
                 preloader.close()

@@ -94,3 +94,26 @@ def test_a_drawing_the_search_does_not_repeat_still_runs_everything_it_generates
     assert result.counterexample == found
     assert scenario.ran[:2] == [[0], [999]]
     assert len(scenario.ran) == 2 + calls  # nothing of the real search was taken for already run
+
+
+def test_a_stored_drawing_is_what_drawing_gives_and_is_read_not_drawn_again(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check --drawings``: the first check of a run writes its drawing, the others read it."""
+    strategy = st.lists(st.integers(0, 99), max_size=3)
+    store = tmp_path / "numbers.pickle"
+    written = explore.drawn(strategy, 4, 15, store)
+    assert store.is_file()
+    monkeypatch.setattr(explore, "_DRAWN", {})  # another process of the run
+    monkeypatch.setattr(explore, "find", lambda *a, **k: pytest.fail("drew again instead of reading the stored drawing"))
+    assert explore.drawn(strategy, 4, 15, store) == written
+
+
+def test_an_unreadable_stored_drawing_is_drawn_again_and_replaced(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    strategy = st.integers(0, 10**6)
+    expected = explore.drawn(strategy, 9, 10)
+    monkeypatch.setattr(explore, "_DRAWN", {})
+    store = tmp_path / "half.pickle"
+    store.write_bytes(b"\x80\x04not a pickle")
+    assert explore.drawn(strategy, 9, 10, store) == expected
+    monkeypatch.setattr(explore, "_DRAWN", {})
+    monkeypatch.setattr(explore, "find", lambda *a, **k: pytest.fail("the stored drawing was not replaced"))
+    assert explore.drawn(strategy, 9, 10, store) == expected
