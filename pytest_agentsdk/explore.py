@@ -326,9 +326,10 @@ def judge(
 
     The sweep (``scenario.sweep(model)``) runs in full. The search then looks for an example that
     shows a manifestation the sweep has not (so a known finding cannot end it early), at most
-    ``max_examples`` generated, and shrinks it. The counterexample is the first swept example of
-    the most severe tier found (the flow users recognise), else the search's minimal one; the
-    search's own find stays in ``evidence["search"]``.
+    ``max_examples`` generated (the :func:`drawn` ones, in order), and shrinks it. The
+    counterexample is the first swept example of the most severe tier found (the flow users
+    recognise), else the search's minimal one; the search's own find stays in
+    ``evidence["search"]``.
     """
     quiet = frozenset() if warnings_as_errors else scenario.quiet
     sweep = scenario.sweep(model)
