@@ -4,8 +4,10 @@ determinism per seed, and one-line errors for bad input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,16 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_check_leaves_nothing_in_the_working_directory(tmp_path: Path) -> None:
+    """Hypothesis's cache of what it read of the loaded modules goes to our cache, not ./.hypothesis."""
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(tmp_path / "cache")}
+    env.pop("HYPOTHESIS_STORAGE_DIRECTORY", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "check", "--bug", "premature_completion", "--backend", "asyncio",
+                           "--examples", "2", "--seed", "1", "--quiet"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert sorted(p.name for p in project.iterdir()) == []
+    assert (tmp_path / "cache" / "hypothesis").is_dir()
