@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import pickle
 import selectors
@@ -50,7 +51,7 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
     if not can_fork():
         yield from (job() for job in jobs)
         return
-    with tempfile.TemporaryDirectory(prefix="pytest-agentsdk-jobs-") as tmp, interrupt.removed_on_interrupt(Path(tmp)):
+    with tempfile.TemporaryDirectory(prefix="pytest-agentsdk-jobs-") as tmp, interrupt.removed_on_interrupt(Path(tmp)), frozen_heap():
         running: dict[int, tuple[int, int]] = {}  # the read end of a child's "done" pipe -> (pid, job index)
         status: dict[int, int] = {}  # job index -> wait status
 
@@ -91,6 +92,20 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
                 for fd, (pid, _) in running.items():
                     os.waitpid(pid, 0)
                     os.close(fd)
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """What this process holds is left out of every garbage collection while its forks run: a
+    collection in a fork would otherwise touch each object's header, so copy every page of the
+    heap the fork shares with this process (about a fifth of a judgement's CPU)."""
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:  # a caller's own freeze is the caller's to undo
+            gc.unfreeze()
 
 
 def _start(job: Callable[[], T], out: Path, register: Callable[[int, int], None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -42,6 +43,20 @@ def test_results_come_in_job_order_each_from_the_parent_s_state() -> None:
             os.close(write)
     assert results == [("a", 1), ("b", 1), ("c", 1)]
     assert COUNTER["n"] == 0
+
+
+def test_a_job_collects_only_what_it_made_and_the_parent_s_collector_is_left_as_it_was() -> None:
+    """What the parent holds is frozen while its forks run, so a collection in a fork never touches
+    (and copies) the parent's pages; afterwards the parent collects everything again."""
+    parent_object = [[]]  # a container: the collector tracks it
+    assert gc.get_freeze_count() == 0
+
+    def job() -> tuple[int, bool]:
+        return gc.get_freeze_count(), any(o is parent_object for o in gc.get_objects())
+
+    [(frozen_in_job, parent_object_collectable)] = list(forked.run([job], 1, lambda i, why: (-1, True)))
+    assert frozen_in_job > 0 and not parent_object_collectable
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_child_that_dies_gives_the_crashed_result() -> None:
