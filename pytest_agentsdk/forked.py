@@ -51,7 +51,7 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
     if not can_fork():
         yield from (job() for job in jobs)
         return
-    with tempfile.TemporaryDirectory(prefix="pytest-agentsdk-jobs-") as tmp, interrupt.removed_on_interrupt(Path(tmp)), frozen_heap():
+    with tempfile.TemporaryDirectory(prefix="pytest-agentsdk-jobs-") as tmp, interrupt.removed_on_interrupt(Path(tmp)):
         running: dict[int, tuple[int, int]] = {}  # the read end of a child's "done" pipe -> (pid, job index)
         status: dict[int, int] = {}  # job index -> wait status
 
@@ -94,18 +94,20 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
                     os.close(fd)
 
 
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """What this process holds is left out of every garbage collection while its forks run: a
-    collection in a fork would otherwise touch each object's header, so copy every page of the
-    heap the fork shares with this process (about a fifth of a judgement's CPU)."""
-    frozen_before = gc.get_freeze_count()
+def _fork_frozen() -> int:
+    """``os.fork()``, with what this process holds left out of the fork's garbage collections: a
+    collection there would otherwise touch each object's header, so copy every page of the heap
+    the fork shares with this process (about a tenth of a check's CPU). This process is left as it
+    was (a caller's own freeze is the caller's)."""
+    frozen_before = gc.get_freeze_count() > 0
     gc.freeze()
+    pid = -1
     try:
-        yield
+        pid = os.fork()
     finally:
-        if not frozen_before:  # a caller's own freeze is the caller's to undo
+        if pid and not frozen_before:  # this process, whether the fork was made or not
             gc.unfreeze()
+    return pid
 
 
 def _start(job: Callable[[], T], out: Path, register: Callable[[int, int], None]) -> None:
@@ -116,7 +118,7 @@ def _start(job: Callable[[], T], out: Path, register: Callable[[int, int], None]
     sys.stderr.flush()
     read, write = os.pipe()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(interrupt.STOPS))  # a signal now waits until after the fork
-    pid = os.fork()
+    pid = _fork_frozen()
     if pid:
         os.close(write)
         register(read, pid)

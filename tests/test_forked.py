@@ -46,17 +46,21 @@ def test_results_come_in_job_order_each_from_the_parent_s_state() -> None:
 
 
 def test_a_job_collects_only_what_it_made_and_the_parent_s_collector_is_left_as_it_was() -> None:
-    """What the parent holds is frozen while its forks run, so a collection in a fork never touches
-    (and copies) the parent's pages; afterwards the parent collects everything again."""
+    """What the parent holds is frozen in its forks, so a collection in a fork never touches (and
+    copies) the parent's pages; the parent itself collects everything, even while its results are
+    still being read."""
     parent_object = [[]]  # a container: the collector tracks it
-    assert gc.get_freeze_count() == 0
+    frozen_before = gc.get_freeze_count()
 
     def job() -> tuple[int, bool]:
         return gc.get_freeze_count(), any(o is parent_object for o in gc.get_objects())
 
-    [(frozen_in_job, parent_object_collectable)] = list(forked.run([job], 1, lambda i, why: (-1, True)))
+    results = forked.run([job, job], 1, lambda i, why: (-1, True))
+    frozen_in_job, parent_object_collectable = next(results)
     assert frozen_in_job > 0 and not parent_object_collectable
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen_before
+    assert [collectable for _, collectable in results] == [False]
+    assert gc.get_freeze_count() == frozen_before
 
 
 def test_a_child_that_dies_gives_the_crashed_result() -> None:
