@@ -95,9 +95,13 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
     for name, scenario, model, _ in [] if cli else rows:
         if not isinstance(scenario, verdict.Result):
             searches.setdefault(id(strategy := scenario.examples(model)), (f"{name}-{model}" if model else name, strategy))
-    explore.warm_up(strategy for _, strategy in searches.values())
+    if searches:
+        explore.warm_up(strategy for _, strategy in searches.values())
     for label, strategy in searches.values():
-        explore.drawn(strategy, seed, examples, drawings / f"{label}-seed{seed}-examples{examples}.pickle" if drawings else None)
+        try:
+            explore.drawn(strategy, seed, examples, drawings / f"{label}-seed{seed}-examples{examples}.pickle" if drawings else None)
+        except Exception:  # noqa: BLE001 - not hidden: each row that searches it draws again, and reports the error
+            continue
 
     def judge(name: str, scenario: Any, model: str | None, backend: str) -> Callable[[], verdict.Result]:
         def run() -> verdict.Result:
@@ -322,7 +326,7 @@ def _keep_hypothesis_out_of_the_working_directory() -> None:
     (a ``HYPOTHESIS_STORAGE_DIRECTORY`` of the user's own is kept); every env's check inherits it."""
     from .envs import cache_dir
 
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(cache_dir() / "hypothesis"))
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str((cache_dir() / "hypothesis").absolute()))
 
 
 def _main(argv: list[str] | None) -> int:

@@ -162,6 +162,19 @@ def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: fl
         return anyio.run(bounded, backend=backend, backend_options={"clock": virtual_time.trio_clock()} if skip_idle else {})
 
 
+@contextmanager
+def _global_random_seeded() -> Iterator[None]:
+    """The global ``random`` seeded as Hypothesis seeds it for each example it runs (0), and given
+    back as it was: should a release or a dependency draw from it, an example's outcome still
+    does not depend on what ran before it (a swept one, or one run outside Hypothesis's find)."""
+    state = random.getstate()
+    random.seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def transport_checkpoints(ops: Sequence[str] = TRANSPORT_OPS, max_per_op: int = 3) -> st.SearchStrategy[dict[str, int]]:
     """``Script.checkpoints`` for the given operations: each absent (no suspension) or 1..max
     scheduler checkpoints; shrinks towards a transport that never suspends."""
@@ -201,9 +214,10 @@ _DRAWN: dict[tuple[int, int, int], tuple[st.SearchStrategy[Any], list[Any]]] = {
 def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store: Path | None = None) -> list[Any]:
     """The examples a search of ``strategy`` from ``seed`` generates, in order, while none is
     interesting: what every search then runs first. Until an example is interesting, what
-    Hypothesis generates depends on the strategy, the seed and the budget only, not on the
-    outcomes, so it is the same for every backend, model and release: drawn once per process
-    (``check`` draws before its forks) instead of once per judgement (~2 ms an example).
+    Hypothesis generates depends on the strategy, the seed and the budget (and on Hypothesis
+    itself, and the constants it reads from the harness's modules), not on the outcomes, so it is
+    the same for every backend, model and release: drawn once per process (``check`` draws before
+    its forks) instead of once per judgement (~2 ms an example).
 
     ``store``: a file that holds this drawing for every process of one run that shares this
     harness and Hypothesis (``check --drawings``): read if there, else written once drawn."""
@@ -223,36 +237,47 @@ def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store:
             except NoSuchExample:
                 pass
             if store is not None:
-                partial = store.with_name(f"{store.name}.{os.getpid()}.{threading.get_ident()}")
-                partial.write_bytes(pickle.dumps(generated))
-                os.replace(partial, store)  # whole or not at all, for a process reading it meanwhile
+                _store(store, generated)
         cached = _DRAWN[key] = (strategy, generated)
     return cached[1]
 
 
 def _stored(store: Path | None) -> list[Any] | None:
+    """The drawing in ``store``; None when there is none, or none that reads (it is drawn again)."""
     if store is None:
         return None
     try:
         loaded = pickle.loads(store.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError):
+    except Exception:  # noqa: BLE001 - missing, cut short or not ours: drawing again gives the same
         return None
     return loaded if isinstance(loaded, list) else None
 
 
+def _store(store: Path, generated: list[Any]) -> None:
+    """Best effort: a store that cannot be written only means the next process draws again."""
+    partial = store.with_name(f"{store.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        partial.write_bytes(pickle.dumps(generated))
+        os.replace(partial, store)  # whole or not at all, for a process reading it meanwhile
+    except OSError:
+        partial.unlink(missing_ok=True)
+
+
 def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, prefix: list[Any],
-            runs: dict[str, tuple[Any, Outcome]], interesting: Callable[[Any], bool], known: frozenset[str]) -> Any:
+            interesting: Callable[[Any], bool]) -> Any:
     """The minimal example of a search that found ``prefix[-1]`` interesting: the same search
-    again, so Hypothesis shrinks it. Its first examples are ``prefix``, already run: their outcomes
-    are reused (not run, not counted twice); should the search generate anything else (it did not
-    in any case measured), every example from there on is run."""
-    replaying = iter([_key(example) for example in prefix])
+    again, so Hypothesis shrinks it. Its first examples are ``prefix``, already run and judged
+    (none but the last interesting): they are answered so, not run or counted twice; should the
+    search generate anything else (it did not in any case measured), every example from there on
+    is run."""
+    replaying: Iterator[tuple[int, str]] = iter(enumerate(_key(example) for example in prefix))
 
     def condition(example: Any) -> bool:
         nonlocal replaying
         if (expected := next(replaying, None)) is not None:
-            if _key(example) == expected:
-                return bool(set(runs[expected][1].names) - known)
+            index, key = expected
+            if _key(example) == key:
+                return index == len(prefix) - 1
             replaying = iter(())
         return interesting(example)
 
@@ -344,7 +369,8 @@ def judge(
         nonlocal ran
         ran += 1
         key = _key(example)
-        outcome = scenario.run_example(example, backend, model)
+        with _global_random_seeded():
+            outcome = scenario.run_example(example, backend, model)
         runs.setdefault(key, (example, outcome))
         union.update(outcome.names)
         tradeoffs.update(outcome.tradeoffs)
@@ -367,14 +393,17 @@ def judge(
         run(example, swept=True)
         swept_count += 1
     known = frozenset(union)
+
+    def shows_new(example: Any) -> bool:
+        return bool(set(run(example, swept=False).names) - known)
+
     found: Any = None
     if not sweep.exhaustive:
         strategy = scenario.examples(model)
         generated = drawn(strategy, seed, max_examples)
         for index, example in enumerate(generated):
-            if set(run(copy.deepcopy(example), swept=False).names) - known:
-                found = _shrunk(strategy, seed, max_examples, generated[:index + 1], runs,
-                                lambda ex: bool(set(run(ex, swept=False).names) - known), known)
+            if shows_new(copy.deepcopy(example)):
+                found = _shrunk(strategy, seed, max_examples, generated[:index + 1], shows_new)
                 break
 
     severity = _severity(union, quiet)

@@ -37,8 +37,8 @@ def whole_number(minimum: int, what: str) -> Callable[[str], int]:
 def existing_directory(text: str) -> Path:
     """An argparse ``type``: a directory that exists."""
     path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    if not text or not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory; give one that exists")
     return path
 
 

@@ -147,6 +147,7 @@ def _kill_tree(pid: int) -> None:
 def _serve(address: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it kills this process group
     _preload()
+    gc.collect()  # the imports' garbage, not pinned by the freeze below
     gc.freeze()  # what every fork shares stays out of its collections, so its pages stay shared (as forked's forks)
     own_site = site_packages(Path(sys.prefix))
     if own_site is None or not _only_site_of_prefix(own_site):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import envs, interrupt
+from . import interrupt
 from .explore import Sweep, run_in_fresh_loop
 from .model_server import Reply, ScriptedModel
 
@@ -61,7 +61,7 @@ class Cli:
 
 
 def cache_dir() -> Path:
-    return envs.cache_dir() / "cli"
+    return Path(os.environ.get("PYTEST_AGENTSDK_CACHE") or Path.home() / ".cache" / "pytest-agentsdk").expanduser() / "cli"
 
 
 def resolve(spec: str, progress: Callable[[str], None] | None = None) -> Cli:

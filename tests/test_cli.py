@@ -96,3 +96,15 @@ def test_check_leaves_nothing_in_the_working_directory(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr
     assert sorted(p.name for p in project.iterdir()) == []
     assert (tmp_path / "cache" / "hypothesis").is_dir()
+
+
+def test_checks_sharing_drawings_report_what_a_check_alone_reports(tmp_path: Path) -> None:
+    """The first check writes its search's drawings to --drawings, the next reads them: the same
+    report as a check that draws its own."""
+    args = ("check", "--json", "--bug", "late_task_notification", "--backend", "asyncio", "--examples", "5", "--seed", "3")
+    alone = run(*args)
+    first = run(*args, "--drawings", str(tmp_path))
+    drawn = sorted(p.name for p in tmp_path.iterdir())
+    second = run(*args, "--drawings", str(tmp_path))
+    assert drawn == ["late_task_notification-notify-only-seed3-examples5.pickle"]
+    assert json.loads(alone.stdout) == json.loads(first.stdout) == json.loads(second.stdout)

@@ -112,8 +112,40 @@ def test_an_unreadable_stored_drawing_is_drawn_again_and_replaced(tmp_path: Any,
     expected = explore.drawn(strategy, 9, 10)
     monkeypatch.setattr(explore, "_DRAWN", {})
     store = tmp_path / "half.pickle"
-    store.write_bytes(b"\x80\x04not a pickle")
+    store.write_bytes(b"\x80\x09")  # a pickle protocol that does not exist: ValueError, not UnpicklingError
     assert explore.drawn(strategy, 9, 10, store) == expected
     monkeypatch.setattr(explore, "_DRAWN", {})
     monkeypatch.setattr(explore, "find", lambda *a, **k: pytest.fail("the stored drawing was not replaced"))
     assert explore.drawn(strategy, 9, 10, store) == expected
+
+
+class Dice(Threshold):
+    """Shows ``big`` when the example plus a roll of the global ``random`` passes ``limit``."""
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        self.ran.append(example)
+        return Outcome(["big"] if max(example) + random.randint(0, 500) > self.limit else [])
+
+
+def test_an_example_that_draws_from_the_global_random_shows_the_same_wherever_it_runs() -> None:
+    """Each example runs with ``random`` seeded as Hypothesis seeds it, so a drawn example run
+    outside Hypothesis's find shows what it shows inside one, whatever ran before it."""
+    random.seed(12345)
+    scenario = Dice(limit=1200)
+    result = explore.judge(scenario, "asyncio", None, 2, 40)
+    calls = []
+
+    def condition(example: Any) -> bool:
+        calls.append(example)
+        return max(example) + random.randint(0, 500) > 1200
+
+    found = find(NUMBERS, condition, settings=explore._search_settings(40), random=random.Random(2))
+    assert result.counterexample == found
+    assert result.examples == 1 + len(calls)
+
+
+def test_a_store_that_cannot_be_written_only_means_drawing_again(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    strategy = st.integers(0, 10**6)
+    expected = explore.drawn(strategy, 21, 10)
+    monkeypatch.setattr(explore, "_DRAWN", {})
+    assert explore.drawn(strategy, 21, 10, tmp_path / "no-such-dir" / "x.pickle") == expected
