@@ -207,6 +207,27 @@ def _search_settings(max_examples: int) -> settings:
     )
 
 
+def _search(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool], seed: int, max_examples: int) -> Any:
+    """Hypothesis's ``find`` from ``seed``, without the integers Hypothesis also draws from the
+    literals of the modules it deems local: here the harness's own source when it runs from a
+    checkout, not when it is installed. A drawing would otherwise change with how the harness is
+    installed, with any literal added to it, and with a cache of those literals read while another
+    process writes it. Our strategies draw bounded counts and seeds, which such literals do not
+    serve. (Hypothesis has no setting for this: its private hook is replaced for the search, and
+    left alone should it go.)"""
+    hook, cache = getattr(providers, "_get_local_constants", None), getattr(providers, "CONSTANTS_CACHE", None)
+    if hook is None or cache is None:
+        return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
+    none = type(providers.GLOBAL_CONSTANTS)()
+    setattr(providers, "_get_local_constants", lambda: none)
+    setattr(providers, "CONSTANTS_CACHE", {})  # its entries were chosen among the local constants too
+    try:
+        return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
+    finally:
+        setattr(providers, "_get_local_constants", hook)
+        setattr(providers, "CONSTANTS_CACHE", cache)
+
+
 #: (id of the strategy, seed, budget) -> (the strategy, what a search generates while nothing is interesting)
 _DRAWN: dict[tuple[int, int, int], tuple[st.SearchStrategy[Any], list[Any]]] = {}
 
@@ -215,7 +236,7 @@ def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store:
     """The examples a search of ``strategy`` from ``seed`` generates, in order, while none is
     interesting: what every search then runs first. Until an example is interesting, what
     Hypothesis generates depends on the strategy, the seed and the budget (and on Hypothesis
-    itself, and the constants it reads from the harness's modules), not on the outcomes, so it is
+    itself: :func:`_search`), not on the outcomes, so it is
     the same for every backend, model and release: drawn once per process (``check`` draws before
     its forks) instead of once per judgement (~2 ms an example).
 
@@ -233,7 +254,7 @@ def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store:
                 return False
 
             try:
-                find(strategy, keep, settings=_search_settings(max_examples), random=random.Random(seed))
+                _search(strategy, keep, seed, max_examples)
             except NoSuchExample:
                 pass
             if store is not None:
@@ -282,7 +303,7 @@ def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, pref
         return interesting(example)
 
     try:
-        return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
+        return _search(strategy, condition, seed, max_examples)
     except NoSuchExample:  # the search ran elsewhere than the drawing did: what ran is still the union
         return None
 
@@ -290,16 +311,12 @@ def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, pref
 def warm_up(strategies: Iterable[st.SearchStrategy[Any]] = ()) -> None:
     """Pay once, before ``check`` forks its judgements, what Hypothesis's first search in a process
     costs: registering its own Random (a full garbage collection, which in a forked child also
-    copies every page of the heap it touches), reading the constants of the loaded modules it
-    draws from, and validating the ``strategies`` the judgements will search (else every fork
-    validates its own anew: ~5% of a check). None changes a draw: the constants are those of the
-    same modules, read later, and validation only computes what each strategy can draw."""
-    find(st.just(None), lambda _: True, settings=settings(database=None, max_examples=1, phases=(Phase.generate,)))
+    copies every page of the heap it touches) and validating the ``strategies`` the judgements will
+    search (else every fork validates its own anew: ~5% of a check). Neither changes a draw:
+    validation only computes what each strategy can draw."""
+    _search(st.just(None), lambda _: True, 0, 1)
     for strategy in strategies:
         strategy.validate()
-    local_constants = getattr(providers, "_get_local_constants", None)  # private to Hypothesis: skipped if it goes
-    if local_constants is not None:
-        local_constants()
 
 
 # ---------------------------------------------------------------- judging

@@ -37,22 +37,22 @@ class Threshold(Scenario):
 
 
 def search_of_its_own(limit: int, seed: int, budget: int) -> tuple[Any, int]:
-    """What judge's search was before drawings were shared: one Hypothesis find."""
+    """What judge's search was before drawings were shared: one Hypothesis find (as judge runs it)."""
     calls = []
 
     def condition(example: Any) -> bool:
         calls.append(example)
         return max(example) > limit
 
-    found = find(NUMBERS, condition, settings=explore._search_settings(budget), random=random.Random(seed))
+    found = explore._search(NUMBERS, condition, seed, budget)
     return found, len(calls)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_a_search_that_finds_runs_and_shrinks_as_a_search_of_its_own(seed: int) -> None:
-    scenario = Threshold(limit=900)
+    scenario = Threshold(limit=700)
     result = explore.judge(scenario, "asyncio", None, seed, 50)
-    found, calls = search_of_its_own(900, seed, 50)
+    found, calls = search_of_its_own(700, seed, 50)
     assert result.verdict == "reproduced" and result.manifestations == ["big"]
     assert result.counterexample == found
     assert result.examples == 1 + calls == len(scenario.ran)  # the drawn prefix ran once, not again while shrinking
@@ -139,7 +139,7 @@ def test_an_example_that_draws_from_the_global_random_shows_the_same_wherever_it
         calls.append(example)
         return max(example) + random.randint(0, 500) > 1200
 
-    found = find(NUMBERS, condition, settings=explore._search_settings(40), random=random.Random(2))
+    found = explore._search(NUMBERS, condition, 2, 40)
     assert result.counterexample == found
     assert result.examples == 1 + len(calls)
 
@@ -149,3 +149,21 @@ def test_a_store_that_cannot_be_written_only_means_drawing_again(tmp_path: Any, 
     expected = explore.drawn(strategy, 21, 10)
     monkeypatch.setattr(explore, "_DRAWN", {})
     assert explore.drawn(strategy, 21, 10, tmp_path / "no-such-dir" / "x.pickle") == expected
+
+
+def test_a_drawing_is_the_same_whatever_local_modules_hold(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis draws integer literals of the modules it deems local (a checkout's own source,
+    not an installed package's); the search does not, so installing the harness or adding a
+    literal to it does not change what a seed draws."""
+    strategy = st.lists(st.integers(0, 10**6), min_size=5, max_size=5)
+    monkeypatch.setattr(explore, "_DRAWN", {})
+    before = explore.drawn(strategy, 5, 300)
+    (tmp_path / "literals_here.py").write_text("VALUES = [" + ", ".join(str(424200 + i) for i in range(50)) + "]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("literals_here")
+    monkeypatch.setattr(explore, "_DRAWN", {})
+    assert explore.drawn(strategy, 5, 300) == before
+    plain: list[Any] = []
+    with pytest.raises(Exception):
+        find(strategy, lambda ex: plain.append(ex) or False, settings=explore._search_settings(300), random=random.Random(5))
+    assert any(424200 <= n < 424250 for ex in plain for n in ex)  # what the test guards against: a plain find draws them
