@@ -320,15 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         return interrupt.EXIT_CODE
 
 
-def _keep_hypothesis_out_of_the_working_directory() -> None:
-    """Hypothesis caches what it reads of the loaded modules under ``./.hypothesis``: a command run
-    in the user's project would leave that directory behind. Its cache goes to ours instead
-    (a ``HYPOTHESIS_STORAGE_DIRECTORY`` of the user's own is kept); every env's check inherits it."""
-    from .envs import cache_dir
-
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str((cache_dir() / "hypothesis").absolute()))
-
-
 def _main(argv: list[str] | None) -> int:
     with interrupt.handled():
         from . import verdict
@@ -336,7 +327,6 @@ def _main(argv: list[str] | None) -> int:
 
         try:
             args = build_parser().parse_args(argv)
-            _keep_hypothesis_out_of_the_working_directory()
             return int(args.func(args))
         except (UsageError, ScriptError) as exc:
             print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
