@@ -236,9 +236,9 @@ def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store:
     """The examples a search of ``strategy`` from ``seed`` generates, in order, while none is
     interesting: what every search then runs first. Until an example is interesting, what
     Hypothesis generates depends on the strategy, the seed and the budget (and on Hypothesis
-    itself: :func:`_search`), not on the outcomes, so it is
-    the same for every backend, model and release: drawn once per process (``check`` draws before
-    its forks) instead of once per judgement (~2 ms an example).
+    itself: :func:`_search`), not on the outcomes, so it is the same for every backend, model and
+    release: drawn once per process (``check`` draws before its forks) instead of once per
+    judgement (~2 ms an example).
 
     ``store``: a file that holds this drawing for every process of one run that shares this
     harness and Hypothesis (``check --drawings``): read if there, else written once drawn."""

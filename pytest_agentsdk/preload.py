@@ -459,6 +459,12 @@ class Preloader:
         self._server.__exit__(None, None, None)
 
 
+def _digest_of(prefix: Path) -> str | None:
+    """The :func:`shared_digest` of the env at ``prefix``; None for an env without site-packages."""
+    site = site_packages(prefix)
+    return None if site is None else shared_digest(site)
+
+
 class Preloaders:
     """One :class:`Preloader` per dependency set, started on first use; all stopped on exit."""
 
@@ -485,11 +491,17 @@ class Preloaders:
     def drawings(self, prefix: Path) -> Path | None:
         """A directory where this run's checks in envs of ``prefix``'s dependency set share their
         search drawings (``check --drawings``): the same harness and Hypothesis draw the same."""
-        site = site_packages(prefix)
-        if site is None:
+        digest = _digest_of(prefix)
+        if digest is None:
             return None
-        path = self._workdir / shared_digest(site)[:16] / "drawings"
-        path.mkdir(parents=True, exist_ok=True)
+        path = self._set_dir(digest) / "drawings"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def _set_dir(self, digest: str) -> Path:
+        """This run's directory for one dependency set: its server's files, its checks' drawings."""
+        path = self._workdir / digest[:16]
+        path.mkdir(exist_ok=True)
         return path
 
     def for_env(self, python: Path, prefix: Path, environ: dict[str, str], *, start: bool = True) -> Preloader | None:
@@ -497,10 +509,9 @@ class Preloaders:
         if it is the first of its set and ``start``; None when there is none or it is still
         starting (the caller then starts a process of its own, as without preloading). Start
         servers only from an env that stays where it is: a server's own env must outlive it."""
-        site = site_packages(prefix)
-        if site is None:
+        digest = _digest_of(prefix)
+        if digest is None:
             return None
-        digest = shared_digest(site)
         with self._lock:
             started = self._started.get(digest)
             first = started is None and start
@@ -512,9 +523,7 @@ class Preloaders:
             return self._by_digest.get(digest)
         preloader: Preloader | None = None
         try:
-            workdir = self._workdir / digest[:16]
-            workdir.mkdir(exist_ok=True)
-            preloader = Preloader(python, environ, workdir)
+            preloader = Preloader(python, environ, self._set_dir(digest))
             if preloader.digest != digest:  # the server sees its env otherwise: share nothing
                 preloader.close()
                 preloader = None
