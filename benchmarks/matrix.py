@@ -13,7 +13,7 @@ one at a time in each env the warm run used, and takes the CPU seconds of: the b
 imports a check makes (the SDK, Hypothesis, trio, pytest, the harness), and the whole check; the
 judging is the check less its imports. Env builds are the ``env ... ready in`` lines of the cold runs.
 
-    python benchmarks/matrix.py [--examples N] [--skip-cold-all] [--all] [--no-breakdown]
+    python benchmarks/matrix.py [--examples N] [--skip-cold-all] [--all] [--judge-each] [--no-breakdown]
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool,
+def run_matrix(cache: Path, uv_cache: Path | None, examples: int, everything: bool, flags: list[str],
                extra: dict[str, str] | None = None) -> tuple[float, float, list[dict], list[float]]:
     """(wall seconds, CPU seconds, the reports, each env build's seconds) of one matrix run."""
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache), "PYTHONPATH": str(REPO), **(extra or {})}
     if uv_cache is not None:
         env["UV_CACHE_DIR"] = str(uv_cache)
     cmd = [sys.executable, "-m", "pytest_agentsdk", "matrix", "--json", "--seed", "0", "--examples", str(examples)]
-    cmd += ["--all"] if everything else []
+    cmd += (["--all"] if everything else []) + flags
     started, cpu = time.perf_counter(), cpu_seconds()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
@@ -91,8 +91,9 @@ def main() -> None:
     parser.add_argument("--skip-cold-all", action="store_true", help="skip the run with an empty uv cache (downloads sdists)")
     parser.add_argument("--all", action="store_true", help="time matrix --all instead of the default subjects")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-env breakdown after the warm run")
+    parser.add_argument("--judge-each", action="store_true", help="pass matrix --judge-each: every release judged in its own env")
     args = parser.parse_args()
-    print(f"matrix {'--all' if args.all else '(default subjects)'}  ({os.cpu_count()} cores, --examples {args.examples}, seed 0)", flush=True)
+    print(f"matrix {'--all' if args.all else '(default subjects)'}{' --judge-each' if args.judge_each else ''}  ({os.cpu_count()} cores, --examples {args.examples}, seed 0)", flush=True)
     with tempfile.TemporaryDirectory(prefix="agentsdk-bench-") as tmp:
         cache = Path(tmp, "envs-b")
         # (what the row says, its short name, env cache, uv cache, extra environment)
@@ -104,7 +105,7 @@ def main() -> None:
                  ("warm (envs cached)", "warm", cache, None, {})]
         rows = []
         for name, short, envs_cache, uv_cache, extra in runs:
-            seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all, extra)
+            seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all, ["--judge-each"] if args.judge_each else [], extra)
             built = f"  {len(builds)} envs built, {sum(builds):6.1f} s of builds" if builds else ""
             print(f"{name:<34} {seconds:7.1f} s wall {cpu:7.1f} s CPU  {len(reports)} reports{built}", flush=True)
             rows.append((short, seconds, reports))

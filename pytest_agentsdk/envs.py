@@ -173,14 +173,14 @@ def releases(*, refresh: bool = False, progress: Progress | None = None) -> list
     except (OSError, ValueError) as exc:
         if cached:
             if progress:
-                progress(f"package index unreachable ({_short(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
+                progress(f"package index unreachable ({short_error(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
             return list(cached["versions"])
-        raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
-    _atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "versions": versions}))
+        raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({short_error(exc)})") from None
+    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "versions": versions}))
     return versions
 
 
-def _sdists(url: str) -> dict[str, tuple[str, str | None]]:
+def sdist_links(url: str) -> dict[str, tuple[str, str | None]]:
     """The index's sdists of the SDK: version -> (download URL, sha256 or None).
 
     Yanked releases stay: many old ones are yanked to free storage, and an exact pin still installs them.
@@ -210,7 +210,7 @@ def _sdists(url: str) -> dict[str, tuple[str, str | None]]:
 
 
 def _fetch_releases(url: str) -> list[str]:
-    return sorted(_sdists(url), key=Version)
+    return sorted(sdist_links(url), key=Version)
 
 
 def sdist_source(version: str, dest: Path) -> Path:
@@ -218,16 +218,12 @@ def sdist_source(version: str, dest: Path) -> Path:
     source tree, ready to patch into a fix candidate for ``verify --candidate``."""
     url = index_url()
     try:
-        sdists = _sdists(url)
+        sdists = sdist_links(url)
         if version not in sdists:
             raise EnvError(f"{PACKAGE} {version}: no sdist on {url}")
-        href, sha = sdists[version]
-        with urllib.request.urlopen(href, timeout=60) as response:
-            data = response.read()
+        data = download_sdist(*sdists[version])
     except (OSError, ValueError) as exc:
-        raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({_short(exc)})") from None
-    if sha is not None and hashlib.sha256(data).hexdigest() != sha:
-        raise EnvError(f"{PACKAGE} {version} sdist: sha256 does not match the index")
+        raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({short_error(exc)})") from None
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse unsafe members
@@ -238,14 +234,23 @@ def sdist_source(version: str, dest: Path) -> Path:
     return dest / top
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def download_sdist(href: str, sha: str | None) -> bytes:
+    """The sdist at ``href``; ValueError when it does not hash to the index's ``sha`` (OSError offline)."""
+    with urllib.request.urlopen(href, timeout=60) as response:
+        data: bytes = response.read()
+    if sha is not None and hashlib.sha256(data).hexdigest() != sha:
+        raise ValueError("sha256 does not match the index")
+    return data
+
+
+def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with interrupt.removed_on_interrupt(path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")) as tmp:
         tmp.write_text(text)
         os.replace(tmp, path)
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """One short line for a network error (urllib wraps the useful part in ``reason``)."""
     text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
     return text.splitlines()[0][:160]

@@ -8,6 +8,7 @@ differences between SDKs, not between random draws.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, forked, options, preload, verdict
+from . import envs, forked, options, preload, sources, verdict
 from .bugs import BUG_NAMES, available
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
@@ -203,6 +204,36 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     return [checks[key].result() for key in sorted(checks)]
 
 
+def _judge_distinct(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
+                    clis: list[Any] | None) -> list[verdict.CheckReport]:
+    """:func:`judge_all`, judging releases of one source fingerprint (:mod:`pytest_agentsdk.sources`)
+    once: the others take its rows, marked ``judged_as`` (all are judged with ``--judge-each``, and
+    over a real CLI, which is told the SDK's version). A release whose judge gave an error row is
+    judged again in its own env, and so is every release that shares its source."""
+    if args.judge_each or clis:
+        return judge_all(specs, args, seed, progress, clis)
+    versions = {i: envs.release_version(spec, progress) for i, spec in enumerate(specs) if spec.kind in ("pypi", "latest")}
+    versions = {i: v for i, v in versions.items() if envs.unsupported_reason(v) is None}
+    prints = sources.fingerprints(list(versions.values()), progress)
+    first: dict[str, int] = {}
+    judged_as = {i: first.setdefault(prints[v], i) for i, v in versions.items() if v in prints}
+    alone = [i for i in range(len(specs)) if judged_as.get(i, i) == i]
+    if len(alone) < len(specs):
+        progress(f"{len(specs) - len(alone)} of {len(specs)} releases share the Python source of another (their sdists differ "
+                 "only in version strings): judged once per source (--judge-each: every release in its own env)")
+    reports = dict(zip(alone, judge_all([specs[i] for i in alone], args, seed, progress, clis)))
+    erred = {i for i in alone if any(r.verdict == "error" for r in reports[i].results)}
+    again = [i for i, judge in judged_as.items() if judge != i and judge in erred]
+    reports.update(zip(again, judge_all([specs[i] for i in again], args, seed, progress, clis) if again else []))
+    for i, judge in judged_as.items():
+        if i not in reports:
+            reports[i] = verdict.CheckReport.from_json(copy.deepcopy(reports[judge].to_json()))
+            reports[i].subject.update(spec=specs[i].text, sdk_version=versions[i], judged_as=reports[judge].subject.get("sdk_version"))
+            progress.for_subject(specs[i].label)(f"the source of {reports[i].subject['judged_as']}: its rows")
+        reports[i].subject["source"] = prints[versions[i]][:16]
+    return [reports[i] for i in range(len(specs))]
+
+
 @contextmanager
 def preloaded() -> Iterator[preload.Preloaders | None]:
     """The preloading servers of one command (:mod:`pytest_agentsdk.preload`), stopped when it
@@ -375,7 +406,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         clis = _clis(args, progress) or [None]
         shard, shards = args.shard or (1, 1)
         mine = _slice(specs, (shard, shards))
-        reports = judge_all([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
+        reports = _judge_distinct([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
         run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
         for n, report in enumerate(reports):
             position = mine[n // len(clis)] * len(clis) + n % len(clis)
@@ -616,6 +647,9 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
                              "or merge the matrix --json output of every --shard slice into the table of one run")
     matrix.add_argument("--shard", type=options.shard, metavar="I/N",
                         help="judge only slice I of N of the subjects (round-robin over them sorted by release), for CI fleets")
+    matrix.add_argument("--judge-each", action="store_true",
+                        help="judge every release in its own env; by default releases whose sdists differ only in version strings "
+                             "(most only bump the bundled CLI) are judged once, and the others take its rows, marked judged_as in --json")
     _common(matrix)
     matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
                         help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "

@@ -292,3 +292,18 @@ def test_matrix_json_and_table_from_recorded_reports(tmp_path: Path) -> None:
     rows = table.stdout.splitlines()
     assert rows[0].split() == ["claude-agent-sdk", "cross_task_close"]
     assert rows[1].split() == ["0.1.50", "reproduced"] and rows[2].split()[0] == "0.1.51"
+
+
+def test_releases_of_one_source_are_judged_once_and_get_the_rows_judging_each_gives() -> None:
+    # 0.2.141 only bumped the bundled CLI: its sdist differs from 0.2.140's in version strings alone
+    args = ("matrix", "--sdk", "0.2.140", "--sdk", "0.2.141", "--bug", "late_task_notification", "--seed", "0",
+            "--examples", "5", "--json", "--quiet")
+    once, each = cli(*args), cli(*args, "--judge-each")
+    assert once.returncode == each.returncode == 1, (once.stderr[-2000:], each.stderr[-2000:])
+    judged_once, judged_each = json.loads(once.stdout), json.loads(each.stdout)
+    assert [r["results"] for r in judged_once] == [r["results"] for r in judged_each]
+    first, second = (r["subject"] for r in judged_once)
+    assert (first["sdk_version"], second["sdk_version"], second["judged_as"]) == ("0.2.140", "0.2.141", "0.2.140")
+    assert second["env"] == first["env"] and second["source"] == first["source"] and "judged_as" not in first
+    assert judged_each[0]["subject"]["env"] != judged_each[1]["subject"]["env"]
+    assert not any("judged_as" in r["subject"] for r in judged_each)
