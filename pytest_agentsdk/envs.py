@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import importlib.util
 import io
 import json
@@ -235,9 +236,13 @@ def sdist_source(version: str, dest: Path) -> Path:
 
 
 def download_sdist(href: str, sha: str | None) -> bytes:
-    """The sdist at ``href``; ValueError when it does not hash to the index's ``sha`` (OSError offline)."""
-    with urllib.request.urlopen(href, timeout=60) as response:
-        data: bytes = response.read()
+    """The sdist at ``href``; ValueError when it does not hash to the index's ``sha``, OSError when
+    it cannot be fetched (a connection cut mid-body included)."""
+    try:
+        with urllib.request.urlopen(href, timeout=60) as response:
+            data: bytes = response.read()
+    except http.client.HTTPException as exc:
+        raise OSError(f"{type(exc).__name__}: {exc}") from None
     if sha is not None and hashlib.sha256(data).hexdigest() != sha:
         raise ValueError("sha256 does not match the index")
     return data

@@ -214,13 +214,15 @@ def _judge_distinct(specs: list[envs.Spec], args: argparse.Namespace, seed: int,
         return judge_all(specs, args, seed, progress, clis)
     versions = {i: envs.release_version(spec, progress) for i, spec in enumerate(specs) if spec.kind in ("pypi", "latest")}
     versions = {i: v for i, v in versions.items() if envs.unsupported_reason(v) is None}
+    if len(versions) < 2:
+        return judge_all(specs, args, seed, progress, clis)
     prints = sources.fingerprints(list(versions.values()), progress)
     first: dict[str, int] = {}
     judged_as = {i: first.setdefault(prints[v], i) for i, v in versions.items() if v in prints}
     alone = [i for i in range(len(specs)) if judged_as.get(i, i) == i]
     if len(alone) < len(specs):
-        progress(f"{len(specs) - len(alone)} of {len(specs)} releases share the Python source of another (their sdists differ "
-                 "only in version strings): judged once per source (--judge-each: every release in its own env)")
+        progress(f"{len(specs) - len(alone)} of {len(versions)} releases share the Python source of an earlier one (their sdists "
+                 "differ only in version strings): judged once per source (--judge-each: every release in its own env)")
     reports = dict(zip(alone, judge_all([specs[i] for i in alone], args, seed, progress, clis)))
     erred = {i for i in alone if any(r.verdict == "error" for r in reports[i].results)}
     again = [i for i, judge in judged_as.items() if judge != i and judge in erred]
@@ -410,7 +412,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
         for n, report in enumerate(reports):
             position = mine[n // len(clis)] * len(clis) + n % len(clis)
-            report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), _digest(run), tuple(_judging_options(args))).to_json()
+            report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), _digest(run),
+                                       tuple(_judging_options(args) + (["--judge-each"] if args.judge_each else []))).to_json()
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     else:
@@ -648,8 +651,9 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.add_argument("--shard", type=options.shard, metavar="I/N",
                         help="judge only slice I of N of the subjects (round-robin over them sorted by release), for CI fleets")
     matrix.add_argument("--judge-each", action="store_true",
-                        help="judge every release in its own env; by default releases whose sdists differ only in version strings "
-                             "(most only bump the bundled CLI) are judged once, and the others take its rows, marked judged_as in --json")
+                        help="judge every release in its own env. By default a release whose sdist differs from an earlier "
+                             "subject's only in version strings (most releases only bump the bundled CLI) takes that subject's rows, "
+                             "marked judged_as in --json; --cli always judges each")
     _common(matrix)
     matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
                         help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "

@@ -2,18 +2,19 @@
 
 Most releases only bump the bundled CLI: their sdists differ in nothing but version strings. With
 the scripted CLI such releases run the same code on the same dependencies, so judging them again
-gives the same rows (``matrix --all --seed 0``: 147 releases, 48 distinct sources).
+gives the same rows (``matrix --all --seed 0`` over 147 releases: identical rows either way).
 
-A release's *source fingerprint* hashes its sdist byte for byte: every file of the package, and
-``pyproject.toml`` (the dependencies it resolves and how the wheel is built), except for the
-version strings themselves. A version string is left out only where it is all there is: in a module
-made of nothing but string assignments to dunder names (``__version__ = "0.2.141"``) and in
-pyproject's ``version = "..."`` line. Anything else that differs (a byte of code, a dependency, a
-module that computes its version) makes another fingerprint. The SDK reads its version strings only
-to tell the real CLI which SDK runs it, so ``matrix --cli`` judges every release.
+A release's *source fingerprint* is taken only from an sdist built the way every release's is: a
+hatchling wheel of ``src/claude_agent_sdk`` and nothing else (no build hooks, no extra sources, no
+``hatch.toml``/``setup.py``); any other sdist gets none, and is judged in its own env. It hashes
+every file of the package byte for byte, pyproject.toml's settings (the dependencies, the build)
+and the sdist's root ``.gitignore`` (hatchling's wheel honours it). Left out are the version strings
+alone: pyproject's ``project.version``, and the value of ``__version__`` / ``__cli_version__`` in a
+module made of nothing but such assignments (and a docstring). A module that computes or uses its
+version is compared as code. The SDK reads these strings only to tell the real CLI which SDK runs
+it, so ``matrix --cli`` judges every release.
 
-Fingerprints are cached by (version, sdist sha256) in ``sources.json`` under the env cache; a
-release whose sdist cannot be fetched gets none, and is judged in its own env.
+Fingerprints are cached by (release, sdist sha256) in ``sources.json`` under the env cache.
 """
 
 from __future__ import annotations
@@ -23,57 +24,85 @@ import hashlib
 import io
 import json
 import re
+import sys
 import tarfile
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from packaging.version import Version
 
 from . import envs
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Bumped whenever :func:`fingerprint` changes, so no cached fingerprint outlives the rule that made it.
+FINGERPRINT_RULE = 2
 FETCHES_AT_ONCE = 8  # sdists are ~90 KB: the wait is the index's latency, not the bandwidth
-_VERSION_LINE = re.compile(rb'(?m)^version\s*=\s*"[^"\n]*"[ \t]*$')
-#: pyproject settings that put files from outside the package into the wheel, or make some at build time
-_BUILDS_MORE = (b"force-include", b".hooks")
-_CACHE_LOCK = threading.Lock()
 _IMPORT_NAME = envs.PACKAGE.replace("-", "_")
+#: The only wheel build a fingerprint vouches for (every release's pyproject says exactly this).
+_WHEEL = {"packages": [f"src/{_IMPORT_NAME}"], "only-include": [f"src/{_IMPORT_NAME}"]}
+#: Files at the sdist's root that change how (or from what) the wheel is built.
+_OTHER_BUILDS = ("hatch.toml", "hatch_build.py", "setup.py", "setup.cfg")
+_VERSION_NAMES = ("__version__", "__cli_version__")
+_VERSION_VALUE = re.compile(r"\d[\w.+!-]*")
 _VERSION_MODULE_MAX = 1024  # bytes: a version module is a few lines; parsing every module costs 0.1 s a release
 
 
 def fingerprint(sdist: bytes) -> str:
-    """The source fingerprint of an sdist (a ``.tar.gz``); ValueError when it holds no package."""
+    """The source fingerprint of an sdist (a ``.tar.gz``); ValueError when none can vouch for it."""
     files: dict[PurePosixPath, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(sdist), mode="r|gz") as archive:  # one pass: no gzip seeks
         for member in archive:
-            path = PurePosixPath(member.name)
-            if member.isfile() and (_IMPORT_NAME in path.parts or path.parts[1:] == ("pyproject.toml",)):
-                files[path] = archive.extractfile(member).read()  # type: ignore[union-attr]
-    inits = [p.parent for p in files if p.name == "__init__.py" and p.parent.name == _IMPORT_NAME]
-    if not inits:
-        raise ValueError(f"no {_IMPORT_NAME}/__init__.py in the sdist")
-    package = min(inits, key=lambda p: len(p.parts))  # src/ layout or not
+            if not (member.isfile() or member.isdir()):
+                raise ValueError(f"{member.name}: a link or special file")
+            if member.isfile():
+                files[PurePosixPath(member.name)] = archive.extractfile(member).read()  # type: ignore[union-attr]
+    tops = {path.parts[0] for path in files}
+    if len(tops) != 1 or any(len(path.parts) < 2 for path in files):
+        raise ValueError("not one top directory")
+    top = PurePosixPath(tops.pop())
+    package = top / "src" / _IMPORT_NAME
+    if top / "pyproject.toml" not in files or package / "__init__.py" not in files:
+        raise ValueError(f"no pyproject.toml or src/{_IMPORT_NAME}/__init__.py")
+    if found := [name for name in _OTHER_BUILDS if top / name in files]:
+        raise ValueError(f"{found[0]}: a build this fingerprint cannot vouch for")
     h = hashlib.sha256()
-    for path in sorted(files):
+    chosen = {"pyproject.toml": _settings(files[top / "pyproject.toml"]), ".gitignore": files.get(top / ".gitignore", b"")}
+    for path in sorted(p for p in files if package in p.parents):
         data = files[path]
-        if path.name == "pyproject.toml" and len(path.parts) == 2:
-            if any(setting in data for setting in _BUILDS_MORE):
-                raise ValueError("its wheel takes files from outside the package")
-            name, data = "pyproject.toml", _VERSION_LINE.sub(b'version = ""', data)
-        elif package in path.parents and "__pycache__" not in path.parts:
-            name = str(path.relative_to(package.parent))
-            data = _without_version_strings(data) if path.suffix == ".py" else data
-        else:
-            continue
+        chosen[str(path.relative_to(package.parent))] = _without_version_strings(data) if path.suffix == ".py" else data
+    for name, data in chosen.items():
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
 
 
+def _settings(pyproject: bytes) -> bytes:
+    """pyproject.toml's settings without ``project.version``, canonical; ValueError for a build
+    other than every release's (hatchling, the package alone, no hooks)."""
+    try:
+        data: dict[str, Any] = tomllib.loads(pyproject.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"pyproject.toml: {exc}") from None
+    project = dict(data.get("project") or {})
+    build = (data.get("tool") or {}).get("hatch", {}).get("build", {})
+    if (data.get("build-system") or {}).get("build-backend") != "hatchling.build" or "version" in project.get("dynamic", []):
+        raise ValueError("pyproject.toml: not a hatchling build with a static version")
+    targets = build.get("targets", {})
+    if set(build) - {"targets"} or set(targets) - {"wheel", "sdist"} or targets.get("wheel") != _WHEEL:
+        raise ValueError("pyproject.toml: a wheel build other than the package alone")
+    project.pop("version", None)
+    return json.dumps({**data, "project": project}, sort_keys=True, default=str).encode()
+
+
 def _without_version_strings(source: bytes) -> bytes:
-    """``source`` with its string values blanked when the module is nothing but a docstring and
-    ``__name__ = "string"`` assignments (a version module); any other module unchanged."""
+    """``source`` with its version strings blanked when the module is nothing but a docstring and
+    ``__version__`` / ``__cli_version__`` = a version; any other module unchanged."""
     if len(source) > _VERSION_MODULE_MAX:
         return source
     try:
@@ -85,44 +114,48 @@ def _without_version_strings(source: bytes) -> bytes:
         return source
     for node in body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and re.fullmatch(r"__\w+__", node.targets[0].id) and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)):
+                and node.targets[0].id in _VERSION_NAMES and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str) and _VERSION_VALUE.fullmatch(node.value.value)):
             return source
         node.value.value = ""
     return ast.dump(tree).encode()
 
 
 def fingerprints(versions: list[str], progress: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Release -> source fingerprint, for every release in ``versions`` whose sdist the index
-    gives (cached); the others are left out, with one note to ``progress``."""
+    """Release -> source fingerprint, for every release in ``versions`` whose sdist vouches for one.
+
+    From the cache where the index lists the same sdist (by sha256), else fetched; offline, the
+    fingerprint cached for a release is used (an index cannot replace a release's sdist). A
+    release with none is left out, with one note to ``progress``: it is judged in its own env."""
     path = envs.cache_dir() / "sources.json"
     cached = _read_cache(path)
     try:
         links = envs.sdist_links(envs.index_url())
     except (OSError, ValueError) as exc:
-        links = {}
-        if progress:
-            progress(f"cannot list the sdists to compare release sources ({envs.short_error(exc)}): every release is judged in its own env")
+        by_version = {key.split(" ")[0]: value for key, value in cached.items()}
+        found = {v: by_version[v] for v in versions if v in by_version}
+        if progress and len(found) < len(versions):
+            progress(f"cannot list the sdists to compare release sources ({envs.short_error(exc)}): "
+                     f"{len(versions) - len(found)} release(s) judged in their own envs")
+        return found
     keys = {v: f"{v} {links[v][1] or links[v][0]}" for v in versions if v in links}
-    found = {v: cached[key] for v, key in keys.items() if key in cached}
-    missing = [v for v in keys if v not in found]
-    failed: list[str] = []
-
-    def fetch(version: str) -> None:
-        try:
-            found[version] = fingerprint(envs.download_sdist(*links[version]))
-        except (OSError, ValueError, tarfile.TarError):
-            failed.append(version)
-
-    if missing:
-        if progress:
-            progress(f"comparing the sources of {len(missing)} release(s) (their sdists)")
-        with ThreadPoolExecutor(max_workers=min(FETCHES_AT_ONCE, len(missing))) as pool:
-            list(pool.map(fetch, missing))
-        _write_cache(path, {keys[v]: found[v] for v in missing if v in found})
-    if failed and progress:
-        progress(f"could not compare the sources of {', '.join(sorted(failed, key=Version))}: judged in their own envs")
+    missing = [v for v in keys if keys[v] not in cached]
+    if missing and progress:
+        progress(f"comparing the sources of {len(missing)} release(s) (their sdists)")
+    with ThreadPoolExecutor(max_workers=max(1, min(FETCHES_AT_ONCE, len(missing)))) as pool:
+        fetched = dict(zip(missing, pool.map(lambda v: _fetched(*links[v]), missing)))
+    _write_cache(path, {keys[v]: value for v, value in fetched.items() if value is not None})
+    found = {v: value for v, key in keys.items() if (value := cached.get(key) or fetched.get(v))}
+    if (without := [v for v in versions if v not in found]) and progress:
+        progress(f"no source fingerprint for {', '.join(sorted(without, key=Version))} (see pytest_agentsdk.sources): judged in their own envs")
     return {v: found[v] for v in versions if v in found}
+
+
+def _fetched(href: str, sha: str | None) -> str | None:
+    try:
+        return fingerprint(envs.download_sdist(href, sha))
+    except (OSError, ValueError, tarfile.TarError, EOFError):
+        return None
 
 
 def _read_cache(path: Path) -> dict[str, str]:
@@ -130,17 +163,15 @@ def _read_cache(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("layout") != envs.CACHE_LAYOUT or not isinstance(data.get("sources"), dict):
+    if not isinstance(data, dict) or data.get("rule") != FINGERPRINT_RULE or not isinstance(data.get("sources"), dict):
         return {}
     return {str(k): str(v) for k, v in data["sources"].items()}
 
 
 def _write_cache(path: Path, new: dict[str, str]) -> None:
     """Add ``new`` to the cache file (best effort: a cache that cannot be written is skipped)."""
-    if not new:
-        return
-    with _CACHE_LOCK:
+    if new:
         try:
-            envs.atomic_write(path, json.dumps({"layout": envs.CACHE_LAYOUT, "sources": {**_read_cache(path), **new}}))
+            envs.atomic_write(path, json.dumps({"rule": FINGERPRINT_RULE, "sources": {**_read_cache(path), **new}}))
         except OSError:
             pass

@@ -309,8 +309,8 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
     fingerprinted = [rep.subject["source"] for rep in reports if rep.subject.get("source")]
     if len(set(fingerprinted)) < len(fingerprinted):
-        footer += (f"; {len(fingerprinted)} releases, {len(set(fingerprinted))} distinct Python sources: a release whose sdist "
-                   "differs from another's only in version strings takes its rows (judged_as in --json)")
+        footer += (f"; {len(fingerprinted)} releases, {len(set(fingerprinted))} distinct Python sources (sdists that differ only in "
+                   "version strings; judged_as in --json marks rows a release took from one of the same source)")
     sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
                 ("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
     lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]
