@@ -152,7 +152,12 @@ def index_url() -> str:
 
 
 def releases(*, refresh: bool = False, progress: Progress | None = None) -> list[str]:
-    """Final claude-agent-sdk releases that have an sdist (yanked ones included), oldest first.
+    """Final claude-agent-sdk releases that have an sdist (yanked ones included), oldest first."""
+    return sorted(release_sdists(refresh=refresh, progress=progress), key=Version)
+
+
+def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -> dict[str, tuple[str, str | None]]:
+    """Every final release's sdist: version -> (download URL, sha256 or None).
 
     Asked from the index's simple API and cached for an hour; offline, a stale cached list is used
     (with a note), and with no list at all this raises EnvError.
@@ -165,20 +170,20 @@ def releases(*, refresh: bool = False, progress: Progress | None = None) -> list
             cached = json.loads(path.read_text())
         except ValueError:
             cached = None
-    if cached and (cached.get("index"), cached.get("layout")) != (url, CACHE_LAYOUT):
+    if cached and ((cached.get("index"), cached.get("layout")) != (url, CACHE_LAYOUT) or not isinstance(cached.get("sdists"), dict)):
         cached = None  # another index, or listed by an older harness
     if cached and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
-        return list(cached["versions"])
+        return {v: (href, sha) for v, (href, sha) in cached["sdists"].items()}
     try:
-        versions = _fetch_releases(url)
+        sdists = sdist_links(url)
     except (OSError, ValueError) as exc:
         if cached:
             if progress:
                 progress(f"package index unreachable ({short_error(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
-            return list(cached["versions"])
+            return {v: (href, sha) for v, (href, sha) in cached["sdists"].items()}
         raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({short_error(exc)})") from None
-    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "versions": versions}))
-    return versions
+    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists}))
+    return sdists
 
 
 def sdist_links(url: str) -> dict[str, tuple[str, str | None]]:
@@ -208,10 +213,6 @@ def sdist_links(url: str) -> dict[str, tuple[str, str | None]]:
     if not found:
         raise ValueError(f"no {PACKAGE} sdists listed")
     return found
-
-
-def _fetch_releases(url: str) -> list[str]:
-    return sorted(sdist_links(url), key=Version)
 
 
 def sdist_source(version: str, dest: Path) -> Path:

@@ -124,19 +124,19 @@ def _without_version_strings(source: bytes) -> bytes:
 def fingerprints(versions: list[str], progress: Callable[[str], None] | None = None) -> dict[str, str]:
     """Release -> source fingerprint, for every release in ``versions`` whose sdist vouches for one.
 
-    From the cache where the index lists the same sdist (by sha256), else fetched; offline, the
+    From the cache where the release list (:func:`pytest_agentsdk.envs.release_sdists`, itself
+    cached) gives the same sdist (by sha256), else fetched; with no list at all (offline), the
     fingerprint cached for a release is used (an index cannot replace a release's sdist). A
     release with none is left out, with one note to ``progress``: it is judged in its own env."""
     path = envs.cache_dir() / "sources.json"
     cached = _read_cache(path)
     try:
-        links = envs.sdist_links(envs.index_url())
-    except (OSError, ValueError) as exc:
+        links = envs.release_sdists(progress=progress)
+    except envs.EnvError as exc:
         by_version = {key.split(" ")[0]: value for key, value in cached.items()}
         found = {v: by_version[v] for v in versions if v in by_version}
         if progress and len(found) < len(versions):
-            progress(f"cannot list the sdists to compare release sources ({envs.short_error(exc)}): "
-                     f"{len(versions) - len(found)} release(s) judged in their own envs")
+            progress(f"{exc}: {len(versions) - len(found)} release(s) judged in their own envs")
         return found
     keys = {v: f"{v} {links[v][1] or links[v][0]}" for v in versions if v in links}
     missing = [v for v in keys if keys[v] not in cached]

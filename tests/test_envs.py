@@ -138,7 +138,8 @@ def test_no_registry_is_one_line_and_builds_nothing(tmp_path: Path) -> None:
 def test_offline_uses_the_cached_release_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
     monkeypatch.setenv("PYTEST_AGENTSDK_INDEX_URL", "http://127.0.0.1:9/simple")
-    stale = {"index": "http://127.0.0.1:9/simple", "layout": envs.CACHE_LAYOUT, "fetched": 0, "versions": ["0.1.44", "0.1.48"]}
+    stale = {"index": "http://127.0.0.1:9/simple", "layout": envs.CACHE_LAYOUT, "fetched": 0,
+             "sdists": {v: [f"http://127.0.0.1:9/claude_agent_sdk-{v}.tar.gz", None] for v in ("0.1.48", "0.1.44")}}
     (tmp_path / "releases.json").write_text(json.dumps(stale))
     notes: list[str] = []
     assert envs.releases(progress=notes.append) == ["0.1.44", "0.1.48"]

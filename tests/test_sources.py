@@ -148,14 +148,15 @@ def test_an_sdist_of_another_shape_gets_no_fingerprint(files: dict[str, bytes], 
 
 # ---------------------------------------------------------------- from an index
 class _Index(http.server.SimpleHTTPRequestHandler):
-    """A static simple index; a file whose name holds ``truncated`` is cut mid-body, as a dropped
-    connection cuts it."""
+    """A static simple index; a file named in ``cut`` is cut mid-body, as a dropped connection cuts it."""
+
+    cut: set[str] = set()
 
     def log_message(self, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if "truncated" not in self.path:
+        if self.path.rsplit("/", 1)[-1] not in self.cut:
             return super().do_GET()
         self.send_response(200)
         self.send_header("Content-Length", "100000")
@@ -182,15 +183,14 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         server.server_close()
 
 
-def publish(root: Path, sdists: dict[str, bytes], *, sha_of: dict[str, bytes] | None = None, names: dict[str, str] | None = None) -> None:
+def publish(root: Path, sdists: dict[str, bytes], *, sha_of: dict[str, bytes] | None = None) -> None:
     """Write the sdists and the index page listing them (with the sha256 of ``sha_of``'s bytes where given)."""
     links = []
     for version, data in sdists.items():
         name = f"claude_agent_sdk-{version}.tar.gz"
-        href = (names or {}).get(version, name)
-        (root / "claude-agent-sdk" / href).write_bytes(data)
+        (root / "claude-agent-sdk" / name).write_bytes(data)
         sha = hashlib.sha256((sha_of or {}).get(version, data)).hexdigest()
-        links.append(f'<a href="{href}#sha256={sha}">{name}</a>')
+        links.append(f'<a href="{name}#sha256={sha}">{name}</a>')
     (root / "claude-agent-sdk" / "index.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
 
 
@@ -215,14 +215,15 @@ def test_fingerprints_come_from_the_index_then_from_the_cache(index: Path, monke
     assert len(notes) == 1 and notes[0].endswith("): 1 release(s) judged in their own envs")
 
 
-def test_an_sdist_that_cannot_be_fetched_or_trusted_gets_no_fingerprint(index: Path) -> None:
+def test_an_sdist_that_cannot_be_fetched_or_trusted_gets_no_fingerprint(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     publish(index, {"0.2.140": sdist("0.2.140"), "0.2.141": sdist("0.2.141"), "0.2.142": sdist("0.2.142")},
-            sha_of={"0.2.141": b"another file"}, names={"0.2.142": "truncated-0.2.142.tar.gz"})
+            sha_of={"0.2.141": b"another file"})
+    monkeypatch.setattr(_Index, "cut", {"claude_agent_sdk-0.2.142.tar.gz"})
     notes: list[str] = []
     assert list(sources.fingerprints(["0.2.140", "0.2.141", "0.2.142"], notes.append)) == ["0.2.140"]
     assert notes[-1] == "no source fingerprint for 0.2.141, 0.2.142 (see pytest_agentsdk.sources): judged in their own envs"
-    publish(index, {"0.2.141": sdist("0.2.141")})  # mended: fetched again, not cached as missing
-    assert list(sources.fingerprints(["0.2.141"])) == ["0.2.141"]
+    monkeypatch.setattr(_Index, "cut", set())  # the connection holds now: fetched again, not cached as missing
+    assert list(sources.fingerprints(["0.2.142"])) == ["0.2.142"]
 
 
 def test_an_unreachable_index_with_no_cache_fingerprints_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,8 +231,8 @@ def test_an_unreachable_index_with_no_cache_fingerprints_nothing(tmp_path: Path,
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
     notes: list[str] = []
     assert sources.fingerprints(["0.2.140", "0.2.141"], notes.append) == {}
-    assert len(notes) == 1 and notes[0].startswith("cannot list the sdists to compare release sources (")
-    assert notes[0].endswith("): 2 release(s) judged in their own envs")
+    assert notes == ["cannot list claude-agent-sdk releases: package index http://127.0.0.1:9/simple unreachable "
+                     "([Errno 111] Connection refused): 2 release(s) judged in their own envs"]
 
 
 # ---------------------------------------------------------------- matrix judging each source once
