@@ -182,7 +182,9 @@ def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -
                 progress(f"package index unreachable ({short_error(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
             return {v: (href, sha) for v, (href, sha) in cached["sdists"].items()}
         raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({short_error(exc)})") from None
-    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists}))
+    # "versions" too: a harness of before the sdists were cached reads it from the same cache
+    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists,
+                                   "versions": sorted(sdists, key=Version)}))
     return sdists
 
 
