@@ -204,35 +204,43 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     return [checks[key].result() for key in sorted(checks)]
 
 
-def _judge_distinct(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progress: _Progress,
-                    clis: list[Any] | None) -> list[verdict.CheckReport]:
-    """:func:`judge_all`, judging releases of one source fingerprint (:mod:`pytest_agentsdk.sources`)
-    once: the others take its rows, marked ``judged_as`` (all are judged with ``--judge-each``, and
-    over a real CLI, which is told the SDK's version). A release whose judge gave an error row is
-    judged again in its own env, and so is every release that shares its source."""
+def _compared_sources(specs: list[envs.Spec], args: argparse.Namespace, progress: _Progress,
+                      clis: list[Any] | None) -> dict[int, tuple[str, str]]:
+    """Position -> (release, source fingerprint) of the release subjects ``matrix`` compares by
+    source (:mod:`pytest_agentsdk.sources`): none with ``--judge-each``, over a real CLI (which is
+    told the SDK's version), or with fewer than two supported releases to compare."""
     if args.judge_each or clis:
-        return judge_all(specs, args, seed, progress, clis)
+        return {}
     versions = {i: envs.release_version(spec, progress) for i, spec in enumerate(specs) if spec.kind in ("pypi", "latest")}
     versions = {i: v for i, v in versions.items() if envs.unsupported_reason(v) is None}
     if len(versions) < 2:
-        return judge_all(specs, args, seed, progress, clis)
+        return {}
     prints = sources.fingerprints(list(versions.values()), progress)
+    return {i: (v, prints[v]) for i, v in versions.items() if v in prints}
+
+
+def _judge_distinct(specs: list[envs.Spec], compared: dict[int, tuple[str, str]], args: argparse.Namespace, seed: int,
+                    progress: _Progress, clis: list[Any] | None) -> list[verdict.CheckReport]:
+    """:func:`judge_all`, judging the releases of one source (``compared``: position -> (release,
+    fingerprint)) once: the others take the first one's rows, marked ``judged_as``. The releases of
+    a source whose judgement gave an error row are judged again, each in its own env."""
     first: dict[str, int] = {}
-    judged_as = {i: first.setdefault(prints[v], i) for i, v in versions.items() if v in prints}
+    judged_as = {i: first.setdefault(fingerprint, i) for i, (_, fingerprint) in compared.items()}
     alone = [i for i in range(len(specs)) if judged_as.get(i, i) == i]
     if len(alone) < len(specs):
-        progress(f"{len(specs) - len(alone)} of {len(versions)} releases share the Python source of an earlier one (their sdists "
+        progress(f"{len(specs) - len(alone)} of {len(compared)} releases share the Python source of an earlier one (their sdists "
                  "differ only in version strings): judged once per source (--judge-each: every release in its own env)")
     reports = dict(zip(alone, judge_all([specs[i] for i in alone], args, seed, progress, clis)))
     erred = {i for i in alone if any(r.verdict == "error" for r in reports[i].results)}
     again = [i for i, judge in judged_as.items() if judge != i and judge in erred]
     reports.update(zip(again, judge_all([specs[i] for i in again], args, seed, progress, clis) if again else []))
     for i, judge in judged_as.items():
+        version, fingerprint = compared[i]
         if i not in reports:
             reports[i] = verdict.CheckReport.from_json(copy.deepcopy(reports[judge].to_json()))
-            reports[i].subject.update(spec=specs[i].text, sdk_version=versions[i], judged_as=reports[judge].subject.get("sdk_version"))
+            reports[i].subject.update(spec=specs[i].text, sdk_version=version, judged_as=reports[judge].subject.get("sdk_version"))
             progress.for_subject(specs[i].label)(f"the source of {reports[i].subject['judged_as']}: its rows")
-        reports[i].subject["source"] = prints[versions[i]][:16]
+        reports[i].subject["source"] = fingerprint[:16]
     return [reports[i] for i in range(len(specs))]
 
 
@@ -386,16 +394,25 @@ def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport, _Placement | Non
     return [by_index[i][1] for i in sorted(by_index)]
 
 
-def _slice(specs: list[envs.Spec], shard: tuple[int, int]) -> list[int]:
+def _slice(specs: list[envs.Spec], shard: tuple[int, int], sources_of: dict[int, str] | None = None) -> list[int]:
     """Positions (in ``specs``) of slice I of N: round-robin over the subjects sorted by release
-    (then by spec), so a slice keeps its subjects when newer releases join the list."""
+    (then by spec), so a slice keeps its subjects when newer releases join the list. Subjects of
+    one source (``sources_of``: position -> fingerprint) go together, with the first of them, so
+    each source is judged in one slice only."""
 
     def key(i: int) -> tuple[int, Version, str]:
         spec = specs[i]
         return (0, Version(spec.value), "") if spec.kind == "pypi" else (1, Version("0"), spec.text)
 
+    sources_of = sources_of or {}
+    leads: dict[str, int] = {}
+    for j in sorted(range(len(specs)), key=key):
+        if j in sources_of:
+            leads.setdefault(sources_of[j], j)
+    turns = [j for j in sorted(range(len(specs)), key=key) if j not in sources_of or leads[sources_of[j]] == j]
     i, n = shard
-    return sorted(sorted(range(len(specs)), key=key)[i - 1::n])
+    taken = set(turns[i - 1::n])
+    return [j for j in range(len(specs)) if (leads[sources_of[j]] if j in sources_of else j) in taken]
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -407,8 +424,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         specs, args, seed, progress = _matrix_subjects(args)
         clis = _clis(args, progress) or [None]
         shard, shards = args.shard or (1, 1)
-        mine = _slice(specs, (shard, shards))
-        reports = _judge_distinct([specs[i] for i in mine], args, seed, progress, None if clis == [None] else clis)
+        compared = _compared_sources(specs, args, progress, None if clis == [None] else clis)
+        mine = _slice(specs, (shard, shards), {i: fingerprint for i, (_, fingerprint) in compared.items()})
+        reports = _judge_distinct([specs[i] for i in mine], {n: compared[i] for n, i in enumerate(mine) if i in compared}, args, seed,
+                                  progress, None if clis == [None] else clis)
         run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
         for n, report in enumerate(reports):
             position = mine[n // len(clis)] * len(clis) + n % len(clis)

@@ -33,17 +33,31 @@ def test_slices_partition_the_subjects_and_keep_them_as_releases_are_added() -> 
         assert {v for v in after if v not in ("0.2.200", "latest")} == {specs[i].text for i in before} - {"latest"}
 
 
+def test_releases_of_one_source_share_a_slice() -> None:
+    versions = ["0.2.139", "0.2.140", "0.2.141", "0.2.142", "0.2.143", "0.2.150"]
+    specs = [envs.parse_spec(v) for v in versions] + [envs.parse_spec("latest")]
+    # 0.2.140 .. 0.2.143 and latest: one source; the others each their own (or none: judged alone)
+    sources_of = {1: "b", 2: "b", 3: "b", 4: "b", 6: "b", 0: "a"}
+    slices = [machine._slice(specs, (i, 2), sources_of) for i in (1, 2)]
+    assert sorted(sum(slices, [])) == list(range(len(specs)))
+    assert [[specs[i].text for i in s] for s in slices] == [  # turns: 0.2.139 | 0.2.140 (and its source) | 0.2.150
+        ["0.2.139", "0.2.150"], ["0.2.140", "0.2.141", "0.2.142", "0.2.143", "latest"]]
+
+
 @pytest.mark.machine
 def test_shards_merged_print_the_table_and_exit_code_of_one_run(tmp_path: Path) -> None:
-    # given out of release order, with one release that cannot be judged: the merge keeps the run's order and its exit code
-    run = ["--sdk", "0.1.51", "--sdk", "0.1.40", "--sdk", "0.1.48", "--bug", "premature_completion", "--backend", "asyncio",
-           "--examples", "2", "--seed", "0"]
+    # given out of release order, with one release that cannot be judged and two of one source (0.2.141 only bumped the
+    # bundled CLI): the merge keeps the run's order and its exit code
+    run = ["--sdk", "0.1.51", "--sdk", "0.1.40", "--sdk", "0.1.48", "--sdk", "0.2.141", "--sdk", "0.2.140", "--bug", "premature_completion",
+           "--backend", "asyncio", "--examples", "2", "--seed", "0"]
     whole = matrix(*run)
     for i in (1, 2):
         part = matrix(*run, "--shard", f"{i}/2", "--json")
         assert part.returncode in (1, 2), part.stderr[-2000:]
         (tmp_path / f"shard-{i}.json").write_text(part.stdout)
     assert [r["subject"]["spec"] for r in json.loads((tmp_path / "shard-1.json").read_text())] == ["0.1.51", "0.1.40"]
+    second = json.loads((tmp_path / "shard-2.json").read_text())  # one source, one slice: judged once
+    assert [(r["subject"]["spec"], r["subject"].get("judged_as")) for r in second] == [("0.1.48", None), ("0.2.141", None), ("0.2.140", "0.2.141")]
     merged = matrix("--from-json", str(tmp_path / "shard-2.json"), "--from-json", str(tmp_path / "shard-1.json"))
     assert merged.stdout == whole.stdout and "reproduced" in whole.stdout
     assert merged.returncode == whole.returncode == 1

@@ -269,9 +269,9 @@ def judged(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[list[verdict.
     def run(texts: list[str], *, erring: tuple[str, ...] = (), judge_each: bool = False) -> tuple[list[verdict.CheckReport], _Judge]:
         judge = _Judge(erring)
         monkeypatch.setattr(machine, "judge_all", judge)
-        args = argparse.Namespace(judge_each=judge_each)
+        args, progress = argparse.Namespace(judge_each=judge_each), machine._Progress(quiet=True)
         specs = [envs.parse_spec(t) for t in texts]
-        return machine._judge_distinct(specs, args, 0, machine._Progress(quiet=True), None), judge
+        return machine._judge_distinct(specs, machine._compared_sources(specs, args, progress, None), args, 0, progress, None), judge
 
     run.asked_prints = asked_prints  # type: ignore[attr-defined]
     return run
