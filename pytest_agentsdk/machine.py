@@ -668,7 +668,8 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
                         help="render check --json results recorded elsewhere (a file, or a directory of *.json, e.g. tox's), "
                              "or merge the matrix --json output of every --shard slice into the table of one run")
     matrix.add_argument("--shard", type=options.shard, metavar="I/N",
-                        help="judge only slice I of N of the subjects (round-robin over them sorted by release), for CI fleets")
+                        help="judge only slice I of N of the subjects (round-robin over them sorted by release; the releases of one "
+                             "source stay in one slice), for CI fleets")
     matrix.add_argument("--judge-each", action="store_true",
                         help="judge every release in its own env. By default a release whose sdist differs from an earlier "
                              "subject's only in version strings (most releases only bump the bundled CLI) takes that subject's rows, "
