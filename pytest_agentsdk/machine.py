@@ -228,8 +228,8 @@ def _judge_distinct(specs: list[envs.Spec], compared: dict[int, tuple[str, str]]
     judged_as = {i: first.setdefault(fingerprint, i) for i, (_, fingerprint) in compared.items()}
     alone = [i for i in range(len(specs)) if judged_as.get(i, i) == i]
     if len(alone) < len(specs):
-        progress(f"{len(specs) - len(alone)} of {len(compared)} releases share the Python source of an earlier one (their sdists "
-                 "differ only in version strings): judged once per source (--judge-each: every release in its own env)")
+        progress(f"{len(specs) - len(alone)} of {len(compared)} releases have the Python source of an earlier one (the same sdist "
+                 "but for version strings): each source is judged once (--judge-each: every release in its own env)")
     reports = dict(zip(alone, judge_all([specs[i] for i in alone], args, seed, progress, clis)))
     erred = {i for i in alone if any(r.verdict == "error" for r in reports[i].results)}
     again = [i for i, judge in judged_as.items() if judge != i and judge in erred]
@@ -239,7 +239,7 @@ def _judge_distinct(specs: list[envs.Spec], compared: dict[int, tuple[str, str]]
         if i not in reports:
             reports[i] = verdict.CheckReport.from_json(copy.deepcopy(reports[judge].to_json()))
             reports[i].subject.update(spec=specs[i].text, sdk_version=version, judged_as=reports[judge].subject.get("sdk_version"))
-            progress.for_subject(specs[i].label)(f"the source of {reports[i].subject['judged_as']}: its rows")
+            progress.for_subject(specs[i].label)(f"same source as {reports[i].subject['judged_as']}: takes its rows, not judged again")
         reports[i].subject["source"] = fingerprint[:16]
     return [reports[i] for i in range(len(specs))]
 
@@ -417,8 +417,11 @@ def _slice(specs: list[envs.Spec], shard: tuple[int, int], sources_of: dict[int,
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     if args.from_json:
-        if args.shard:
-            raise envs.EnvError("--shard: --from-json merges slices already judged; give --shard to the runs that judge them")
+        judging = (("--shard", args.shard), ("--judge-each", args.judge_each), ("--seed", args.seed), ("--sdk", args.sdk),
+                   ("--all", args.all), ("--since", args.since), ("--bug", args.bug), ("--backend", args.backend),
+                   ("--model", args.models), ("--cli", args.cli))
+        if given := next((flag for flag, value in judging if value), None):  # would be ignored: the reports say how they were judged
+            raise envs.EnvError(f"{given}: --from-json merges slices already judged; give {given} to the runs that judge them")
         reports = _load_reports(args.from_json)
     else:
         specs, args, seed, progress = _matrix_subjects(args)

@@ -14,7 +14,8 @@ module made of nothing but such assignments (and a docstring). A module that com
 version is compared as code. The SDK reads these strings only to tell the real CLI which SDK runs
 it, so ``matrix --cli`` judges every release.
 
-Fingerprints are cached by (release, sdist sha256) in ``sources.json`` under the env cache.
+Fingerprints are cached by (release, sdist sha256) in ``sources.json`` under the env cache, which
+is trusted as the envs beside it are; an entry not shaped like a fingerprint is fetched again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _WHEEL = {"packages": [f"src/{_IMPORT_NAME}"], "only-include": [f"src/{_IMPORT_N
 _OTHER_BUILDS = ("hatch.toml", "hatch_build.py", "setup.py", "setup.cfg")
 _VERSION_NAMES = ("__version__", "__cli_version__")
 _VERSION_VALUE = re.compile(r"\d[\w.+!-]*")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # a cache entry of another shape is dropped, and fetched again
 _VERSION_MODULE_MAX = 1024  # bytes: a version module is a few lines; parsing every module costs 0.1 s a release
 
 
@@ -136,7 +138,7 @@ def fingerprints(versions: list[str], progress: Callable[[str], None] | None = N
         by_version = {key.split(" ")[0]: value for key, value in cached.items()}
         found = {v: by_version[v] for v in versions if v in by_version}
         if progress and len(found) < len(versions):
-            progress(f"{exc}: {len(versions) - len(found)} release(s) judged in their own envs")
+            progress(f"cannot compare release sources ({exc}): {len(versions) - len(found)} release(s) judged in their own envs")
         return found
     keys = {v: f"{v} {links[v][1] or links[v][0]}" for v in versions if v in links}
     missing = [v for v in keys if keys[v] not in cached]
@@ -165,7 +167,7 @@ def _read_cache(path: Path) -> dict[str, str]:
         return {}
     if not isinstance(data, dict) or data.get("rule") != FINGERPRINT_RULE or not isinstance(data.get("sources"), dict):
         return {}
-    return {str(k): str(v) for k, v in data["sources"].items()}
+    return {k: v for k, v in data["sources"].items() if isinstance(v, str) and _FINGERPRINT.fullmatch(v)}
 
 
 def _write_cache(path: Path, new: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import http.server
 import io
+import json
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
@@ -231,8 +232,20 @@ def test_an_unreachable_index_with_no_cache_fingerprints_nothing(tmp_path: Path,
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
     notes: list[str] = []
     assert sources.fingerprints(["0.2.140", "0.2.141"], notes.append) == {}
-    assert notes == ["cannot list claude-agent-sdk releases: package index http://127.0.0.1:9/simple unreachable "
-                     "([Errno 111] Connection refused): 2 release(s) judged in their own envs"]
+    assert notes == ["cannot compare release sources (cannot list claude-agent-sdk releases: package index http://127.0.0.1:9/simple "
+                     "unreachable ([Errno 111] Connection refused)): 2 release(s) judged in their own envs"]
+
+
+def test_a_cache_entry_of_another_shape_is_fetched_again(index: Path) -> None:
+    publish(index, {"0.2.140": sdist("0.2.140"), "0.2.141": sdist("0.2.141")})
+    first = sources.fingerprints(["0.2.140", "0.2.141"])
+    cache = index.parent / "cache" / "sources.json"
+    data = json.loads(cache.read_text())
+    data["sources"] = {key: 5 if key.startswith("0.2.141 ") else "not a fingerprint" for key in data["sources"]}
+    cache.write_text(json.dumps(data))
+    notes: list[str] = []
+    assert sources.fingerprints(["0.2.140", "0.2.141"], notes.append) == first
+    assert notes == ["comparing the sources of 2 release(s) (their sdists)"]
 
 
 # ---------------------------------------------------------------- matrix judging each source once
@@ -301,3 +314,12 @@ def test_judge_each_one_release_or_a_source_tree_compare_no_sources(judged: Any,
         reports, judge = judged(texts, judge_each=judge_each)
         assert judge.asked == [texts] and not any("judged_as" in r.subject for r in reports)
     assert judged.asked_prints == []
+
+
+def test_the_table_says_how_many_releases_took_another_ones_rows(judged: Any) -> None:
+    reports, _ = judged(["0.2.139", "0.2.140", "0.2.141", "latest"])
+    footer = verdict.render_matrix(reports).splitlines()[5]
+    assert footer.endswith("; 4 releases from 2 Python sources: 2 took the rows of an earlier release of the same source, "
+                           "not judged again (judged_as in --json)")
+    alone, _ = judged(["0.2.139", "0.2.140"])
+    assert "Python sources" not in verdict.render_matrix(alone)
