@@ -164,31 +164,45 @@ def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -
     """
     url = index_url()
     path = cache_dir() / "releases.json"
-    cached: dict[str, Any] | None = None
+    cached: dict[str, Any] = {}
     if path.is_file():
         try:
             cached = json.loads(path.read_text())
         except ValueError:
-            cached = None
-    if cached and ((cached.get("index"), cached.get("layout")) != (url, CACHE_LAYOUT) or not isinstance(cached.get("sdists"), dict)):
-        cached = None  # another index, or listed by an older harness
-    if cached and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
-        return {v: (href, sha) for v, (href, sha) in cached["sdists"].items()}
+            pass
+    if not isinstance(cached, dict) or (cached.get("index"), cached.get("layout")) != (url, CACHE_LAYOUT):
+        cached = {}  # another index, or an older cache layout
+    listed = _cached_sdists(cached)
+    if listed is not None and "sdists" in cached and not refresh and time.time() - cached.get("fetched", 0) < RELEASES_TTL:
+        return listed
     try:
-        sdists = sdist_links(url)
+        sdists = _sdist_links(url)
     except (OSError, ValueError) as exc:
-        if cached:
+        if listed is not None:
             if progress:
-                progress(f"package index unreachable ({short_error(exc)}); using the release list cached {time.ctime(cached['fetched'])}")
-            return {v: (href, sha) for v, (href, sha) in cached["sdists"].items()}
-        raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({short_error(exc)})") from None
+                progress(f"package index unreachable ({_short(exc)}); using the release list cached {time.ctime(cached.get('fetched', 0))}")
+            return listed
+        raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
     # "versions" too: a harness of before the sdists were cached reads it from the same cache
     atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists,
                                    "versions": sorted(sdists, key=Version)}))
     return sdists
 
 
-def sdist_links(url: str) -> dict[str, tuple[str, str | None]]:
+def _cached_sdists(cached: dict[str, Any]) -> dict[str, tuple[str, str | None]] | None:
+    """The sdists a cached release list names (a list written before sdists were cached names only
+    versions: no URL, so none is fetched); None when it names none readable."""
+    try:
+        if isinstance(cached.get("sdists"), dict):
+            return {str(v): (str(href), None if sha is None else str(sha)) for v, (href, sha) in cached["sdists"].items()}
+        if isinstance(cached.get("versions"), list):
+            return {str(v): ("", None) for v in cached["versions"]}
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def _sdist_links(url: str) -> dict[str, tuple[str, str | None]]:
     """The index's sdists of the SDK: version -> (download URL, sha256 or None).
 
     Yanked releases stay: many old ones are yanked to free storage, and an exact pin still installs them.
@@ -222,12 +236,12 @@ def sdist_source(version: str, dest: Path) -> Path:
     source tree, ready to patch into a fix candidate for ``verify --candidate``."""
     url = index_url()
     try:
-        sdists = sdist_links(url)
+        sdists = _sdist_links(url)
         if version not in sdists:
             raise EnvError(f"{PACKAGE} {version}: no sdist on {url}")
         data = download_sdist(*sdists[version])
     except (OSError, ValueError) as exc:
-        raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({short_error(exc)})") from None
+        raise EnvError(f"cannot download the {PACKAGE} {version} sdist from {url} ({_short(exc)})") from None
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse unsafe members
@@ -258,7 +272,7 @@ def atomic_write(path: Path, text: str) -> None:
         os.replace(tmp, path)
 
 
-def short_error(exc: BaseException) -> str:
+def _short(exc: BaseException) -> str:
     """One short line for a network error (urllib wraps the useful part in ``reason``)."""
     text = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
     return text.splitlines()[0][:160]

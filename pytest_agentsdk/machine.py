@@ -23,7 +23,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, forked, options, preload, sources, verdict
+from . import envs, forked, options, preload, verdict
 from .bugs import BUG_NAMES, available
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
@@ -215,6 +215,8 @@ def _compared_sources(specs: list[envs.Spec], args: argparse.Namespace, progress
     versions = {i: v for i, v in versions.items() if envs.unsupported_reason(v) is None}
     if len(versions) < 2:
         return {}
+    from . import sources  # here, not at the top: a check in an env never compares sources (nor loads a TOML parser)
+
     prints = sources.fingerprints(list(versions.values()), progress)
     return {i: (v, prints[v]) for i, v in versions.items() if v in prints}
 
@@ -222,14 +224,19 @@ def _compared_sources(specs: list[envs.Spec], args: argparse.Namespace, progress
 def _judge_distinct(specs: list[envs.Spec], compared: dict[int, tuple[str, str]], args: argparse.Namespace, seed: int,
                     progress: _Progress, clis: list[Any] | None) -> list[verdict.CheckReport]:
     """:func:`judge_all`, judging the releases of one source (``compared``: position -> (release,
-    fingerprint)) once: the others take the first one's rows, marked ``judged_as``. The releases of
-    a source whose judgement gave an error row are judged again, each in its own env."""
-    first: dict[str, int] = {}
-    judged_as = {i: first.setdefault(fingerprint, i) for i, (_, fingerprint) in compared.items()}
+    fingerprint)) once: the others take the rows of its newest release, marked ``judged_as``. The
+    newest, so a release published today is judged on today's dependencies (its env is new) rather
+    than taking the rows of an older release's env. The releases of a source whose judgement gave
+    an error row are judged again, each in its own env."""
+    newest: dict[str, int] = {}
+    for i, (version, fingerprint) in compared.items():  # ties (latest and its version): the first given
+        if fingerprint not in newest or Version(version) > Version(compared[newest[fingerprint]][0]):
+            newest[fingerprint] = i
+    judged_as = {i: newest[fingerprint] for i, (_, fingerprint) in compared.items()}
     alone = [i for i in range(len(specs)) if judged_as.get(i, i) == i]
     if len(alone) < len(specs):
-        progress(f"{len(specs) - len(alone)} of {len(compared)} releases have the Python source of an earlier one (the same sdist "
-                 "but for version strings): each source is judged once (--judge-each: every release in its own env)")
+        progress(f"{len(specs) - len(alone)} of {len(compared)} releases have the Python source of a newer one (the same sdist "
+                 "but for version strings): each source is judged once, on its newest release (--judge-each: every release in its own env)")
     reports = dict(zip(alone, judge_all([specs[i] for i in alone], args, seed, progress, clis)))
     erred = {i for i in alone if any(r.verdict == "error" for r in reports[i].results)}
     again = [i for i, judge in judged_as.items() if judge != i and judge in erred]
@@ -379,9 +386,9 @@ def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport, _Placement | Non
     first_file, first, base = placed[0]
     by_index: dict[int, tuple[Path, verdict.CheckReport]] = {}
     for file, report, placement in placed:
-        for what, mine, theirs in (("seed", report.seed, first.seed), ("check options", " ".join(placement.options), " ".join(base.options)),
+        for what, mine, theirs in (("seed", report.seed, first.seed), ("judging options", " ".join(placement.options), " ".join(base.options)),
                                    ("slices", placement.shards, base.shards), ("subjects", placement.subjects, base.subjects),
-                                   ("subject lists", placement.run, base.run)):
+                                   ("subject lists or the sources compared", placement.run, base.run)):
             if mine != theirs:
                 raise envs.EnvError(f"--from-json: {file} and {first_file} are slices of different runs ({what}: {mine} vs {theirs})")
         if placement.index in by_index:
@@ -397,7 +404,7 @@ def _merge_slices(loaded: list[tuple[Path, verdict.CheckReport, _Placement | Non
 def _slice(specs: list[envs.Spec], shard: tuple[int, int], sources_of: dict[int, str] | None = None) -> list[int]:
     """Positions (in ``specs``) of slice I of N: round-robin over the subjects sorted by release
     (then by spec), so a slice keeps its subjects when newer releases join the list. Subjects of
-    one source (``sources_of``: position -> fingerprint) go together, with the first of them, so
+    one source (``sources_of``: position -> fingerprint) go together, with the oldest of them, so
     each source is judged in one slice only."""
 
     def key(i: int) -> tuple[int, Version, str]:
@@ -419,8 +426,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.from_json:
         judging = (("--shard", args.shard), ("--judge-each", args.judge_each), ("--seed", args.seed), ("--sdk", args.sdk),
                    ("--all", args.all), ("--since", args.since), ("--bug", args.bug), ("--backend", args.backend),
-                   ("--model", args.models), ("--cli", args.cli))
-        if given := next((flag for flag, value in judging if value), None):  # would be ignored: the reports say how they were judged
+                   ("--model", args.models), ("--cli", args.cli), ("--warnings-as-errors", args.warnings_as_errors))
+        # each would be ignored: the reports say how they were judged (--examples has a default, so it cannot be told given)
+        if given := next((flag for flag, value in judging if value is not None and value is not False), None):  # --seed 0 is given
             raise envs.EnvError(f"{given}: --from-json merges slices already judged; give {given} to the runs that judge them")
         reports = _load_reports(args.from_json)
     else:
@@ -428,10 +436,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         clis = _clis(args, progress) or [None]
         shard, shards = args.shard or (1, 1)
         compared = _compared_sources(specs, args, progress, None if clis == [None] else clis)
-        mine = _slice(specs, (shard, shards), {i: fingerprint for i, (_, fingerprint) in compared.items()})
+        sources_of = {i: fingerprint for i, (_, fingerprint) in compared.items()}
+        mine = _slice(specs, (shard, shards), sources_of)
         reports = _judge_distinct([specs[i] for i in mine], {n: compared[i] for n, i in enumerate(mine) if i in compared}, args, seed,
                                   progress, None if clis == [None] else clis)
+        # the sources compared shape the slices: slices that compared differently (one could not fetch an sdist) do not merge
         run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
+        run += [sources_of.get(i, "") for i in range(len(specs))] if sources_of else []
         for n, report in enumerate(reports):
             position = mine[n // len(clis)] * len(clis) + n % len(clis)
             report.matrix = _Placement(shard, shards, position, len(specs) * len(clis), _digest(run),
@@ -674,9 +685,9 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
                         help="judge only slice I of N of the subjects (round-robin over them sorted by release; the releases of one "
                              "source stay in one slice), for CI fleets")
     matrix.add_argument("--judge-each", action="store_true",
-                        help="judge every release in its own env. By default a release whose sdist differs from an earlier "
-                             "subject's only in version strings (most releases only bump the bundled CLI) takes that subject's rows, "
-                             "marked judged_as in --json; --cli always judges each")
+                        help="judge every release in its own env. By default the releases whose sdists differ only in version "
+                             "strings (most releases only bump the bundled CLI) are judged once, on the newest of them, and the "
+                             "others take its rows, marked judged_as in --json; --cli always judges each")
     _common(matrix)
     matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
                         help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "

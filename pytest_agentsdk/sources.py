@@ -5,17 +5,20 @@ the scripted CLI such releases run the same code on the same dependencies, so ju
 gives the same rows (``matrix --all --seed 0`` over 147 releases: identical rows either way).
 
 A release's *source fingerprint* is taken only from an sdist built the way every release's is: a
-hatchling wheel of ``src/claude_agent_sdk`` and nothing else (no build hooks, no extra sources, no
-``hatch.toml``/``setup.py``); any other sdist gets none, and is judged in its own env. It hashes
-every file of the package byte for byte, pyproject.toml's settings (the dependencies, the build)
-and the sdist's root ``.gitignore`` (hatchling's wheel honours it). Left out are the version strings
-alone: pyproject's ``project.version``, and the value of ``__version__`` / ``__cli_version__`` in a
-module made of nothing but such assignments (and a docstring). A module that computes or uses its
-version is compared as code. The SDK reads these strings only to tell the real CLI which SDK runs
-it, so ``matrix --cli`` judges every release.
+hatchling wheel of ``src/claude_agent_sdk`` and nothing else, from static metadata (no build or
+metadata hooks, no dynamic fields, no ``hatch.toml``/``setup.py``/``.hgignore``, no links); any
+other sdist gets none, and is judged in its own env. It hashes every file of the package byte for
+byte, pyproject.toml's settings (the dependencies, the build), PKG-INFO's dependency fields (what
+an installer reads) and the sdist's root ``.gitignore`` (hatchling's wheel honours it). Left out
+are the version strings alone: pyproject's ``project.version``, and the value of ``__version__`` /
+``__cli_version__`` in a module made of nothing but such assignments (and a docstring). A module
+that computes its version is compared as code. The SDK reads these values only to tell the real CLI
+which SDK runs it, so ``matrix --cli`` judges every release; a release whose own code branched on
+its version value would be grouped wrongly (none of the 147 does: every row is the same judged
+each way).
 
-Fingerprints are cached by (release, sdist sha256) in ``sources.json`` under the env cache, which
-is trusted as the envs beside it are; an entry not shaped like a fingerprint is fetched again.
+Fingerprints are cached by (release, sdist sha256) in ``sources-RULE.json`` under the env cache,
+which is trusted as the envs beside it are; an entry not shaped like a fingerprint is fetched again.
 """
 
 from __future__ import annotations
@@ -42,13 +45,15 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: Bumped whenever :func:`fingerprint` changes, so no cached fingerprint outlives the rule that made it.
-FINGERPRINT_RULE = 2
+FINGERPRINT_RULE = 3
 FETCHES_AT_ONCE = 8  # sdists are ~90 KB: the wait is the index's latency, not the bandwidth
 _IMPORT_NAME = envs.PACKAGE.replace("-", "_")
 #: The only wheel build a fingerprint vouches for (every release's pyproject says exactly this).
 _WHEEL = {"packages": [f"src/{_IMPORT_NAME}"], "only-include": [f"src/{_IMPORT_NAME}"]}
 #: Files at the sdist's root that change how (or from what) the wheel is built.
-_OTHER_BUILDS = ("hatch.toml", "hatch_build.py", "setup.py", "setup.cfg")
+_OTHER_BUILDS = ("hatch.toml", "hatch_build.py", "setup.py", "setup.cfg", ".hgignore")
+#: PKG-INFO's fields an installer reads for the dependencies (uv takes them from there, not building)
+_PKG_INFO_REQUIRES = re.compile(rb"(?m)^(?:Requires-Dist|Requires-Python|Provides-Extra):.*$")
 _VERSION_NAMES = ("__version__", "__cli_version__")
 _VERSION_VALUE = re.compile(r"\d[\w.+!-]*")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # a cache entry of another shape is dropped, and fetched again
@@ -74,7 +79,8 @@ def fingerprint(sdist: bytes) -> str:
     if found := [name for name in _OTHER_BUILDS if top / name in files]:
         raise ValueError(f"{found[0]}: a build this fingerprint cannot vouch for")
     h = hashlib.sha256()
-    chosen = {"pyproject.toml": _settings(files[top / "pyproject.toml"]), ".gitignore": files.get(top / ".gitignore", b"")}
+    chosen = {"pyproject.toml": _settings(files[top / "pyproject.toml"]), ".gitignore": files.get(top / ".gitignore", b""),
+              "PKG-INFO": b"\n".join(_PKG_INFO_REQUIRES.findall(files.get(top / "PKG-INFO", b"")))}
     for path in sorted(p for p in files if package in p.parents):
         data = files[path]
         chosen[str(path.relative_to(package.parent))] = _without_version_strings(data) if path.suffix == ".py" else data
@@ -92,9 +98,10 @@ def _settings(pyproject: bytes) -> bytes:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"pyproject.toml: {exc}") from None
     project = dict(data.get("project") or {})
-    build = (data.get("tool") or {}).get("hatch", {}).get("build", {})
-    if (data.get("build-system") or {}).get("build-backend") != "hatchling.build" or "version" in project.get("dynamic", []):
-        raise ValueError("pyproject.toml: not a hatchling build with a static version")
+    hatch = (data.get("tool") or {}).get("hatch", {})
+    build = hatch.get("build", {})
+    if (data.get("build-system") or {}).get("build-backend") != "hatchling.build" or project.get("dynamic") or set(hatch) - {"build"}:
+        raise ValueError("pyproject.toml: not a hatchling build of static metadata (no dynamic fields, no metadata hooks)")
     targets = build.get("targets", {})
     if set(build) - {"targets"} or set(targets) - {"wheel", "sdist"} or targets.get("wheel") != _WHEEL:
         raise ValueError("pyproject.toml: a wheel build other than the package alone")
@@ -130,7 +137,7 @@ def fingerprints(versions: list[str], progress: Callable[[str], None] | None = N
     cached) gives the same sdist (by sha256), else fetched; with no list at all (offline), the
     fingerprint cached for a release is used (an index cannot replace a release's sdist). A
     release with none is left out, with one note to ``progress``: it is judged in its own env."""
-    path = envs.cache_dir() / "sources.json"
+    path = envs.cache_dir() / f"sources-{FINGERPRINT_RULE}.json"  # one file per rule: harnesses sharing the cache keep theirs
     cached = _read_cache(path)
     try:
         links = envs.release_sdists(progress=progress)
@@ -165,7 +172,7 @@ def _read_cache(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("rule") != FINGERPRINT_RULE or not isinstance(data.get("sources"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
         return {}
     return {k: v for k, v in data["sources"].items() if isinstance(v, str) and _FINGERPRINT.fullmatch(v)}
 
@@ -174,6 +181,6 @@ def _write_cache(path: Path, new: dict[str, str]) -> None:
     """Add ``new`` to the cache file (best effort: a cache that cannot be written is skipped)."""
     if new:
         try:
-            envs.atomic_write(path, json.dumps({"rule": FINGERPRINT_RULE, "sources": {**_read_cache(path), **new}}))
+            envs.atomic_write(path, json.dumps({"sources": {**_read_cache(path), **new}}))
         except OSError:
             pass

@@ -309,8 +309,8 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
     if taken := sum(1 for rep in reports if rep.subject.get("judged_as")):
         fingerprinted = [rep.subject["source"] for rep in reports if rep.subject.get("source")]
-        footer += (f"; {len(fingerprinted)} releases from {len(set(fingerprinted))} Python sources: {taken} took the rows of an earlier "
-                   f"release of the same source, not judged again (judged_as in --json)")
+        footer += (f"; {len(fingerprinted)} releases from {len(set(fingerprinted))} Python sources: {taken} took the rows of the newest "
+                   f"release of their source, not judged again (judged_as in --json)")
     sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
                 ("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
     lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]

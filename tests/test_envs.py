@@ -135,11 +135,14 @@ def test_no_registry_is_one_line_and_builds_nothing(tmp_path: Path) -> None:
     assert cache_entries(tmp_path) == []
 
 
-def test_offline_uses_the_cached_release_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("listed", [
+    {"sdists": {v: [f"http://127.0.0.1:9/claude_agent_sdk-{v}.tar.gz", None] for v in ("0.1.48", "0.1.44")}},
+    {"versions": ["0.1.44", "0.1.48"]},  # written by a harness of before the sdists were cached
+])
+def test_offline_uses_the_cached_release_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: dict[str, Any]) -> None:
     monkeypatch.setenv("PYTEST_AGENTSDK_CACHE", str(tmp_path))
     monkeypatch.setenv("PYTEST_AGENTSDK_INDEX_URL", "http://127.0.0.1:9/simple")
-    stale = {"index": "http://127.0.0.1:9/simple", "layout": envs.CACHE_LAYOUT, "fetched": 0,
-             "sdists": {v: [f"http://127.0.0.1:9/claude_agent_sdk-{v}.tar.gz", None] for v in ("0.1.48", "0.1.44")}}
+    stale = {"index": "http://127.0.0.1:9/simple", "layout": envs.CACHE_LAYOUT, "fetched": 0, **listed}
     (tmp_path / "releases.json").write_text(json.dumps(stale))
     notes: list[str] = []
     assert envs.releases(progress=notes.append) == ["0.1.44", "0.1.48"]
@@ -303,8 +306,8 @@ def test_releases_of_one_source_are_judged_once_and_get_the_rows_judging_each_gi
     assert once.returncode == each.returncode == 1, (once.stderr[-2000:], each.stderr[-2000:])
     judged_once, judged_each = json.loads(once.stdout), json.loads(each.stdout)
     assert [r["results"] for r in judged_once] == [r["results"] for r in judged_each]
-    first, second = (r["subject"] for r in judged_once)
-    assert (first["sdk_version"], second["sdk_version"], second["judged_as"]) == ("0.2.140", "0.2.141", "0.2.140")
-    assert second["env"] == first["env"] and second["source"] == first["source"] and "judged_as" not in first
+    first, second = (r["subject"] for r in judged_once)  # the source is judged on its newest release
+    assert (first["sdk_version"], second["sdk_version"], first["judged_as"]) == ("0.2.140", "0.2.141", "0.2.141")
+    assert second["env"] == first["env"] and second["source"] == first["source"] and "judged_as" not in second
     assert judged_each[0]["subject"]["env"] != judged_each[1]["subject"]["env"]
     assert not any("judged_as" in r["subject"] for r in judged_each)

@@ -65,6 +65,15 @@ def test_shards_merged_print_the_table_and_exit_code_of_one_run(tmp_path: Path) 
     assert matrix("--from-json", str(tmp_path)).stdout == whole.stdout  # a directory of slices merges the same
 
 
+@pytest.mark.parametrize("given", [["--seed", "0"], ["--judge-each"], ["--warnings-as-errors"], ["--bug", "premature_completion"],
+                                   ["--sdk", "0.1.48"], ["--all"]])
+def test_options_that_say_what_to_judge_are_refused_with_from_json(given: list[str]) -> None:
+    proc = matrix("--from-json", str(SLICES / "slice-1of2-seed0.json"), *given)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (f"pytest-agentsdk: error: {given[0]}: --from-json merges slices already judged; "
+                                   f"give {given[0]} to the runs that judge them")
+
+
 @pytest.mark.parametrize(("name", "args"), [("slice-1of2-seed0", ["--seed", "0", "--shard", "1/2"]),
                                             ("slice-2of2-seed1", ["--seed", "1", "--shard", "2/2"]),
                                             ("slice-2of2-examples5", ["--seed", "0", "--examples", "5", "--shard", "2/2"])])
@@ -84,4 +93,4 @@ def test_a_slice_of_another_subject_list_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text(other.stdout)
     proc = matrix("--from-json", str(SLICES / "slice-1of2-seed0.json"), str(tmp_path / "other.json"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "are slices of different runs (subject lists:" in proc.stderr
+    assert "are slices of different runs (subject lists or the sources compared:" in proc.stderr

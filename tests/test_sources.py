@@ -97,16 +97,31 @@ def test_a_wheel_built_from_more_than_the_package_gets_no_fingerprint(pyproject:
 @pytest.mark.parametrize("extra, why", [
     ({"hatch.toml": "[build.targets.wheel]\n"}, "hatch.toml: a build this fingerprint cannot vouch for"),
     ({"setup.py": "import setuptools\n"}, "setup.py: a build this fingerprint cannot vouch for"),
+    ({".hgignore": "client.py\n"}, ".hgignore: a build this fingerprint cannot vouch for"),
 ])
 def test_another_build_file_gets_no_fingerprint(extra: dict[str, str], why: str) -> None:
     with pytest.raises(ValueError, match=why):
         sources.fingerprint(sdist("0.2.140", extra=extra))
 
 
-def test_a_dynamic_version_gets_no_fingerprint() -> None:
-    dynamic = PYPROJECT.format(version="0.2.140", deps="").replace('version = "0.2.140"', 'dynamic = ["version"]')
-    with pytest.raises(ValueError, match="not a hatchling build with a static version"):
-        sources.fingerprint(sdist("0.2.140", pyproject=dynamic))
+@pytest.mark.parametrize("pyproject", [
+    PYPROJECT.format(version="0.2.140", deps="").replace('version = "0.2.140"', 'dynamic = ["version"]'),
+    PYPROJECT.format(version="0.2.140", deps="").replace('dependencies = []', 'dynamic = ["dependencies"]')
+    + '\n[tool.hatch.metadata.hooks.custom]\npath = "deps_hook.py"\n',
+    PYPROJECT.format(version="0.2.140", deps="") + '\n[tool.hatch.metadata]\nallow-direct-references = true\n',
+    PYPROJECT.format(version="0.2.140", deps="").replace("hatchling.build", "setuptools.build_meta"),
+])
+def test_dynamic_or_hooked_metadata_gets_no_fingerprint(pyproject: str) -> None:
+    with pytest.raises(ValueError, match="not a hatchling build of static metadata"):
+        sources.fingerprint(sdist("0.2.140", pyproject=pyproject))
+
+
+def test_the_dependencies_an_installer_reads_are_compared() -> None:
+    # uv reads a modern sdist's dependencies from PKG-INFO without building it
+    info = "Metadata-Version: 2.4\nName: claude-agent-sdk\nVersion: {v}\nRequires-Python: >=3.10\nRequires-Dist: {dep}\n"
+    plain = sources.fingerprint(sdist("0.2.140", extra={"PKG-INFO": info.format(v="0.2.140", dep="anyio>=4.0.0")}))
+    assert plain == sources.fingerprint(sdist("0.2.141", extra={"PKG-INFO": info.format(v="0.2.141", dep="anyio>=4.0.0")}))
+    assert plain != sources.fingerprint(sdist("0.2.141", extra={"PKG-INFO": info.format(v="0.2.141", dep="anyio>=4.5.0")}))
 
 
 def test_the_root_gitignore_is_compared() -> None:
@@ -239,7 +254,7 @@ def test_an_unreachable_index_with_no_cache_fingerprints_nothing(tmp_path: Path,
 def test_a_cache_entry_of_another_shape_is_fetched_again(index: Path) -> None:
     publish(index, {"0.2.140": sdist("0.2.140"), "0.2.141": sdist("0.2.141")})
     first = sources.fingerprints(["0.2.140", "0.2.141"])
-    cache = index.parent / "cache" / "sources.json"
+    cache = index.parent / "cache" / f"sources-{sources.FINGERPRINT_RULE}.json"
     data = json.loads(cache.read_text())
     data["sources"] = {key: 5 if key.startswith("0.2.141 ") else "not a fingerprint" for key in data["sources"]}
     cache.write_text(json.dumps(data))
@@ -292,19 +307,19 @@ def judged(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[list[verdict.
 
 def test_a_release_of_an_earlier_ones_source_takes_its_rows(judged: Any) -> None:
     reports, judge = judged(["0.2.139", "0.2.140", "0.2.141", "latest"])
-    assert judge.asked == [["0.2.139", "0.2.140"]]
+    assert judge.asked == [["0.2.139", "latest"]]  # each source on its newest release: latest is 0.2.190
     assert [(r.subject["spec"], r.subject["sdk_version"], r.subject.get("judged_as")) for r in reports] == [
-        ("0.2.139", "0.2.139", None), ("0.2.140", "0.2.140", None), ("0.2.141", "0.2.141", "0.2.140"), ("latest", "0.2.190", "0.2.140")]
-    assert reports[2].results == reports[1].results and reports[2].subject["env"] == "/envs/0.2.140"
+        ("0.2.139", "0.2.139", None), ("0.2.140", "0.2.140", "0.2.190"), ("0.2.141", "0.2.141", "0.2.190"), ("latest", "0.2.190", None)]
+    assert reports[1].results == reports[3].results and reports[1].subject["env"] == "/envs/latest"
     assert [r.subject["source"] for r in reports] == ["a" * 16] + ["b" * 16] * 3
-    reports[2].results[0].manifestations.append("changed")  # a copy, not a shared row
-    assert reports[1].results[0].manifestations == ["shown by 0.2.140"]
+    reports[1].results[0].manifestations.append("changed")  # a copy, not a shared row
+    assert reports[3].results[0].manifestations == ["shown by latest"]
 
 
 def test_releases_whose_source_erred_are_judged_in_their_own_envs(judged: Any) -> None:
-    reports, judge = judged(["0.2.140", "0.2.141", "latest"], erring=("0.2.140",))
-    assert judge.asked == [["0.2.140"], ["0.2.141", "latest"]]
-    assert [r.results[0].verdict for r in reports] == ["error", "reproduced", "reproduced"]
+    reports, judge = judged(["0.2.140", "0.2.141", "latest"], erring=("latest",))
+    assert judge.asked == [["latest"], ["0.2.140", "0.2.141"]]
+    assert [r.results[0].verdict for r in reports] == ["reproduced", "reproduced", "error"]
     assert not any("judged_as" in r.subject for r in reports)
 
 
@@ -319,7 +334,7 @@ def test_judge_each_one_release_or_a_source_tree_compare_no_sources(judged: Any,
 def test_the_table_says_how_many_releases_took_another_ones_rows(judged: Any) -> None:
     reports, _ = judged(["0.2.139", "0.2.140", "0.2.141", "latest"])
     footer = verdict.render_matrix(reports).splitlines()[5]
-    assert footer.endswith("; 4 releases from 2 Python sources: 2 took the rows of an earlier release of the same source, "
+    assert footer.endswith("; 4 releases from 2 Python sources: 2 took the rows of the newest release of their source, "
                            "not judged again (judged_as in --json)")
     alone, _ = judged(["0.2.139", "0.2.140"])
     assert "Python sources" not in verdict.render_matrix(alone)
