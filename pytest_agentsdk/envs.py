@@ -596,7 +596,8 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
                 install += ["--no-binary", PACKAGE]
             if os.environ.get("PYTEST_AGENTSDK_INDEX_URL"):
                 install += ["--default-index", index_url()]
-            _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed")
+            where = f" from {index_url()}" if spec.kind in ("pypi", "latest") else ""  # an unreachable index reads as uv's retries
+            _uv([*install, requirement, *HARNESS_DEPS], f"{spec.text}: build failed{where}")
             share_bytecode(tmp)
             probe_argv = ["-c", "import claude_agent_sdk as s; print(s.__version__)"]
             # forked from a server already serving this dependency set; none is started here: the

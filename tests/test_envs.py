@@ -135,6 +135,15 @@ def test_no_registry_is_one_line_and_builds_nothing(tmp_path: Path) -> None:
     assert cache_entries(tmp_path) == []
 
 
+def test_an_unreachable_index_names_itself_in_the_one_line_error(tmp_path: Path) -> None:
+    # with no release list, a pinned release is trusted (uv may have it); uv then cannot fetch it
+    offline = {"PYTEST_AGENTSDK_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv"),
+               "PYTEST_AGENTSDK_INDEX_URL": "http://127.0.0.1:9/simple"}
+    line = one_line_error(cli("matrix", "--sdk", "0.2.140", "--sdk", "0.2.141", "--seed", "0", "--quiet", env=offline))
+    assert line.startswith("pytest-agentsdk: error: 0.2.140: build failed from http://127.0.0.1:9/simple: "), line
+    assert cache_entries(tmp_path / "cache") == []
+
+
 @pytest.mark.parametrize("listed", [
     {"sdists": {v: [f"http://127.0.0.1:9/claude_agent_sdk-{v}.tar.gz", None] for v in ("0.1.48", "0.1.44")}},
     {"versions": ["0.1.44", "0.1.48"]},  # written by a harness of before the sdists were cached
