@@ -216,16 +216,17 @@ def _search(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool], 
     serve. (Hypothesis has no setting for this: its private hook is replaced for the search, and
     left alone should it go.)"""
     hook, cache = getattr(providers, "_get_local_constants", None), getattr(providers, "CONSTANTS_CACHE", None)
-    if hook is None or cache is None:
-        return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
-    none = type(providers.GLOBAL_CONSTANTS)()
-    setattr(providers, "_get_local_constants", lambda: none)
-    setattr(providers, "CONSTANTS_CACHE", {})  # its entries were chosen among the local constants too
+    swapped = hook is not None and cache is not None
+    if swapped:
+        none = type(providers.GLOBAL_CONSTANTS)()
+        setattr(providers, "_get_local_constants", lambda: none)
+        setattr(providers, "CONSTANTS_CACHE", {})  # its entries were chosen among the local constants too
     try:
         return find(strategy, condition, settings=_search_settings(max_examples), random=random.Random(seed))
     finally:
-        setattr(providers, "_get_local_constants", hook)
-        setattr(providers, "CONSTANTS_CACHE", cache)
+        if swapped:
+            setattr(providers, "_get_local_constants", hook)
+            setattr(providers, "CONSTANTS_CACHE", cache)
 
 
 #: (id of the strategy, seed, budget) -> (the strategy, what a search generates while nothing is interesting)

@@ -211,7 +211,9 @@ def _compared_sources(specs: list[envs.Spec], args: argparse.Namespace, progress
     told the SDK's version), or with fewer than two supported releases to compare."""
     if args.judge_each or clis:
         return {}
-    versions = {i: envs.release_version(spec, progress) for i, spec in enumerate(specs) if spec.kind in ("pypi", "latest")}
+    # a pypi subject's version was checked against the release list when it was parsed: only latest needs the list
+    versions = {i: spec.value if spec.kind == "pypi" else envs.release_version(spec, progress)
+                for i, spec in enumerate(specs) if spec.kind in ("pypi", "latest")}
     versions = {i: v for i, v in versions.items() if envs.unsupported_reason(v) is None}
     if len(versions) < 2:
         return {}
@@ -412,11 +414,12 @@ def _slice(specs: list[envs.Spec], shard: tuple[int, int], sources_of: dict[int,
         return (0, Version(spec.value), "") if spec.kind == "pypi" else (1, Version("0"), spec.text)
 
     sources_of = sources_of or {}
+    by_release = sorted(range(len(specs)), key=key)
     leads: dict[str, int] = {}
-    for j in sorted(range(len(specs)), key=key):
+    for j in by_release:
         if j in sources_of:
             leads.setdefault(sources_of[j], j)
-    turns = [j for j in sorted(range(len(specs)), key=key) if j not in sources_of or leads[sources_of[j]] == j]
+    turns = [j for j in by_release if j not in sources_of or leads[sources_of[j]] == j]
     i, n = shard
     taken = set(turns[i - 1::n])
     return [j for j in range(len(specs)) if (leads[sources_of[j]] if j in sources_of else j) in taken]
@@ -433,13 +436,14 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         reports = _load_reports(args.from_json)
     else:
         specs, args, seed, progress = _matrix_subjects(args)
-        clis = _clis(args, progress) or [None]
+        real_clis = _clis(args, progress)
+        clis = real_clis or [None]
         shard, shards = args.shard or (1, 1)
-        compared = _compared_sources(specs, args, progress, None if clis == [None] else clis)
+        compared = _compared_sources(specs, args, progress, real_clis)
         sources_of = {i: fingerprint for i, (_, fingerprint) in compared.items()}
         mine = _slice(specs, (shard, shards), sources_of)
         reports = _judge_distinct([specs[i] for i in mine], {n: compared[i] for n, i in enumerate(mine) if i in compared}, args, seed,
-                                  progress, None if clis == [None] else clis)
+                                  progress, real_clis)
         # the sources compared shape the slices: slices that compared differently (one could not fetch an sdist) do not merge
         run = [spec.text for spec in specs] + [str(cli.path) for cli in clis if cli]
         run += [sources_of.get(i, "") for i in range(len(specs))] if sources_of else []
