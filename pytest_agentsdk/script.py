@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from . import wire
 
 SCHEMA = 1
+_T = TypeVar("_T")
 TRANSPORT_OPS = ("connect", "write", "read", "end_input", "close")
 #: What the CLI does with stdout: ``end_input`` closes it once stdin is closed and nothing scripted
 #: is due (``query()`` ends at that EOF); ``close`` keeps it open until the SDK closes the transport.
@@ -243,30 +244,56 @@ class Script:
         self.__dict__["_passed"] = checked  # not a dataclass field: no part of the script's data
         return self
 
-    def _checked_values(self) -> tuple[Any, ...] | None:
+    def derived(self, build: Callable[[Script], _T]) -> _T:
+        """``build(self)``, for this script validated first; kept while the validation memo holds, so a
+        transport playing one script thousands of times (a search) indexes it once, and a script
+        changed in place is indexed again. What ``build`` returns is shared: treat it as read-only."""
+        self.validate()
+        passed = self.__dict__.get("_passed")
+        kept = self.__dict__.setdefault("_derived", {})  # not a dataclass field either
+        hit = kept.get(build)
+        if passed is not None and hit is not None and hit[0] is passed:
+            return hit[1]  # type: ignore[no-any-return]
+        value = build(self)
+        kept[build] = (passed, value)
+        return value
+
+    def _checked_values(self) -> list[Any] | None:
         """Every value :meth:`_check` reads, with its type where it checks one (``True`` is not
-        ``1``); of a frame, what decides its kind and its task. None for anything but the plain
-        shapes (a subclass, a bad type): then the script is checked every time."""
-        shapes = ((self.segments, list), (self.control, dict), (self.checkpoints, dict), (self.delays, dict))
-        if any(type(value) is not kind for value, kind in shapes):
+        ``1``); of a frame, what decides its kind and its task. Flat, each group led by its length,
+        so it is cheap to build at every connect. None for anything but the plain shapes (a
+        subclass, a bad type): then the script is checked every time."""
+        segments, control, checkpoints, delays = self.segments, self.control, self.checkpoints, self.delays
+        if type(segments) is not list or type(control) is not dict or type(checkpoints) is not dict or type(delays) is not dict:
             return None
-        segments = []
-        for s in self.segments:
-            if type(s) is not Segment or type(s.trigger) is not Trigger or type(s.frames) is not list:
+        values: list[Any] = [self.eof, self.session_id, len(segments)]
+        add = values.extend
+        for s in segments:
+            if type(s) is not Segment:
                 return None
-            t, after = s.trigger, s.trigger.after
-            if (after is not None and type(after) not in (tuple, list)) or any(type(f) is not dict for f in s.frames):
+            t, frames = s.trigger, s.frames
+            if type(t) is not Trigger or type(frames) is not list:
                 return None
-            segments.append((
-                s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
-                type(after), after if after is None else tuple(zip(after, map(type, after))), t.on_block, type(t.on_block),
-                t.delay, type(t.delay), [(f.get("type"), f.get("subtype"), f.get("task_id")) for f in s.frames],
-            ))
-        if any(type(r) is not ControlReply for r in self.control.values()):
-            return None
-        replies = [(k, r.payload is None or type(r.payload), r.error, r.never, type(r.never)) for k, r in self.control.items()]
-        ops = [(k, v, type(v)) for k, v in (*self.checkpoints.items(), *self.delays.items())]
-        return self.eof, self.session_id, segments, replies, ops
+            after = t.after
+            if after is not None:
+                if type(after) not in (tuple, list):
+                    return None
+                after = (type(after), *zip(after, map(type, after)))
+            add((s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
+                 after, t.on_block, type(t.on_block), t.delay, type(t.delay), len(frames)))
+            for f in frames:
+                if type(f) is not dict:
+                    return None
+                add((f.get("type"), f.get("subtype"), f.get("task_id")))
+        values.append(len(control))
+        for k, r in control.items():
+            if type(r) is not ControlReply:
+                return None
+            add((k, r.payload is None or type(r.payload), r.error, r.never, type(r.never)))
+        values.append(len(checkpoints))
+        for k, v in (*checkpoints.items(), *delays.items()):
+            add((k, v, type(v)))
+        return values
 
     def _check(self) -> None:
         if self.eof not in EOF_POLICIES:

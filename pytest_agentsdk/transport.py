@@ -70,7 +70,7 @@ class ScriptStalled(ScriptedCLIError):
     """Every task is blocked and the script has nothing left to release."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Emission:
     """One frame the scripted CLI wrote to stdout, with its provenance."""
 
@@ -82,7 +82,7 @@ class Emission:
     prompts_before: int  # user prompts written before this frame was emitted
 
 
-@dataclass
+@dataclass(slots=True)
 class Write:
     """One line the SDK wrote to the CLI's stdin."""
 
@@ -97,7 +97,7 @@ class Write:
         return self.data.get("type") if isinstance(self.data, dict) else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cursor:
     segment: Segment
     next: int = 0
@@ -111,9 +111,8 @@ class _Cursor:
 
 @dataclass
 class TransportLog:
-    """Everything that crossed the scripted CLI's pipes, in order."""
+    """Everything that crossed the scripted CLI's pipes; ``seq`` orders writes and emissions together."""
 
-    events: list[tuple[str, Any]] = field(default_factory=list)
     emissions: list[Emission] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # our request_id -> SDK's reply
@@ -140,6 +139,31 @@ class TransportLog:
         return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a script's triggers release, indexed once per script rather than per session
+    (:meth:`Script.derived`). Shared by every session of the script, so read-only: a transport
+    that adds triggers copies what it changes."""
+
+    by_prompt: dict[int, list[Segment]]  # prompt index -> segments it releases
+    after: dict[tuple[str, int], list[Segment]]  # (segment, frame) -> segments it releases
+    on_block: tuple[Segment, ...]
+    paused_ops: frozenset[str]  # operations the script gives checkpoints or a delay
+
+    @classmethod
+    def of(cls, script: Script) -> _Plan:
+        by_prompt: dict[int, list[Segment]] = {}
+        after: dict[tuple[str, int], list[Segment]] = {}
+        for seg in script.segments:
+            if seg.trigger.prompt is not None:
+                by_prompt.setdefault(seg.trigger.prompt, []).append(seg)
+            if seg.trigger.after is not None:
+                target, index = seg.trigger.after
+                after.setdefault((target, index), []).append(seg)
+        paused = {op for op, count in script.checkpoints.items() if count} | {op for op, s in script.delays.items() if s}
+        return cls(by_prompt, after, tuple(s for s in script.segments if s.trigger.on_block), frozenset(paused))
+
+
 class ScriptedTransport(Transport):
     """Plays ``script`` to the SDK for one session. Pass it as ``query(transport=...)`` or
     ``ClaudeSDKClient(transport=...)``; inspect :attr:`log` afterwards.
@@ -159,9 +183,9 @@ class ScriptedTransport(Transport):
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
-        self._released_by_prompt: dict[int, list[Segment]] = {}  # prompt index -> segments it releases
-        self._released_after: dict[tuple[str, int], list[Segment]] = {}  # (segment, frame) -> segments it releases
-        self._paused_ops: set[str] = set()  # operations the script gives checkpoints or a delay
+        self._released_by_prompt: dict[int, list[Segment]] = {}  # the plan's, shared: read-only
+        self._released_after: dict[tuple[str, int], list[Segment]] = {}  # the plan's, shared: read-only
+        self._paused_ops: frozenset[str] = frozenset()  # operations the script gives checkpoints or a delay
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
         self._unanswered_sdk_requests: dict[str, str] = {}  # request_id -> subtype, replies scripted 'never'
@@ -170,7 +194,8 @@ class ScriptedTransport(Transport):
         self._closed = False
         self._seq = 0
         self._sleeping = 0
-        self._changed: anyio.Event | None = None  # made by a reader about to wait, set by the next change
+        self._changes = 0  # counts every change stdin or close makes, for a reader polling for one
+        self._changed: anyio.Event | None = None  # made by a reader about to block, set by the next change
         self._stalled: anyio.Event | None = None
 
     # ------------------------------------------------------------ Transport API
@@ -180,24 +205,20 @@ class ScriptedTransport(Transport):
                 "this ScriptedTransport already played a session; a transport plays one session: create one per "
                 "session, or let agentsdk_cli route every session the code opens"
             )
-        script = self.script.validate()
-        self._pending_on_block = [s for s in script.segments if s.trigger.on_block]
-        for seg in script.segments:
-            if seg.trigger.prompt is not None:
-                self._released_by_prompt.setdefault(seg.trigger.prompt, []).append(seg)
-            if seg.trigger.after is not None:
-                target, index = seg.trigger.after
-                self._released_after.setdefault((target, index), []).append(seg)
-        self._paused_ops = {op for op, count in script.checkpoints.items() if count} | {op for op, s in script.delays.items() if s}
-        self._record("connect")
+        plan = self.script.derived(_Plan.of)  # validates the script first
+        self._pending_on_block = list(plan.on_block)
+        self._released_by_prompt = plan.by_prompt
+        self._released_after = plan.after
+        self._paused_ops = plan.paused_ops
+        self.log.counts["connect"] += 1
         if "connect" in self._paused_ops:
             await self._suspend("connect")
 
     async def write(self, data: str) -> None:
-        if "write" in self._paused_ops:
+        if self._paused_ops and "write" in self._paused_ops:
             await self._suspend("write")
         for line in data.splitlines():
-            if line.strip():
+            if line and not line.isspace():
                 self._on_stdin_line(line)
         self._notify()
 
@@ -208,12 +229,12 @@ class ScriptedTransport(Transport):
         if "end_input" in self._paused_ops:
             await self._suspend("end_input")
         if not self._end_input:
-            self._record("end_input")
+            self.log.counts["end_input"] += 1
             self._end_input = True
             self._notify()
 
     async def close(self) -> None:
-        self._record("close")
+        self.log.counts["close"] += 1
         self._closed = True
         self._notify()
         if "close" in self._paused_ops:
@@ -237,10 +258,10 @@ class ScriptedTransport(Transport):
             data: Any = json.loads(line)
         except json.JSONDecodeError:
             data = line
-        write = Write(self._next_seq(), data, self._prompts, self._end_input, self._closed)
+        self._seq += 1
+        write = Write(self._seq, data, self._prompts, self._end_input, self._closed)
         self.log.writes.append(write)
-        self.log.events.append(("write", write))
-        kind = write.type
+        kind = data.get("type") if isinstance(data, dict) else None
         if kind == "control_request":
             self._answer_sdk_request(data)
         elif kind == "user":
@@ -261,12 +282,12 @@ class ScriptedTransport(Transport):
         if reply.never:
             self._unanswered_sdk_requests[request_id] = subtype
         else:
-            self._control_out.append(wire.control_response(request_id, reply.payload, reply.error))
+            self._control_out.append(wire.control_reply_frame(request_id, reply.payload, reply.error))
 
     # ------------------------------------------------------------ stdout
     async def _stdout(self) -> AsyncIterator[dict[str, Any]]:
         while True:
-            if "read" in self._paused_ops:
+            if self._paused_ops and "read" in self._paused_ops:
                 await self._suspend("read")
             frame = self._ready_frame()
             while frame is _Wait.WAIT:
@@ -282,7 +303,7 @@ class ScriptedTransport(Transport):
             if self._control_out:
                 return self._emit(self._control_out.pop(0), None, "control", 0)
             for cursor in self._active:
-                if cursor.wait == 0 and cursor.awaiting is None and not cursor.done:
+                if not cursor.wait and cursor.awaiting is None and cursor.next < len(cursor.segment.frames):
                     return self._emit_from(cursor)
             if not self._stdout_may_close():
                 return _Wait.WAIT
@@ -294,7 +315,7 @@ class ScriptedTransport(Transport):
 
     async def _await_progress(self) -> None:
         """Let a checkpoint pass, a change come or an on_block segment go; raise ScriptStalled if none can."""
-        if any(c.wait for c in self._active if not c.done) or self._delayed:
+        if self._delayed or self._gap_running():
             await anyio.lowlevel.checkpoint()
             self._tick()
             return
@@ -304,45 +325,51 @@ class ScriptedTransport(Transport):
             self._release(self._pending_on_block[0], preempt=False)
             return
         self.log.stall = self._diagnose()
-        self._record("stall", self.log.stall)
         if self._stalled is not None:
             self._stalled.set()
         if self.report_stall_once:
             _raising_stall.set(self)  # seen by _QuietStallEcho in the SDK's reader task, which logs it next
         raise ScriptStalled(self.log.stall)
 
+    def _gap_running(self) -> bool:
+        """A released segment waits out its ``gap`` before its next frame."""
+        for cursor in self._active:
+            if cursor.wait and cursor.next < len(cursor.segment.frames):
+                return True
+        return False
+
     def _stdout_may_close(self) -> bool:
         """The CLI's rule: stdin closed and nothing released is still due."""
-        return (
-            self.script.eof == "end_input"
-            and self._end_input
-            and all(c.done for c in self._active)
-            and not self._delayed
-        )
+        if not self._end_input or self._delayed or self.script.eof != "end_input":
+            return False
+        for cursor in self._active:
+            if cursor.next < len(cursor.segment.frames):
+                return False
+        return True
 
     def _emit_from(self, cursor: _Cursor) -> dict[str, Any]:
         seg = cursor.segment
         index = cursor.next
-        cursor.next += 1
+        cursor.next = index + 1
         cursor.wait = seg.gap
         frame = wire.stamp(seg.frames[index], f"{seg.name}#{index}", self.script.session_id)
-        if frame.get("type") == "control_request":
+        if frame["type"] == "control_request":
             cursor.awaiting = frame.get("request_id")
-        for other in self._released_after.get((seg.name, index), ()):
-            self._release(other, preempt=True)
+        if self._released_after:
+            for other in self._released_after.get((seg.name, index), ()):
+                self._release(other, preempt=True)
         return self._emit(frame, seg.name, seg.cause, index)
 
     def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:
-        emission = Emission(self._next_seq(), frame, segment, cause, index, self._prompts)
-        self.log.emissions.append(emission)
-        self.log.events.append(("emit", emission))
+        self._seq += 1
+        self.log.emissions.append(Emission(self._seq, frame, segment, cause, index, self._prompts))
         return frame
 
     def _release(self, seg: Segment, *, preempt: bool) -> None:
         if seg.name in self._released:
             return
         self._released.add(seg.name)
-        if seg in self._pending_on_block:
+        if self._pending_on_block and seg in self._pending_on_block:
             self._pending_on_block.remove(seg)
         cursor = _Cursor(seg)
         if seg.trigger.delay:
@@ -370,13 +397,12 @@ class ScriptedTransport(Transport):
 
     async def _wait_for_change(self) -> bool:
         """Wait until stdin/close changes something (True) or nothing can happen any more (False)."""
-        if self._changed is None:
-            self._changed = anyio.Event()
-        changed = self._changed
+        seen = self._changes
         for _ in range(FAST_PATH_CHECKPOINTS):  # the SDK usually answers within a scheduler pass
             await anyio.lowlevel.checkpoint()
-            if changed.is_set():
+            if self._changes != seen:
                 return True
+        changed = self._changed = anyio.Event()
 
         async def watch() -> None:
             await idle.wait_until_nothing_can_happen(self.stall_timeout, busy=lambda: self._sleeping > 0)
@@ -389,6 +415,7 @@ class ScriptedTransport(Transport):
         return changed.is_set()
 
     def _notify(self) -> None:
+        self._changes += 1
         if self._changed is not None:
             self._changed.set()
             self._changed = None
@@ -404,15 +431,6 @@ class ScriptedTransport(Transport):
                 await anyio.sleep(seconds)
             finally:
                 self._sleeping -= 1
-
-    def _record(self, what: str, detail: Any = None) -> None:
-        if what in self.log.counts:
-            self.log.counts[what] += 1
-        self.log.events.append((what, detail))
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def _diagnose(self) -> str:
         """What the stalled session waits for, naming the missing piece of the script."""

@@ -302,6 +302,12 @@ def hook_callback(request_id: str, callback_id: str = "hook_0", input: dict[str,
 @_typed
 def control_response(request_id: str, payload: dict[str, Any] | None = None, error: str | None = None) -> Frame:
     """The CLI's answer to an SDK control request: payload under ``response.response`` (WIRE.md 2.2)."""
+    return control_reply_frame(request_id, payload, error)
+
+
+def control_reply_frame(request_id: str, payload: dict[str, Any] | None = None, error: str | None = None) -> Frame:
+    """:func:`control_response` unchecked, for the scripted CLI, which answers every control
+    request the SDK writes with the SDK's own request id."""
     if error is not None:
         return {"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": error}}
     return {
@@ -360,7 +366,4 @@ def stamp(frame: Frame, uuid: str, session_id: str = DEFAULT_SESSION) -> Frame:
     """A copy of ``frame`` with ``uuid`` and ``session_id`` filled where absent (control frames untouched)."""
     if frame.get("type") in READER_CONSUMED_TYPES:
         return dict(frame)
-    stamped = dict(frame)
-    stamped.setdefault("uuid", uuid)
-    stamped.setdefault("session_id", session_id)
-    return stamped
+    return {"uuid": uuid, "session_id": session_id, **frame}

@@ -381,7 +381,8 @@ class TaskClockTransport(ScriptedTransport):
             return False
         segment = self._clocked[task]
         if task in self._idle_reactions:
-            self._released_after.setdefault((segment.name, len(segment.frames) - 1), []).append(self._idle_reactions[task])
+            key = (segment.name, len(segment.frames) - 1)  # the plan's index is shared: add to a copy
+            self._released_after = {**self._released_after, key: [*self._released_after.get(key, ()), self._idle_reactions[task]]}
         self._release(segment, preempt=False)
         return True
 
