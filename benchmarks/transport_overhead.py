@@ -136,12 +136,36 @@ def run(args: argparse.Namespace) -> None:
         async def close(self) -> None:
             await self.end_input()
 
+    class RecordingFloor(TrivialTransport):
+        """The floor of any transport the oracles can judge: the trivial one, keeping what they read
+        (each stdin line with the prompts before it; each frame as a stamped copy, with its seq and
+        the prompts before it), and nothing of a Script: no triggers, no validation, no stall watch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[tuple[int, Any, int]] = []
+            self.emissions: list[tuple[int, dict[str, Any], int]] = []
+            self.prompts = 0
+
+        async def write(self, data: str) -> None:
+            self.writes.append((len(self.writes) + len(self.emissions), json.loads(data), self.prompts))
+            self.prompts += data.startswith('{"type": "user"')
+            await super().write(data)
+
+        async def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+            async for frame in super().read_messages():
+                if frame["type"] != "control_response":
+                    frame = {"uuid": f"turn0#{len(self.emissions)}", "session_id": "s", **frame}
+                self.emissions.append((len(self.writes) + len(self.emissions), frame, self.prompts))
+                yield frame
+
     async def session(make: Callable[[], Transport]) -> list[str]:
         return [type(m).__name__ async for m in query(prompt="hi", options=options, transport=make())]
 
     script = Script().turn(*frames)
     contenders: dict[str, Callable[[], Transport]] = {
         "trivial": TrivialTransport,
+        "recording floor": RecordingFloor,
         "scripted": lambda: ScriptedTransport(script),
     }
     cassette_version = cassette_transports(contenders, frames, session, TrivialTransport)
@@ -235,13 +259,15 @@ def report(
             continue
         for name, target in (
             ("trivial", TARGET_VS_TRIVIAL),
+            ("recording floor", None),
             ("cassette frames", TARGET_VS_CASSETTE),
             ("cassette tape", TARGET_VS_CASSETTE),
         ):
             other = results.get((backend, name))
             if isinstance(other, float):
                 ratio = scripted / other
-                print(f"{backend:<8} scripted/{name:<16} {ratio:>6.2f}x  {'ok' if ratio <= target else 'MISSED'}")
+                verdict = "" if target is None else "ok" if ratio <= target else "MISSED"
+                print(f"{backend:<8} scripted/{name:<16} {ratio:>6.2f}x  {verdict}".rstrip())
 
 
 def main(argv: list[str]) -> None:

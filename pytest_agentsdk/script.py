@@ -274,11 +274,11 @@ class Script:
             t, frames = s.trigger, s.frames
             if type(t) is not Trigger or type(frames) is not list:
                 return None
-            after = t.after
-            if after is not None:
-                if type(after) not in (tuple, list):
+            after: tuple[Any, ...] | None = None
+            if t.after is not None:
+                if type(t.after) not in (tuple, list):
                     return None
-                after = (type(after), *zip(after, map(type, after)))
+                after = (type(t.after), *zip(t.after, map(type, t.after)))
             add((s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
                  after, t.on_block, type(t.on_block), t.delay, type(t.delay), len(frames)))
             for f in frames:

@@ -286,8 +286,9 @@ class ScriptedTransport(Transport):
 
     # ------------------------------------------------------------ stdout
     async def _stdout(self) -> AsyncIterator[dict[str, Any]]:
+        paused = "read" in self._paused_ops  # the SDK reads after connect(), which planned the script
         while True:
-            if self._paused_ops and "read" in self._paused_ops:
+            if paused:
                 await self._suspend("read")
             frame = self._ready_frame()
             while frame is _Wait.WAIT:
@@ -358,7 +359,9 @@ class ScriptedTransport(Transport):
         if self._released_after:
             for other in self._released_after.get((seg.name, index), ()):
                 self._release(other, preempt=True)
-        return self._emit(frame, seg.name, seg.cause, index)
+        self._seq += 1
+        self.log.emissions.append(Emission(self._seq, frame, seg.name, seg.cause, index, self._prompts))
+        return frame
 
     def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:
         self._seq += 1
