@@ -520,7 +520,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
         print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
-                          "comparison": rows, "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
+                          "comparison": rows, "unlike_runtimes": verdict.unlike_runtimes([baseline, candidate]),
+                          "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
     else:
         text = verdict.render_comparison(baseline, candidate, markdown=args.markdown)
         if args.claims:
@@ -613,6 +614,7 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
         "before": _describe(first, args.manifestation),
         "after": _describe(after, args.manifestation) if boundary is not None else None,
         "verdict_change": verdict_change,
+        "unlike_runtimes": verdict.unlike_runtimes([judged[last_same], judged[boundary]]) if boundary is not None else None,
         "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
     }
     if args.json:
@@ -626,6 +628,8 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
                       f"{change['first_different']} ({change['after']})")
         else:
             print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
+            if result["unlike_runtimes"]:
+                print(result["unlike_runtimes"])
         print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
     return 0
 

@@ -6,6 +6,7 @@ the seed, and one :class:`Result` per (bug, CLI behaviour model, backend).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 from dataclasses import asdict, dataclass, field
@@ -97,6 +98,44 @@ def subject_info(sdk_version: str | None, cli_version: str | None, **extra: Any)
     return {"sdk_version": sdk_version, "cli_version": cli_version, "python": platform.python_version(), **extra}
 
 
+#: What a verdict runs through besides the SDK: anyio's task groups and cancel scopes (the SDK is
+#: built on them; bug 1 is theirs to raise), and trio, the second backend. A report names their
+#: versions, as ``subject.runtime``, so two verdicts are known to be judged alike or not.
+RUNTIME = ("anyio", "trio")
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """The installed version of each :data:`RUNTIME` library, None where it is missing."""
+    found: dict[str, str | None] = {}
+    for name in RUNTIME:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def runtime_label(report: CheckReport) -> str:
+    """``anyio 4.16.0, trio 0.35.0``; empty for a report that names no runtime (an error, an older harness)."""
+    runtime = report.subject.get("runtime") or {}
+    return ", ".join(f"{name} {runtime[name] or 'missing'}" for name in RUNTIME if name in runtime)
+
+
+def unlike_runtimes(reports: list[CheckReport]) -> str | None:
+    """One line when the reports were judged on different runtimes, naming which subjects ran on
+    which: a change between those may be the runtime's, not the SDK's. None when they are alike."""
+    subjects: dict[str, list[str]] = {}
+    for report in reports:
+        if label := runtime_label(report):
+            subjects.setdefault(label, []).append(subject_label(report))
+    if len(subjects) < 2:
+        return None
+    ran = "; ".join(f"{label} ({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''})"
+                    for label, names in subjects.items())
+    return (f"not judged alike: the subjects ran on {ran}; an env keeps the versions it was built with: "
+            "remove the older env (subject.env in --json) to build it again on today's")
+
+
 # ---------------------------------------------------------------- renderers
 def _detail(r: Result) -> str:
     """Manifestations (warnings-only ones marked), or the reason, or what a clean verdict covered."""
@@ -114,7 +153,7 @@ def render_table(report: CheckReport) -> str:
     head = ["bug", "model", "backend", "verdict", "examples", "manifestations / reason"]
     rows = [head] + [_row(r) for r in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
-    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'n/a'}), seed {report.seed}"]
+    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'n/a'}{_on_runtime(report)}), seed {report.seed}"]
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     for r in report.results:
@@ -125,10 +164,14 @@ def render_table(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
+def _on_runtime(report: CheckReport) -> str:
+    return f"; {label}" if (label := runtime_label(report)) else ""
+
+
 def render_markdown(report: CheckReport) -> str:
     """A Markdown table with the minimal counterexamples folded, for PR comments."""
     lines = [
-        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'n/a'}), seed `{report.seed}`",
+        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'n/a'}{_on_runtime(report)}), seed `{report.seed}`",
         "",
         "| bug | model | backend | verdict | examples | manifestations / reason |",
         "|---|---|---|---|---|---|",
@@ -311,6 +354,8 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
         fingerprinted = [rep.subject["source"] for rep in reports if rep.subject.get("source")]
         footer += (f"; {len(fingerprinted)} releases from {len(set(fingerprinted))} Python sources: {taken} took the rows of the newest "
                    f"release of their source, not judged again (judged_as in --json)")
+    if unlike := unlike_runtimes(reports):
+        footer += f"; {unlike}"
     sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
                 ("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
     lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]
@@ -350,12 +395,15 @@ def render_comparison(baseline: CheckReport, candidate: CheckReport, markdown: b
     title = f"candidate {subject_label(candidate)} vs baseline {subject_label(baseline)}, seed {candidate.seed}"
     head = ["bug", "model", "backend", "baseline", "candidate", "change"]
     table = [[r["bug"], r["model"] or "-", r["backend"], r["baseline"] or "-", r["candidate"] or "-", describe_change(r)] for r in rows]
+    unlike = unlike_runtimes([baseline, candidate])
     if not markdown:
-        lines = [title] + _fixed_width([head] + table)
+        lines = [title] + _fixed_width([head] + table) + ([unlike] if unlike else [])
         lines += [f"replay {r.bug}/{r.model or '-'}/{r.backend} (candidate): {r.replay}" for r in candidate.results if r.failed and r.replay]
         return "\n".join(lines)
     lines = [f"**pytest-agentsdk verify**: candidate `{subject_label(candidate)}` vs baseline `{subject_label(baseline)}`, seed `{candidate.seed}`", ""]
     lines += _md_table([head] + [row[:5] + [f"**{row[5]}**" if r["change"] in ("fixes", "regresses") else row[5]] for row, r in zip(table, rows)])
+    if unlike:
+        lines += ["", f"**{unlike[0].upper()}{unlike[1:]}**"]
     covered = [f"- {r['bug']} / {r['model'] or '-'} / {r['backend']}: {r['coverage']}" for r in rows if r["change"] == "fixes" and r["coverage"]]
     if covered:
         lines += ["", "Covered by each `fixes`:", "", *covered]

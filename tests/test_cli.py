@@ -38,6 +38,14 @@ def test_check_json_has_the_versioned_contract(check_json, sdk_info) -> None:
     assert code == (1 if failed else 0)
 
 
+def test_check_names_the_runtime_it_judged_on(check_json) -> None:
+    """anyio raises bug 1 and trio is the second backend: a report says which versions it ran on."""
+    from importlib.metadata import version
+
+    _, report = check_json
+    assert report["subject"]["runtime"] == {"anyio": version("anyio"), "trio": version("trio")}
+
+
 def test_late_task_notification_is_judged_per_model(check_json) -> None:
     _, report = check_json
     models = {r["model"] for r in report["results"] if r["bug"] == "late_task_notification"}
