@@ -520,7 +520,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
         print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
-                          "comparison": rows, "unlike_runtimes": verdict.unlike_runtimes([baseline, candidate]),
+                          "comparison": rows, "unlike_runtimes": verdict.runtime_groups([baseline, candidate]),
                           "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
     else:
         text = verdict.render_comparison(baseline, candidate, markdown=args.markdown)
@@ -596,12 +596,14 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
                             f"{len(judged)} releases judged ({candidates[0]} ... {candidates[-1]}); "
                             f"it showed: {', '.join(shown) or 'nothing'} (names as in check --json)")
     verdict_change = None
+    compared = (last_same, boundary)  # the pair whose change is named, judged alike or not
     if args.manifestation and boundary is None:
         # the manifestation shows (or not) at both ends: say where what the bug shows does change
         def full(i: int) -> Any:
             return _signature(report(i), args.bug_name, None)
 
         same, changed = _gallop(len(candidates), full)
+        compared = (same, changed)
         verdict_change = None if changed is None else {
             "last_same": candidates[same], "first_different": candidates[changed],
             "before": _describe(full(same), None), "after": _describe(full(changed), None)}
@@ -614,7 +616,7 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
         "before": _describe(first, args.manifestation),
         "after": _describe(after, args.manifestation) if boundary is not None else None,
         "verdict_change": verdict_change,
-        "unlike_runtimes": verdict.unlike_runtimes([judged[last_same], judged[boundary]]) if boundary is not None else None,
+        "unlike_runtimes": verdict.runtime_groups([judged[i] for i in compared if i is not None]),
         "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
     }
     if args.json:
@@ -628,8 +630,8 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
                       f"{change['first_different']} ({change['after']})")
         else:
             print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
-            if result["unlike_runtimes"]:
-                print(result["unlike_runtimes"])
+        if unlike := verdict.unlike_runtimes([judged[i] for i in compared if i is not None]):
+            print(unlike)
         print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
     return 0
 

@@ -260,9 +260,12 @@ class Script:
 
     def _checked_values(self) -> list[Any] | None:
         """Every value :meth:`_check` reads, with its type where it checks one (``True`` is not
-        ``1``); of a frame, what decides its kind and its task. Flat, each group led by its length,
-        so it is cheap to build at every connect. None for anything but the plain shapes (a
-        subclass, a bad type): then the script is checked every time."""
+        ``1``); of a frame, what decides its kind and its task; and which Segment object holds
+        each segment's values (what :meth:`derived` builds may hold the segments: one replaced by
+        an equal copy is a change). Flat, with the count of segments, of each one's frames, of the
+        replies and of the checkpoints before them, so it is cheap to build at every connect. None
+        for anything but the plain shapes (a subclass, a bad type): then the script is checked
+        every time."""
         segments, control, checkpoints, delays = self.segments, self.control, self.checkpoints, self.delays
         if type(segments) is not list or type(control) is not dict or type(checkpoints) is not dict or type(delays) is not dict:
             return None
@@ -279,7 +282,7 @@ class Script:
                 if type(t.after) not in (tuple, list):
                     return None
                 after = (type(t.after), *zip(t.after, map(type, t.after)))
-            add((s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
+            add((id(s), s.name, s.cause, s.gap, type(s.gap), s.optional, type(s.optional), t.prompt, type(t.prompt),
                  after, t.on_block, type(t.on_block), t.delay, type(t.delay), len(frames)))
             for f in frames:
                 if type(f) is not dict:

@@ -20,8 +20,9 @@ import contextvars
 import enum
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import anyio
@@ -145,8 +146,8 @@ class _Plan:
     (:meth:`Script.derived`). Shared by every session of the script, so read-only: a transport
     that adds triggers copies what it changes."""
 
-    by_prompt: dict[int, list[Segment]]  # prompt index -> segments it releases
-    after: dict[tuple[str, int], list[Segment]]  # (segment, frame) -> segments it releases
+    by_prompt: Mapping[int, tuple[Segment, ...]]  # prompt index -> segments it releases
+    after: Mapping[tuple[str, int], tuple[Segment, ...]]  # (segment, frame) -> segments it releases
     on_block: tuple[Segment, ...]
     paused_ops: frozenset[str]  # operations the script gives checkpoints or a delay
 
@@ -161,7 +162,8 @@ class _Plan:
                 target, index = seg.trigger.after
                 after.setdefault((target, index), []).append(seg)
         paused = {op for op, count in script.checkpoints.items() if count} | {op for op, s in script.delays.items() if s}
-        return cls(by_prompt, after, tuple(s for s in script.segments if s.trigger.on_block), frozenset(paused))
+        return cls(MappingProxyType({k: tuple(v) for k, v in by_prompt.items()}), MappingProxyType({k: tuple(v) for k, v in after.items()}),
+                   tuple(s for s in script.segments if s.trigger.on_block), frozenset(paused))
 
 
 class ScriptedTransport(Transport):
@@ -183,8 +185,8 @@ class ScriptedTransport(Transport):
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
-        self._released_by_prompt: dict[int, list[Segment]] = {}  # the plan's, shared: read-only
-        self._released_after: dict[tuple[str, int], list[Segment]] = {}  # the plan's, shared: read-only
+        self._released_by_prompt: Mapping[int, tuple[Segment, ...]] = {}  # the plan's, shared: read-only
+        self._released_after: Mapping[tuple[str, int], tuple[Segment, ...]] = {}  # the plan's, shared: read-only
         self._paused_ops: frozenset[str] = frozenset()  # operations the script gives checkpoints or a delay
         self._released: set[str] = set()
         self._control_out: list[dict[str, Any]] = []
@@ -194,8 +196,8 @@ class ScriptedTransport(Transport):
         self._closed = False
         self._seq = 0
         self._sleeping = 0
-        self._changes = 0  # counts every change stdin or close makes, for a reader polling for one
-        self._changed: anyio.Event | None = None  # made by a reader about to block, set by the next change
+        self._change_count = 0  # counts every change stdin or close makes, for a reader polling for one
+        self._change_event: anyio.Event | None = None  # made by a reader about to block, set by the next change
         self._stalled: anyio.Event | None = None
 
     # ------------------------------------------------------------ Transport API
@@ -302,9 +304,9 @@ class ScriptedTransport(Transport):
         """The next frame stdout can give now, None at EOF, WAIT if it must wait for one."""
         while not self._closed:
             if self._control_out:
-                return self._emit(self._control_out.pop(0), None, "control", 0)
+                return self._emit_control(self._control_out.pop(0))
             for cursor in self._active:
-                if not cursor.wait and cursor.awaiting is None and cursor.next < len(cursor.segment.frames):
+                if not cursor.wait and cursor.awaiting is None and not cursor.done:
                     return self._emit_from(cursor)
             if not self._stdout_may_close():
                 return _Wait.WAIT
@@ -335,7 +337,7 @@ class ScriptedTransport(Transport):
     def _gap_running(self) -> bool:
         """A released segment waits out its ``gap`` before its next frame."""
         for cursor in self._active:
-            if cursor.wait and cursor.next < len(cursor.segment.frames):
+            if cursor.wait and not cursor.done:
                 return True
         return False
 
@@ -343,10 +345,7 @@ class ScriptedTransport(Transport):
         """The CLI's rule: stdin closed and nothing released is still due."""
         if not self._end_input or self._delayed or self.script.eof != "end_input":
             return False
-        for cursor in self._active:
-            if cursor.next < len(cursor.segment.frames):
-                return False
-        return True
+        return all(cursor.done for cursor in self._active)
 
     def _emit_from(self, cursor: _Cursor) -> dict[str, Any]:
         seg = cursor.segment
@@ -363,9 +362,10 @@ class ScriptedTransport(Transport):
         self.log.emissions.append(Emission(self._seq, frame, seg.name, seg.cause, index, self._prompts))
         return frame
 
-    def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:
+    def _emit_control(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """A reply to an SDK control request: no segment's, so its cause is "control"."""
         self._seq += 1
-        self.log.emissions.append(Emission(self._seq, frame, segment, cause, index, self._prompts))
+        self.log.emissions.append(Emission(self._seq, frame, None, "control", 0, self._prompts))
         return frame
 
     def _release(self, seg: Segment, *, preempt: bool) -> None:
@@ -400,12 +400,12 @@ class ScriptedTransport(Transport):
 
     async def _wait_for_change(self) -> bool:
         """Wait until stdin/close changes something (True) or nothing can happen any more (False)."""
-        seen = self._changes
+        seen = self._change_count
         for _ in range(FAST_PATH_CHECKPOINTS):  # the SDK usually answers within a scheduler pass
             await anyio.lowlevel.checkpoint()
-            if self._changes != seen:
+            if self._change_count != seen:
                 return True
-        changed = self._changed = anyio.Event()
+        changed = self._change_event = anyio.Event()
 
         async def watch() -> None:
             await idle.wait_until_nothing_can_happen(self.stall_timeout, busy=lambda: self._sleeping > 0)
@@ -418,10 +418,10 @@ class ScriptedTransport(Transport):
         return changed.is_set()
 
     def _notify(self) -> None:
-        self._changes += 1
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._change_count += 1
+        if self._change_event is not None:
+            self._change_event.set()
+            self._change_event = None
 
     # ------------------------------------------------------------ helpers
     async def _suspend(self, op: str) -> None:

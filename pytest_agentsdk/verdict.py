@@ -121,19 +121,31 @@ def runtime_label(report: CheckReport) -> str:
     return ", ".join(f"{name} {runtime[name] or 'missing'}" for name in RUNTIME if name in runtime)
 
 
-def unlike_runtimes(reports: list[CheckReport]) -> str | None:
-    """One line when the reports were judged on different runtimes, naming which subjects ran on
-    which: a change between those may be the runtime's, not the SDK's. None when they are alike."""
-    subjects: dict[str, list[str]] = {}
+def runtime_groups(reports: list[CheckReport]) -> dict[str, list[str]]:
+    """Runtime -> the subjects judged on it, when the reports were judged on more than one (a
+    report naming none counts as "runtime unknown"); empty when they were judged alike. A report
+    whose every row is an error never ran, and is left out."""
+    groups: dict[str, list[str]] = {}
     for report in reports:
-        if label := runtime_label(report):
-            subjects.setdefault(label, []).append(subject_label(report))
-    if len(subjects) < 2:
+        if report.results and all(r.verdict == "error" for r in report.results):
+            continue
+        groups.setdefault(runtime_label(report) or "runtime unknown", []).append(subject_label(report))
+    return groups if len(groups) > 1 else {}
+
+
+def unlike_runtimes(reports: list[CheckReport]) -> str | None:
+    """One line when the reports were judged on different runtimes (:func:`runtime_groups`): a
+    change between them may be the runtime's, not the SDK's. None when they were judged alike."""
+    groups = runtime_groups(reports)
+    if not groups:
         return None
     ran = "; ".join(f"{label} ({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''})"
-                    for label, names in subjects.items())
-    return (f"not judged alike: the subjects ran on {ran}; an env keeps the versions it was built with: "
-            "remove the older env (subject.env in --json) to build it again on today's")
+                    for label, names in groups.items())
+    if any(report.subject.get("env") for report in reports):
+        remedy = "an env keeps the versions it was built with: remove one (subject.env in --json) to build it again on today's"
+    else:
+        remedy = "judge them in one run to compare them alike"
+    return f"not judged alike: the subjects ran on {ran}; a change between them may be the runtime's; {remedy}"
 
 
 # ---------------------------------------------------------------- renderers
@@ -153,7 +165,7 @@ def render_table(report: CheckReport) -> str:
     head = ["bug", "model", "backend", "verdict", "examples", "manifestations / reason"]
     rows = [head] + [_row(r) for r in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
-    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'n/a'}{_on_runtime(report)}), seed {report.seed}"]
+    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'n/a'}){_on_runtime(report)}, seed {report.seed}"]
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     for r in report.results:
@@ -165,13 +177,13 @@ def render_table(report: CheckReport) -> str:
 
 
 def _on_runtime(report: CheckReport) -> str:
-    return f"; {label}" if (label := runtime_label(report)) else ""
+    return f" on {label}" if (label := runtime_label(report)) else ""
 
 
 def render_markdown(report: CheckReport) -> str:
     """A Markdown table with the minimal counterexamples folded, for PR comments."""
     lines = [
-        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'n/a'}{_on_runtime(report)}), seed `{report.seed}`",
+        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'n/a'}){_on_runtime(report)}, seed `{report.seed}`",
         "",
         "| bug | model | backend | verdict | examples | manifestations / reason |",
         "|---|---|---|---|---|---|",

@@ -353,3 +353,22 @@ def test_a_stall_is_reported_once(pytester) -> None:
     output = result.stdout.str() + result.stderr.str()
     assert "turn0 has no result frame" in output
     assert "Fatal error in message reader" not in output and "Captured log" not in output
+
+
+async def test_a_script_edited_between_sessions_plays_as_edited(agentsdk_backend) -> None:
+    """The trigger index kept per script is dropped when the script changes: a segment replaced by
+    one of the same name and shape, or a segment added, plays in the next session as edited."""
+    import dataclasses
+
+    from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, query
+
+    async def said(script: Script) -> list[str]:
+        out = [m async for m in query(prompt="hi", options=ClaudeAgentOptions(), transport=ScriptedTransport(script))]
+        return [block.text for m in out if isinstance(m, AssistantMessage) for block in m.content]
+
+    script = Script().turn(wire.assistant("old"), wire.result())
+    assert await said(script) == ["old"]
+    script.segments[0] = dataclasses.replace(script.segments[0], frames=[wire.assistant("new"), wire.result()])
+    assert await said(script) == ["new"]
+    script.event("aside", wire.assistant("aside"), after=("turn0", 0))
+    assert await said(script) == ["new", "aside"]

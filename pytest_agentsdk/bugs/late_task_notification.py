@@ -382,7 +382,7 @@ class TaskClockTransport(ScriptedTransport):
         segment = self._clocked[task]
         if task in self._idle_reactions:
             key = (segment.name, len(segment.frames) - 1)  # the plan's index is shared: add to a copy
-            self._released_after = {**self._released_after, key: [*self._released_after.get(key, ()), self._idle_reactions[task]]}
+            self._released_after = {**self._released_after, key: (*self._released_after.get(key, ()), self._idle_reactions[task])}
         self._release(segment, preempt=False)
         return True
 
