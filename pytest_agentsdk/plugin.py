@@ -552,9 +552,9 @@ def _plain(result: Result) -> dict[str, Any]:
 
 
 def _report(config: pytest.Config, results: list[Result]) -> Any:
-    from .verdict import CheckReport, subject_info
+    from .verdict import CheckReport, runtime_versions, subject_info
 
-    return CheckReport(subject_info(_installed_sdk_version(), None), config.getoption("--agentsdk-seed"), results)
+    return CheckReport(subject_info(_installed_sdk_version(), None, runtime=runtime_versions()), config.getoption("--agentsdk-seed"), results)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -10,6 +10,8 @@ from xml.etree import ElementTree
 
 import pytest
 
+from pytest_agentsdk import verdict
+
 pytest_plugins = ["pytester"]
 
 
@@ -289,6 +291,7 @@ def test_agentsdk_check_results_go_to_the_report_summary_and_junitxml(pytester, 
                                  "*premature_completion*-*asyncio*", f"agentsdk: 3 verdict(s) written to {report}"])
     data = json.loads(report.read_text())
     assert data["seed"] == 3 and data["subject"]["sdk_version"] == sdk_info.version
+    assert data["subject"]["runtime"] == verdict.runtime_versions()
     assert [(r["bug"], r["model"]) for r in data["results"]] == [
         ("late_task_notification", "notify-only"), ("late_task_notification", "wake-parent"), ("premature_completion", None)]
     suite, cases = junit_properties(junit)
