@@ -104,10 +104,7 @@ class _Cursor:
     next: int = 0
     wait: int = 0  # checkpoints before the next frame is due
     awaiting: str | None = None  # request_id of a CLI->SDK request still unanswered
-
-    @property
-    def done(self) -> bool:
-        return self.next >= len(self.segment.frames)
+    done: bool = False  # every frame emitted: kept as next moves, read for every frame of a session
 
 
 @dataclass
@@ -345,12 +342,16 @@ class ScriptedTransport(Transport):
         """The CLI's rule: stdin closed and nothing released is still due."""
         if not self._end_input or self._delayed or self.script.eof != "end_input":
             return False
-        return all(cursor.done for cursor in self._active)
+        for cursor in self._active:
+            if not cursor.done:
+                return False
+        return True
 
     def _emit_from(self, cursor: _Cursor) -> dict[str, Any]:
         seg = cursor.segment
         index = cursor.next
         cursor.next = index + 1
+        cursor.done = index + 1 >= len(seg.frames)
         cursor.wait = seg.gap
         frame = wire.stamp(seg.frames[index], f"{seg.name}#{index}", self.script.session_id)
         if frame["type"] == "control_request":
@@ -374,7 +375,7 @@ class ScriptedTransport(Transport):
         self._released.add(seg.name)
         if self._pending_on_block and seg in self._pending_on_block:
             self._pending_on_block.remove(seg)
-        cursor = _Cursor(seg)
+        cursor = _Cursor(seg, done=not seg.frames)
         if seg.trigger.delay:
             self._delayed.append((seg.trigger.delay, cursor, preempt))
         else:
