@@ -137,27 +137,41 @@ def run(args: argparse.Namespace) -> None:
             await self.end_input()
 
     class RecordingFloor(TrivialTransport):
-        """The floor of any transport the oracles can judge: the trivial one, keeping what they read
-        (each stdin line with the prompts before it; each frame as a stamped copy, with its seq and
-        the prompts before it), and nothing of a Script: no triggers, no validation, no stall watch."""
+        """The floor of any transport the oracles can judge: the trivial one, also keeping what they
+        read (each stdin line with the prompts written before it; each frame as a stamped copy, with
+        its seq and the prompts before it), and nothing of a Script: no triggers, no validation, no
+        stall watch. Written out, not wrapped around the trivial one, so it costs only that."""
 
         def __init__(self) -> None:
             super().__init__()
             self.writes: list[tuple[int, Any, int]] = []
             self.emissions: list[tuple[int, dict[str, Any], int]] = []
             self.prompts = 0
+            self.seq = 0
 
         async def write(self, data: str) -> None:
-            self.writes.append((len(self.writes) + len(self.emissions), json.loads(data), self.prompts))
-            self.prompts += data.startswith('{"type": "user"')
-            await super().write(data)
+            message = json.loads(data)
+            self.seq += 1
+            self.writes.append((self.seq, message, self.prompts))
+            if message["type"] == "control_request":
+                reply = {"subtype": "success", "request_id": message["request_id"], "response": {}}
+                self._out.append({"type": "control_response", "response": reply})
+            elif message["type"] == "user":
+                self.prompts += 1
+                self._out.extend({"uuid": f"turn0#{i}", "session_id": "s", **frame} for i, frame in enumerate(frames))
+            self._wake.set()
 
         async def read_messages(self) -> AsyncIterator[dict[str, Any]]:
-            async for frame in super().read_messages():
-                if frame["type"] != "control_response":
-                    frame = {"uuid": f"turn0#{len(self.emissions)}", "session_id": "s", **frame}
-                self.emissions.append((len(self.writes) + len(self.emissions), frame, self.prompts))
-                yield frame
+            while True:
+                while self._out:
+                    frame = self._out.popleft()
+                    self.seq += 1
+                    self.emissions.append((self.seq, frame, self.prompts))
+                    yield frame
+                if self._eof:
+                    return
+                self._wake = anyio.Event()
+                await self._wake.wait()
 
     async def session(make: Callable[[], Transport]) -> list[str]:
         return [type(m).__name__ async for m in query(prompt="hi", options=options, transport=make())]
