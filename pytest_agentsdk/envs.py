@@ -44,7 +44,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import interrupt, preload
+from . import cache, interrupt, preload
 
 PACKAGE = "claude-agent-sdk"
 #: Oldest release the harness supports; older ones get an ``error`` verdict, never a build.
@@ -137,12 +137,6 @@ def unsupported_reason(version: str) -> str | None:
 
 
 # ---------------------------------------------------------------- cache and registry
-def cache_dir() -> Path:
-    """Root of the env cache: ``$PYTEST_AGENTSDK_CACHE`` or ``~/.cache/pytest-agentsdk``."""
-    root = os.environ.get("PYTEST_AGENTSDK_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "pytest-agentsdk"
-
-
 def index_url() -> str:
     """The package index to list releases from (and to pass to uv when set explicitly)."""
     for var in ("PYTEST_AGENTSDK_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
@@ -163,7 +157,7 @@ def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -
     (with a note), and with no list at all this raises EnvError.
     """
     url = index_url()
-    path = cache_dir() / "releases.json"
+    path = cache.root() / "releases.json"
     cached: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -184,7 +178,7 @@ def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -
             return listed
         raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
     # "versions" too: a harness of before the sdists were cached reads it from the same cache
-    atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists,
+    cache.atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists,
                                    "versions": sorted(sdists, key=Version)}))
     return sdists
 
@@ -263,13 +257,6 @@ def download_sdist(href: str, sha: str | None) -> bytes:
     if sha is not None and hashlib.sha256(data).hexdigest() != sha:
         raise ValueError("sha256 does not match the index")
     return data
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with interrupt.removed_on_interrupt(path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")) as tmp:
-        tmp.write_text(text)
-        os.replace(tmp, path)
 
 
 def _short(exc: BaseException) -> str:
@@ -423,7 +410,7 @@ def share_bytecode(env_path: Path) -> int:
     new env's first check), and Python still checks every ``.pyc`` against its source as usual. The
     release's own files are never another release's: they are different files.
     """
-    store = cache_dir() / "bytecode"
+    store = cache.root() / "bytecode"
     store.mkdir(parents=True, exist_ok=True)
     suffix = f".{sys.implementation.cache_tag}.pyc"
     in_store = set(os.listdir(store))
@@ -476,7 +463,7 @@ def _harness_dir() -> Path:
     the package's metadata with its ``pytest11`` entry point, so ``pytest -p agentsdk`` (and
     plugin autoload) find the plugin inside the env as they do where the harness is installed."""
     package = Path(__file__).resolve().parent
-    link_dir = cache_dir() / "harness" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
+    link_dir = cache.root() / "harness" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
     link = link_dir / "pytest_agentsdk"
     if not (link.is_symlink() and link.resolve() == package):
         link_dir.mkdir(parents=True, exist_ok=True)
@@ -574,7 +561,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
     # of the same Python (tox envs, .venv, CI) share one env per subject
     material = {"subject": identity, "python": sys.version, "base_prefix": sys.base_prefix, "deps": HARNESS_DEPS, "cli": cli, "layout": CACHE_LAYOUT}
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
-    envs_root = cache_dir() / "envs"
+    envs_root = cache.root() / "envs"
     final = envs_root / key
     meta = final / "agentsdk-env.json"
     if meta.is_file() and (final / "bin" / "python").exists():

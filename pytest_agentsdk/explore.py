@@ -16,11 +16,9 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import pickle
 import random
 import shlex
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 from hypothesis.internal.conjecture import providers
 
-from . import virtual_time
+from . import cache, virtual_time
 from .script import TRANSPORT_OPS
 from .verdict import Result
 
@@ -259,7 +257,7 @@ def drawn(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, store:
             except NoSuchExample:
                 pass
             if store is not None:
-                _store(store, generated)
+                cache.atomic_write(store, pickle.dumps(generated), best_effort=True)  # else the next process draws again
         cached = _DRAWN[key] = (strategy, generated)
     return cached[1]
 
@@ -273,16 +271,6 @@ def _stored(store: Path | None) -> list[Any] | None:
     except Exception:  # noqa: BLE001 - missing, cut short or not ours: drawing again gives the same
         return None
     return loaded if isinstance(loaded, list) else None
-
-
-def _store(store: Path, generated: list[Any]) -> None:
-    """Best effort: a store that cannot be written only means the next process draws again."""
-    partial = store.with_name(f"{store.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        partial.write_bytes(pickle.dumps(generated))
-        os.replace(partial, store)  # whole or not at all, for a process reading it meanwhile
-    except OSError:
-        partial.unlink(missing_ok=True)
 
 
 def _shrunk(strategy: st.SearchStrategy[Any], seed: int, max_examples: int, prefix: list[Any],

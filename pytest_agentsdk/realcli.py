@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import interrupt
+from . import cache, interrupt
 from .explore import Sweep, run_in_fresh_loop
 from .model_server import Reply, ScriptedModel
 
@@ -58,10 +58,6 @@ class Cli:
 
     def describe(self) -> str:
         return f"Claude Code {self.version} ({self.source}: {self.path})"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PYTEST_AGENTSDK_CACHE") or Path.home() / ".cache" / "pytest-agentsdk").expanduser() / "cli"
 
 
 def resolve(spec: str, progress: Callable[[str], None] | None = None) -> Cli:
@@ -111,7 +107,7 @@ def _bundled(progress: Callable[[str], None] | None) -> Cli:
 def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
     """``npm install @anthropic-ai/claude-code@VERSION`` into the cache, once; the platform
     binary comes from its optional dependency (e.g. ``@anthropic-ai/claude-code-linux-x64``)."""
-    home = cache_dir() / version
+    home = cache.root() / "cli" / version
     binary = _npm_binary(home)
     if binary is not None:
         return Cli(binary, version_of(binary), "npm")

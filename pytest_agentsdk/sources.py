@@ -37,7 +37,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from . import envs
+from . import cache, envs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,7 +137,7 @@ def fingerprints(versions: list[str], progress: Callable[[str], None] | None = N
     cached) gives the same sdist (by sha256), else fetched; with no list at all (offline), the
     fingerprint cached for a release is used (an index cannot replace a release's sdist). A
     release with none is left out, with one note to ``progress``: it is judged in its own env."""
-    path = envs.cache_dir() / f"sources-{FINGERPRINT_RULE}.json"  # one file per rule: harnesses sharing the cache keep theirs
+    path = cache.root() / f"sources-{FINGERPRINT_RULE}.json"  # one file per rule: harnesses sharing the cache keep theirs
     cached = _read_cache(path)
     try:
         links = envs.release_sdists(progress=progress)
@@ -181,6 +181,6 @@ def _write_cache(path: Path, new: dict[str, str]) -> None:
     """Add ``new`` to the cache file (best effort: a cache that cannot be written is skipped)."""
     if new:
         try:
-            envs.atomic_write(path, json.dumps({"sources": {**_read_cache(path), **new}}))
+            cache.atomic_write(path, json.dumps({"sources": {**_read_cache(path), **new}}))
         except OSError:
             pass
