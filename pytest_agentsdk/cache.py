@@ -4,6 +4,7 @@ all, for another process reading it meanwhile, with nothing left behind by an in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -30,6 +31,7 @@ def atomic_write(path: Path, data: str | bytes, *, best_effort: bool = False) ->
                 partial.write_text(data)
             os.replace(partial, path)
     except OSError:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # no partial file where the directory itself failed
+            partial.unlink(missing_ok=True)
         if not best_effort:
             raise

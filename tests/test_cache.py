@@ -34,3 +34,7 @@ def test_a_failed_write_raises_or_is_let_go_and_leaves_nothing(tmp_path: Path) -
         cache.atomic_write(target, "x")
     cache.atomic_write(target, b"x", best_effort=True)  # a drawing that cannot be kept is drawn again
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    (tmp_path / "a-file").write_text("")
+    cache.atomic_write(tmp_path / "a-file" / "x", b"x", best_effort=True)  # no directory to write in, nor to clean
+    with pytest.raises(OSError):
+        cache.atomic_write(tmp_path / "a-file" / "x", "x")

@@ -148,7 +148,8 @@ def test_a_store_that_cannot_be_written_only_means_drawing_again(tmp_path: Any, 
     strategy = st.integers(0, 10**6)
     expected = explore.drawn(strategy, 21, 10)
     monkeypatch.setattr(explore, "_DRAWN", {})
-    assert explore.drawn(strategy, 21, 10, tmp_path / "no-such-dir" / "x.pickle") == expected
+    (tmp_path / "a-file").write_text("")  # where the store's directory should be
+    assert explore.drawn(strategy, 21, 10, tmp_path / "a-file" / "x.pickle") == expected
 
 
 def test_a_drawing_is_the_same_whatever_local_modules_hold(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
