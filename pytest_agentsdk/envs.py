@@ -418,8 +418,8 @@ def share_bytecode(env_path: Path) -> int:
     for site in env_path.glob("lib/python*/site-packages"):
         for dirpath, dirnames, filenames in os.walk(site):
             dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.endswith(".dist-info")]
-            cache = Path(dirpath, "__pycache__")
-            compiled = set(os.listdir(cache)) if "__pycache__" in os.listdir(dirpath) else set()
+            pycache = Path(dirpath, "__pycache__")
+            compiled = set(os.listdir(pycache)) if "__pycache__" in os.listdir(dirpath) else set()
             for name in filenames:
                 if not name.endswith(".py"):
                     continue
@@ -429,10 +429,10 @@ def share_bytecode(env_path: Path) -> int:
                     shared = f"{st.st_dev}-{st.st_ino}-{st.st_mtime_ns}-{st.st_size}{suffix}"
                     if pyc in compiled:
                         if shared not in in_store:
-                            os.link(cache / pyc, store / shared)
+                            os.link(pycache / pyc, store / shared)
                     elif shared in in_store:
-                        cache.mkdir(exist_ok=True)
-                        os.link(store / shared, cache / pyc)
+                        pycache.mkdir(exist_ok=True)
+                        os.link(store / shared, pycache / pyc)
                         got += 1
                 except OSError:  # linked meanwhile by a concurrent check, or another file system: compiled as usual
                     continue

@@ -213,8 +213,8 @@ def _search(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool], 
     process writes it. Our strategies draw bounded counts and seeds, which such literals do not
     serve. (Hypothesis has no setting for this: its private hook is replaced for the search, and
     left alone should it go.)"""
-    hook, cache = getattr(providers, "_get_local_constants", None), getattr(providers, "CONSTANTS_CACHE", None)
-    swapped = hook is not None and cache is not None
+    hook, constants = getattr(providers, "_get_local_constants", None), getattr(providers, "CONSTANTS_CACHE", None)
+    swapped = hook is not None and constants is not None
     if swapped:
         none = type(providers.GLOBAL_CONSTANTS)()
         setattr(providers, "_get_local_constants", lambda: none)
@@ -224,7 +224,7 @@ def _search(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool], 
     finally:
         if swapped:
             setattr(providers, "_get_local_constants", hook)
-            setattr(providers, "CONSTANTS_CACHE", cache)
+            setattr(providers, "CONSTANTS_CACHE", constants)
 
 
 #: (id of the strategy, seed, budget) -> (the strategy, what a search generates while nothing is interesting)
