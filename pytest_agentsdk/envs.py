@@ -179,7 +179,7 @@ def release_sdists(*, refresh: bool = False, progress: Progress | None = None) -
         raise EnvError(f"cannot list {PACKAGE} releases: package index {url} unreachable ({_short(exc)})") from None
     # "versions" too: a harness of before the sdists were cached reads it from the same cache
     cache.atomic_write(path, json.dumps({"index": url, "layout": CACHE_LAYOUT, "fetched": time.time(), "sdists": sdists,
-                                   "versions": sorted(sdists, key=Version)}))
+                                         "versions": sorted(sdists, key=Version)}))
     return sdists
 
 

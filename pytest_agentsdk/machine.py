@@ -596,17 +596,18 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
                             f"{len(judged)} releases judged ({candidates[0]} ... {candidates[-1]}); "
                             f"it showed: {', '.join(shown) or 'nothing'} (names as in check --json)")
     verdict_change = None
-    compared = (last_same, boundary)  # the pair whose change is named, judged alike or not
+    named = (last_same, boundary)  # the pair whose change is named, judged alike or not
     if args.manifestation and boundary is None:
         # the manifestation shows (or not) at both ends: say where what the bug shows does change
         def full(i: int) -> Any:
             return _signature(report(i), args.bug_name, None)
 
         same, changed = _gallop(len(candidates), full)
-        compared = (same, changed)
+        named = (same, changed)
         verdict_change = None if changed is None else {
             "last_same": candidates[same], "first_different": candidates[changed],
             "before": _describe(full(same), None), "after": _describe(full(changed), None)}
+    pair = [judged[i] for i in named if i is not None]
     reused = sum(1 for rep in judged.values() if rep.subject.get("env_reused"))
     result: dict[str, Any] = {
         "bug": args.bug_name, "manifestation": args.manifestation, "seed": seed,
@@ -616,7 +617,7 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
         "before": _describe(first, args.manifestation),
         "after": _describe(after, args.manifestation) if boundary is not None else None,
         "verdict_change": verdict_change,
-        "unlike_runtimes": verdict.runtime_groups([judged[i] for i in compared if i is not None]),
+        "unlike_runtimes": verdict.runtime_groups(pair),
         "judged": {candidates[i]: judged[i].to_json() for i in sorted(judged)},
     }
     if args.json:
@@ -630,7 +631,7 @@ def _bisect(args: argparse.Namespace, candidates: list[str], seed: int, progress
                       f"{change['first_different']} ({change['after']})")
         else:
             print(f"{what} changes between {result['last_same']} ({result['before']}) and {result['first_different']} ({result['after']})")
-        if unlike := verdict.unlike_runtimes([judged[i] for i in compared if i is not None]):
+        if unlike := verdict.unlike_runtimes(pair):
             print(unlike)
         print(f"{len(judged)} of {len(candidates)} releases judged: {result['envs_built']} envs built, {reused} reused from the cache; seed {seed}")
     return 0

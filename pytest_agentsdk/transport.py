@@ -214,7 +214,7 @@ class ScriptedTransport(Transport):
             await self._suspend("connect")
 
     async def write(self, data: str) -> None:
-        if self._paused_ops and "write" in self._paused_ops:
+        if "write" in self._paused_ops:
             await self._suspend("write")
         for line in data.splitlines():
             if line and not line.isspace():
@@ -260,7 +260,7 @@ class ScriptedTransport(Transport):
         self._seq += 1
         write = Write(self._seq, data, self._prompts, self._end_input, self._closed)
         self.log.writes.append(write)
-        kind = data.get("type") if isinstance(data, dict) else None
+        kind = write.type
         if kind == "control_request":
             self._answer_sdk_request(data)
         elif kind == "user":
@@ -301,7 +301,7 @@ class ScriptedTransport(Transport):
         """The next frame stdout can give now, None at EOF, WAIT if it must wait for one."""
         while not self._closed:
             if self._control_out:
-                return self._emit_control(self._control_out.pop(0))
+                return self._emit(self._control_out.pop(0), None, "control", 0)
             for cursor in self._active:
                 if not cursor.wait and cursor.awaiting is None and not cursor.done:
                     return self._emit_from(cursor)
@@ -359,21 +359,20 @@ class ScriptedTransport(Transport):
         if self._released_after:
             for other in self._released_after.get((seg.name, index), ()):
                 self._release(other, preempt=True)
-        self._seq += 1
-        self.log.emissions.append(Emission(self._seq, frame, seg.name, seg.cause, index, self._prompts))
-        return frame
+        return self._emit(frame, seg.name, seg.cause, index)
 
-    def _emit_control(self, frame: dict[str, Any]) -> dict[str, Any]:
-        """A reply to an SDK control request: no segment's, so its cause is "control"."""
+    def _emit(self, frame: dict[str, Any], segment: str | None, cause: str, index: int) -> dict[str, Any]:
+        """Record ``frame`` as written to stdout now, with its provenance; a reply to an SDK control
+        request has no segment, and its cause is "control"."""
         self._seq += 1
-        self.log.emissions.append(Emission(self._seq, frame, None, "control", 0, self._prompts))
+        self.log.emissions.append(Emission(self._seq, frame, segment, cause, index, self._prompts))
         return frame
 
     def _release(self, seg: Segment, *, preempt: bool) -> None:
         if seg.name in self._released:
             return
         self._released.add(seg.name)
-        if self._pending_on_block and seg in self._pending_on_block:
+        if seg in self._pending_on_block:
             self._pending_on_block.remove(seg)
         cursor = _Cursor(seg, done=not seg.frames)
         if seg.trigger.delay:
