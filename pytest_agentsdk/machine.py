@@ -489,14 +489,22 @@ def _matrix_subjects(args: argparse.Namespace) -> tuple[list[envs.Spec], argpars
     return specs, args, _seed(args), progress
 
 
-def _default_baseline(candidate_version: str, progress: _Progress) -> envs.Spec:
-    """The release the candidate's version names when it is on the index, else the latest."""
+def _default_baseline(candidate_version: str | None, progress: _Progress) -> tuple[envs.Spec, str]:
+    """The release the candidate's version names, with why it was chosen: a candidate built on a
+    release carries it as its public version (``0.2.187+separate.channel`` names 0.2.187); a
+    version naming no release on the index (or none readable) gets the latest."""
+    if candidate_version is None:
+        return envs.parse_spec("latest"), "the candidate did not build, so its version is unknown"
     try:
-        if candidate_version in envs.releases(progress=progress):
-            return envs.parse_spec(f"pypi:{candidate_version}")
+        named = Version(candidate_version).public
+    except InvalidVersion:
+        return envs.parse_spec("latest"), f"the candidate's version {candidate_version} names no release"
+    try:
+        if named in envs.releases(progress=progress):
+            return envs.parse_spec(f"pypi:{named}"), f"the release the candidate's version {candidate_version} names"
     except envs.EnvError:
-        pass
-    return envs.parse_spec("latest")
+        return envs.parse_spec("latest"), "the release list could not be read"
+    return envs.parse_spec("latest"), f"the candidate's version {candidate_version} names no release on the index"
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -510,11 +518,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     seed = _seed(args)
     if baseline_spec is None:
         try:
-            version = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label)).sdk_version
+            version: str | None = envs.ensure_env(candidate_spec, progress=progress.for_subject(candidate_spec.label)).sdk_version
         except envs.EnvError:
-            version = "?"  # judged below as a candidate that does not build
-        baseline_spec = _default_baseline(version, progress)
-        progress(f"baseline: {baseline_spec.label} (from the candidate's version {version})")
+            version = None  # judged below as a candidate that does not build
+        baseline_spec, why = _default_baseline(version, progress)
+        progress(f"baseline: {baseline_spec.label} ({why}; --baseline SPEC to choose)")
     candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress, _clis(args, progress))
     rows = verdict.compare(baseline, candidate)
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]

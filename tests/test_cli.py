@@ -113,3 +113,18 @@ def test_checks_sharing_drawings_report_what_a_check_alone_reports(tmp_path: Pat
     second = run(*args, "--drawings", str(tmp_path))
     assert drawn == ["late_task_notification-notify-only-seed3-examples5.pickle"]
     assert json.loads(alone.stdout) == json.loads(first.stdout) == json.loads(second.stdout)
+
+
+@pytest.mark.parametrize(("version", "baseline", "why"), [
+    ("0.2.187+separate.channel", "0.2.187", "names"),  # a candidate built on a release (tests/candidates): its public version
+    ("0.2.187", "0.2.187", "names"),
+    ("0.2.188.dev0", "latest", "no release on the index"),
+    ("not a version", "latest", "names no release"),
+    (None, "latest", "did not build"),
+])
+def test_verify_s_default_baseline_is_the_release_the_candidate_s_version_names(monkeypatch, version, baseline, why) -> None:
+    from pytest_agentsdk import envs, machine
+
+    monkeypatch.setattr(envs, "releases", lambda progress=None: ["0.2.186", "0.2.187", "0.2.190"])
+    spec, reason = machine._default_baseline(version, print)
+    assert (spec.label if spec.kind == "latest" else spec.value) == baseline and why in reason

@@ -387,10 +387,19 @@ def test_failing_completions_without_a_result_regresses(verdict_on: Any, candida
 
 def test_judging_the_agents_transcript_fixes(verdict_on: Any, candidate_env: Any) -> None:
     """Reading the subagent's own transcript, as the oracle does, tells every lie from a clean
-    finish; a completion announced by task_updated alone is dropped (its news: a trade-off)."""
+    finish; a completion announced by task_updated alone is dropped (its news: a trade-off). The
+    task_updated frames it holds back never reach the consumer, which bug 2's oracle counts: a
+    verify judging every bug says this fix regresses late_task_notification."""
     env = candidate_env("judge_the_agent")
     result, change = judged_against_base(verdict_on, env)
     assert (result["verdict"], result["manifestations"], change["change"]) == ("fixed", [], "fixes")
     assert result["tradeoffs"] == ["task_report"]
     assert replayed(env, pc.lie_example("text_cut")) == []
     assert replayed(env, pc.agent_example(end="end_turn", via="both")) == []
+    foreground_agent = {"prompts": 2, "tasks": [{"turn": 0, "background": False, "done": "in_turn", "report": "both", "progress": 1,
+                                                 "delay": 0, "gap": 0}], "pace": [0], "checkpoints": {}}
+    proc = env.run(["-m", "pytest_agentsdk", "replay", "--bug", "late_task_notification", "--model", "notify-only",
+                    "--example", json.dumps(foreground_agent)], timeout=120)
+    shown = json.loads(proc.stdout)
+    assert shown["manifestations"] == ["dropped:turn"]
+    assert [frame.split(" [")[0] for frame in shown["evidence"]["dropped"]] == ["system/task_updated t0"]
