@@ -327,12 +327,16 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     for file in files:
         try:
             data = json.loads(file.read_text())
-            reports = [verdict.CheckReport.from_json(d) for d in (data if isinstance(data, list) else [data])]
-            placements = [_Placement.of(report) if report.matrix is not None else None for report in reports]
         except OSError as exc:
             raise envs.EnvError(f"--from-json {file}: cannot read it ({exc.strerror})") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
+        try:
+            many = isinstance(data, list)  # matrix --json writes a list of reports, check --json one
+            reports = [_known_report(d, f"[{i}]" if many else "") for i, d in enumerate(data if many else [data])]
+            placements = [_Placement.of(report) if report.matrix is not None else None for report in reports]
+        except ValueError as exc:
+            raise envs.EnvError(f"{file}: not check --json output: {exc}") from None
         for report in reports:
             report.subject.setdefault("spec", file.stem)  # tox's env name: tells a candidate from its release
         loaded += [(file, report, placement) for report, placement in zip(reports, placements)]
@@ -341,6 +345,25 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     if any(placement is not None for _, _, placement in loaded):
         return _merge_slices(loaded)
     return sorted((r for _, r, _ in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
+
+
+def _known_report(data: Any, where: str) -> verdict.CheckReport:
+    """The check report ``data`` holds, when it is one and each result names a bug and backend this
+    harness judges (else ValueError naming the field, after ``where``: a stray bug would be a column
+    of its own)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'the file'}: {str(data)[:40]} is not a JSON object (one check --json report, or a list of them)")
+    try:
+        report = verdict.CheckReport.from_json(data)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}" if where else str(exc)) from None
+    for i, result in enumerate(report.results):
+        at = f"{where}.results[{i}]" if where else f"results[{i}]"
+        if result.bug not in BUG_NAMES:
+            raise ValueError(f"{at}.bug: {result.bug!r} is not a bug this harness judges ({', '.join(BUG_NAMES)})")
+        if result.backend not in options.BACKENDS:
+            raise ValueError(f"{at}.backend: {result.backend!r} is not one of {', '.join(options.BACKENDS)}")
+    return report
 
 
 @dataclass(frozen=True)
@@ -361,16 +384,20 @@ class _Placement:
 
     @classmethod
     def of(cls, report: verdict.CheckReport) -> _Placement:
-        """The report's placement; ValueError (or KeyError, TypeError) when it is malformed."""
+        """The report's placement; ValueError naming the field when it is malformed."""
         data = report.matrix or {}
         try:
-            shard, shards = options.shard(str(data["shard"]))
+            shard, shards = options.shard(str(data.get("shard")))
         except argparse.ArgumentTypeError as exc:
-            raise ValueError(f"matrix shard {exc}") from None
-        index, subjects = int(data["index"]), int(data["subjects"])
-        if not 0 <= index < subjects:
-            raise ValueError(f"matrix index {index} outside 0..{subjects - 1}")
-        return cls(shard, shards, index, subjects, str(data["run"]), tuple(map(str, data["options"])))
+            raise ValueError(f"matrix.shard: {exc}") from None
+        index, subjects, run, judged_with = (data.get(k) for k in ("index", "subjects", "run", "options"))
+        if type(subjects) is not int or subjects < 1:
+            raise ValueError(f"matrix.subjects: {subjects!r} is not a whole number >= 1")
+        if type(index) is not int or not 0 <= index < subjects:
+            raise ValueError(f"matrix.index: {index!r} is not a whole number in 0..{subjects - 1}")
+        if not isinstance(run, str) or not isinstance(judged_with, list) or not all(isinstance(o, str) for o in judged_with):
+            raise ValueError("matrix.run / matrix.options: not the run digest and option list matrix --json writes")
+        return cls(shard, shards, index, subjects, run, tuple(judged_with))
 
 
 def _digest(texts: list[str]) -> str:

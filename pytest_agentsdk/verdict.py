@@ -44,10 +44,38 @@ class Result:
     def failed(self) -> bool:
         return self.verdict in ("reproduced", "hang")
 
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> Result:
+        """One result of a report read back, checked field by field (see :meth:`CheckReport.from_json`)."""
+        _expect(isinstance(data, dict), where, data, "is not a JSON object")
+        fields = cls.__dataclass_fields__
+        for name in data:
+            _expect(name in fields, f"{where}.{name}", data[name], f"is an unknown field; the fields are {', '.join(fields)}")
+        for name in ("bug", "verdict", "backend"):
+            _expect(isinstance(data.get(name), str), f"{where}.{name}", data.get(name), "is not a name")
+        _expect(data["verdict"] in VERDICTS, f"{where}.verdict", data["verdict"], f"is not one of {', '.join(VERDICTS)}")
+        for name in ("model", "coverage", "replay", "reason"):
+            _expect(isinstance(data.get(name), (str, type(None))), f"{where}.{name}", data.get(name), "is not a string or null")
+        for name in ("manifestations", "quiet", "tradeoffs", "notes"):
+            value = data.get(name, [])
+            _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{where}.{name}", value,
+                    "is not a list of strings")
+        examples = data.get("examples", 0)
+        _expect(type(examples) is int and examples >= 0, f"{where}.examples", examples, "is not a whole number >= 0")
+        _expect(isinstance(data.get("evidence", {}), dict), f"{where}.evidence", data.get("evidence"), "is not a JSON object")
+        return cls(**data)
+
     @property
     def loud(self) -> list[str]:
         """Manifestations users see without turning warnings on (``hang`` among them)."""
         return [n for n in self.manifestations if n not in self.quiet]
+
+
+def _expect(holds: bool, where: str, value: Any, problem: str) -> None:
+    """Raise ValueError("WHERE: VALUE PROBLEM") unless ``holds``: one line, the value cut short."""
+    if not holds:
+        shown = repr(value)
+        raise ValueError(f"{where}: {shown if len(shown) <= 60 else shown[:57] + '...'} {problem}")
 
 
 @dataclass
@@ -76,14 +104,24 @@ class CheckReport:
         return json.dumps(self.to_json(), indent=2, default=str)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CheckReport:
-        return cls(
-            subject=data["subject"],
-            seed=data["seed"],
-            results=[Result(**r) for r in data["results"]],
-            schema=data.get("schema", SCHEMA),
-            matrix=data.get("matrix"),
-        )
+    def from_json(cls, data: Any) -> CheckReport:
+        """A report read back (``matrix --from-json``, a check in another env), checked field by
+        field: ValueError names the first malformed one, so what is merged is this schema's report."""
+        _expect(isinstance(data, dict), "report", data, "is not a JSON object (one check --json report)")
+        schema = data.get("schema", SCHEMA)
+        _expect(schema == SCHEMA, "schema", schema, f"is not {SCHEMA}, the one this harness reads; judge the subject again with it")
+        _expect(not set(data) - {"schema", "subject", "seed", "results", "matrix"}, "report",
+                sorted(set(data) - {"schema", "subject", "seed", "results", "matrix"}), "are unknown fields")
+        subject, seed, results = data.get("subject"), data.get("seed"), data.get("results")
+        _expect(isinstance(subject, dict), "subject", subject, "is not a JSON object")
+        _expect(isinstance(subject.get("sdk_version"), (str, type(None))), "subject.sdk_version", subject.get("sdk_version"),
+                "is not a version string or null")
+        _expect(type(seed) is int and seed >= 0, "seed", seed, "is not a whole number >= 0")
+        _expect(isinstance(results, list), "results", results, "is not a list of results")
+        matrix = data.get("matrix")
+        _expect(isinstance(matrix, (dict, type(None))), "matrix", matrix, "is not a JSON object or null")
+        return cls(subject=subject, seed=seed, results=[Result.from_json(r, f"results[{i}]") for i, r in enumerate(results)],
+                   schema=schema, matrix=matrix)
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
