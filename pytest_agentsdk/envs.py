@@ -108,7 +108,8 @@ def parse_spec(text: str) -> Spec:
             raise EnvError(f"{text}: not a claude-agent-sdk wheel or sdist (claude_agent_sdk-VERSION.whl/.tar.gz)")
         return Spec("file", str(path.resolve()), text)
     if os.sep in text or text.startswith(".") or text.endswith((".whl", ".tar.gz")):
-        raise EnvError(f"{text}: no such file or directory")
+        raise EnvError(f"{text}: no such file or directory; give a release version, latest, a source tree, an sdist or wheel, "
+                       "or a git+ URL")
     raise EnvError(f"{text}: not a version, pypi:VERSION, latest, a path, or a git+ URL")
 
 

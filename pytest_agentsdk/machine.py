@@ -266,17 +266,23 @@ def preloaded() -> Iterator[preload.Preloaders | None]:
 
 
 # ---------------------------------------------------------------- commands
-def _parse_specs(texts: list[str], progress: _Progress) -> list[envs.Spec]:
-    """Parse every subject and check named releases and git refs exist, before anything is built."""
+def _parse_specs(texts: list[str], progress: _Progress, option: str) -> list[envs.Spec]:
+    """Parse every subject and check named releases and git refs exist, before anything is built;
+    an EnvError about a subject names ``option``, the one that gave it."""
     specs, seen = [], set()
     for text in texts:
         if text not in seen:
             seen.add(text)
-            spec = envs.parse_spec(text)
-            if spec.kind in ("pypi", "latest"):
-                envs.release_version(spec, progress)
-            elif spec.kind == "git":
-                envs.git_commit(spec)
+            try:
+                spec = envs.parse_spec(text)
+                if spec.kind in ("pypi", "latest"):
+                    envs.release_version(spec, progress)
+                elif spec.kind == "git":
+                    envs.git_commit(spec)
+            except envs.EnvError as exc:
+                if not str(exc).startswith(f"{text}:"):  # not about the subject: the index cannot be read, say
+                    raise
+                raise envs.EnvError(f"{option} {exc}") from None
             specs.append(spec)
     return specs
 
@@ -512,7 +518,7 @@ def _matrix_subjects(args: argparse.Namespace) -> tuple[list[envs.Spec], argpars
     if args.all or args.since:
         since = max(_release(args.since, "--since", progress), envs.MIN_SUPPORTED) if args.since else envs.MIN_SUPPORTED
         texts += [v for v in envs.releases(progress=progress) if Version(v) >= since]
-    specs = _parse_specs(texts or list(DEFAULT_SUBJECTS), progress)
+    specs = _parse_specs(texts or list(DEFAULT_SUBJECTS), progress, "--sdk")
     return specs, args, _seed(args), progress
 
 
@@ -540,8 +546,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if bug not in BUG_NAMES:
             raise envs.EnvError(f"--claims {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
     progress = _Progress(args.quiet)
-    candidate_spec = _parse_specs([args.candidate], progress)[0]
-    baseline_spec = _parse_specs([args.baseline], progress)[0] if args.baseline else None
+    candidate_spec = _parse_specs([args.candidate], progress, "--candidate")[0]
+    baseline_spec = _parse_specs([args.baseline], progress, "--baseline")[0] if args.baseline else None
     seed = _seed(args)
     if baseline_spec is None:
         try:
@@ -599,11 +605,17 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     _validate(args)
     progress = _Progress(args.quiet)
     known = envs.releases(progress=progress)
-    lo_v = max(_release(args.from_, "--from", progress), envs.MIN_SUPPORTED) if args.from_ else envs.MIN_SUPPORTED
+    asked_lo = _release(args.from_, "--from", progress) if args.from_ else envs.MIN_SUPPORTED
     hi_v = _release(args.to, "--to", progress) if args.to else Version(known[-1])
+    if asked_lo > hi_v:
+        raise envs.EnvError(f"--from {asked_lo} is newer than --to {hi_v}: give the older release as --from")
+    lo_v = max(asked_lo, envs.MIN_SUPPORTED)
     candidates = [v for v in known if lo_v <= Version(v) <= hi_v]
     if len(candidates) < 2:
-        raise envs.EnvError(f"--from {lo_v} --to {hi_v}: fewer than two supported releases in that range")
+        raise envs.EnvError(f"--from {asked_lo} --to {hi_v}: fewer than two supported releases (>= {envs.MIN_SUPPORTED}) "
+                            "in that range; widen it")
+    if lo_v > asked_lo:
+        progress(f"bisect: --from {asked_lo} is older than the supported range (>= {envs.MIN_SUPPORTED}): bisecting from {lo_v}")
     seed = _seed(args)
     with preloaded() as preloaders:
         return _bisect(args, candidates, seed, progress, preloaders)

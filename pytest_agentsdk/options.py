@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 BACKENDS = ("asyncio", "trio")
 DEFAULT_EXAMPLES = 30
@@ -17,6 +17,21 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"pytest-agentsdk: error: {message}; see {self.prog} --help\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, but an option the command does not take points at that command's help,
+        and at the commands that do take it."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = {name: sub for action in self._actions if isinstance(action, argparse._SubParsersAction)
+                        for name, sub in action.choices.items()}
+            command = getattr(parsed, "command", None)
+            flag = extras[0].split("=", 1)[0]
+            takers = [name for name, sub in commands.items() if name != command and flag in sub._option_string_actions]
+            hint = f" ({flag} is an option of {', '.join(takers)})" if takers and flag.startswith("-") else ""
+            prog = commands[command].prog if command in commands else self.prog
+            self.exit(2, f"pytest-agentsdk: error: unrecognized arguments: {' '.join(extras)}{hint}; see {prog} --help\n")
+        return parsed
 
 
 def whole_number(minimum: int, what: str) -> Callable[[str], int]:
@@ -62,6 +77,8 @@ def shard(text: str) -> tuple[int, int]:
     i, sep, n = text.partition("/")
     if not (sep and i.isdigit() and n.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not I/N (slice I of N, e.g. 1/4)")
+    if int(n) < 1:
+        raise argparse.ArgumentTypeError(f"slice {i} of {n}: N, the number of slices, must be at least 1")
     if not 1 <= int(i) <= int(n):
         raise argparse.ArgumentTypeError(f"slice {i} of {n}: I must be between 1 and N")
     return int(i), int(n)

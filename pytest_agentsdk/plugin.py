@@ -85,6 +85,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = []
     if not _is_xdist_worker(config):
         _check_report_path(config.getoption("--agentsdk-report"))
+    ini_stall_timeout = config.getini("agentsdk_stall_timeout")
+    if ini_stall_timeout and _seconds(ini_stall_timeout) is None:  # before anything runs, not in every test's setup
+        raise pytest.UsageError(f"agentsdk_stall_timeout = {ini_stall_timeout!r} (ini option): give a number of seconds > 0, e.g. 5")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -233,6 +236,8 @@ def _agentsdk_value_problems(kwargs: Mapping[str, Any]) -> list[str]:
         Script(eof=kwargs.get("eof", "end_input"), checkpoints=checkpoints).validate()
     except ScriptError as exc:
         problems.append(f"@pytest.mark.agentsdk: {exc}")
+    if "stall_timeout" in kwargs and _seconds(kwargs["stall_timeout"]) is None:
+        problems.append(f"@pytest.mark.agentsdk(stall_timeout={kwargs['stall_timeout']!r}): give a number of seconds > 0, e.g. 5")
     if not isinstance(kwargs.get("strict", True), bool):
         problems.append(f"@pytest.mark.agentsdk(strict={kwargs['strict']!r}): give True or False")
     try:
@@ -419,13 +424,19 @@ def _stall_timeout(request: pytest.FixtureRequest) -> float:
     from .transport import STALL_TIMEOUT_S
 
     raw = _marker_options(request).get("stall_timeout", request.config.getini("agentsdk_stall_timeout") or STALL_TIMEOUT_S)
+    seconds = _seconds(raw)
+    if seconds is None:  # checked at configure (ini) and collection (marker): a marker applied later
+        pytest.fail(f"@pytest.mark.agentsdk(stall_timeout={raw!r}): give a number of seconds > 0, e.g. 5", pytrace=False)
+    return seconds
+
+
+def _seconds(raw: Any) -> float | None:
+    """``raw`` as a number of seconds > 0 (a number, or the ini's text of one), else None."""
     try:
         seconds = -1.0 if isinstance(raw, bool) else float(raw)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise pytest.UsageError(f"agentsdk stall_timeout {raw!r}: give a number of seconds > 0, e.g. 5")
-    return seconds
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def _call_passed(request: pytest.FixtureRequest) -> bool:

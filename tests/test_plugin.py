@@ -124,6 +124,8 @@ AGENTSDK_KWARGS = "eof, checkpoints, strict, stall_timeout, allow_loggers, allow
     ('agentsdk(checkpoints={"reed": 1})', "@pytest.mark.agentsdk: checkpoints.reed: unknown operation; use one of connect, write, read, end_input, close"),
     ('agentsdk(checkpoints={"read": -1})', "@pytest.mark.agentsdk: checkpoints.read: -1 must be a whole number >= 0"),
     ('agentsdk(strict="no")', "@pytest.mark.agentsdk(strict='no'): give True or False"),
+    ('agentsdk(stall_timeout="soon")', "@pytest.mark.agentsdk(stall_timeout='soon'): give a number of seconds > 0, e.g. 5"),
+    ("agentsdk(stall_timeout=0)", "@pytest.mark.agentsdk(stall_timeout=0): give a number of seconds > 0, e.g. 5"),
     ('agentsdk(allow_loggers="myapp")', "@pytest.mark.agentsdk: allow_loggers: give a list of strings, e.g. allow_loggers=['myapp']"),
     ('agentsdk(allow_stderr=["(x"])', "@pytest.mark.agentsdk: allow_stderr: '(x' is not a regular expression (missing ), unterminated subpattern at position 0)"),
 ], ids=lambda value: value if "(" in value and "@" not in value else "")
@@ -329,5 +331,16 @@ def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_anything_r
     result = pytester.runpytest_subprocess("-p", "agentsdk", f"--agentsdk-report={where}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [f"ERROR: --agentsdk-report={where}: {problem}"]
+    assert "Traceback" not in result.stderr.str()
+    assert not (pytester.path / "ran").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan"])
+def test_a_bad_stall_timeout_ini_value_is_a_usage_error_before_anything_runs(pytester, value: str) -> None:
+    pytester.makepyfile("def test_runs(tmp_path_factory):\n    open('ran', 'w').close()\n")
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-o", f"agentsdk_stall_timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [
+        f"ERROR: agentsdk_stall_timeout = {value!r} (ini option): give a number of seconds > 0, e.g. 5"]
     assert "Traceback" not in result.stderr.str()
     assert not (pytester.path / "ran").exists()
