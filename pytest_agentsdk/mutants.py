@@ -242,8 +242,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the mutants and what each should trip")
     p.add_argument("--seed", type=options.whole_number(0, "the seed of every random choice"), default=0,
                    help="seed of every random choice, the same for the release and every mutant (default 0)")
-    p.add_argument("--examples", type=options.whole_number(1, "examples per bug/model/backend"), default=DEFAULT_EXAMPLES,
-                   help=f"searched examples per bug/model/backend, after the sweep (default {DEFAULT_EXAMPLES})")
+    options.add_examples_option(p, DEFAULT_EXAMPLES)
     p.add_argument("--jobs", type=options.whole_number(1, "envs judged at once"), help="envs judged at once (default: the number of cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print every mutant's comparison as JSON")

@@ -65,11 +65,17 @@ def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) ->
     p.add_argument("--model", action="append", dest="models", help="only this CLI behaviour model (late_task_notification; repeatable)")
     p.add_argument("--seed", type=whole_number(0, "the seed of every random choice"),
                    help="seed of every random choice, one for every subject (default: random, printed)")
-    p.add_argument("--examples", type=whole_number(1, "examples per bug/model/backend"), default=DEFAULT_EXAMPLES,
-                   help=f"examples per bug/model/backend (default {DEFAULT_EXAMPLES})")
+    add_examples_option(p)
     p.add_argument("--warnings-as-errors", action="store_true",
                    help="count manifestations shown only with warnings enabled (ResourceWarning, async generator GC) as reproduced")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def add_examples_option(p: argparse.ArgumentParser, default: int = DEFAULT_EXAMPLES) -> None:
+    """``--examples``: the search's budget, on top of the sweep (a report counts both)."""
+    p.add_argument("--examples", type=whole_number(1, "searched examples per bug/model/backend"), default=default,
+                   help=f"searched examples per bug/model/backend, after the sweep of every known class of interleaving "
+                        f"(a report counts both) (default {default})")
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +127,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if xml is None:
         return
     xml.add_global_property("agentsdk_sdk_version", _installed_sdk_version() or "not installed")
-    xml.add_global_property("agentsdk_cli_version", _bundled_cli_version() or "none bundled (sdist)")
+    xml.add_global_property("agentsdk_cli_version", _bundled_cli_version() or "none bundled")
     xml.add_global_property("agentsdk_seed", str(session.config.getoption("--agentsdk-seed")))
 
 
@@ -156,7 +156,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         return "agentsdk: claude-agent-sdk not installed"
     cli = _bundled_cli_version()
     backends = "asyncio, trio" if importlib.util.find_spec("trio") else "asyncio (trio not installed)"
-    return f"agentsdk: claude-agent-sdk {version}, CLI {cli or 'none bundled (sdist)'}; backends: {backends}"
+    return f"agentsdk: claude-agent-sdk {version}, CLI {cli or 'none bundled'}; backends: {backends}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -346,7 +346,7 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
                                   report_stall_once=True)
     yield transport
     if _marker_options(request).get("strict", True) and _call_passed(request):
-        transport.assert_played()
+        _teardown_check(transport.assert_played)
 
 
 @pytest.fixture
@@ -368,7 +368,18 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     with cli.routing():
         yield cli
     if _call_passed(request):
-        cli.assert_done(strict=options.get("strict", True))
+        _teardown_check(lambda: cli.assert_done(strict=options.get("strict", True)))
+
+
+def _teardown_check(check: Callable[[], None]) -> None:
+    """A fixture's check after the test: its failure is its message alone, not a traceback through
+    the plugin's own frames (the message says what to change in the test)."""
+    try:
+        check()
+        return
+    except AssertionError as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" chain
 
 
 @pytest.fixture(scope="session")

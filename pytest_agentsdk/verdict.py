@@ -203,7 +203,7 @@ def render_table(report: CheckReport) -> str:
     head = ["bug", "model", "backend", "verdict", "examples", "manifestations / reason"]
     rows = [head] + [_row(r) for r in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
-    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'n/a'}){_on_runtime(report)}, seed {report.seed}"]
+    lines = [f"claude-agent-sdk {report.subject.get('sdk_version')} (CLI {report.subject.get('cli_version') or 'none bundled'}){_on_runtime(report)}, seed {report.seed}"]
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     for r in report.results:
@@ -221,7 +221,7 @@ def _on_runtime(report: CheckReport) -> str:
 def render_markdown(report: CheckReport) -> str:
     """A Markdown table with the minimal counterexamples folded, for PR comments."""
     lines = [
-        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'n/a'}){_on_runtime(report)}, seed `{report.seed}`",
+        f"**claude-agent-sdk {report.subject.get('sdk_version')}** (CLI {report.subject.get('cli_version') or 'none bundled'}){_on_runtime(report)}, seed `{report.seed}`",
         "",
         "| bug | model | backend | verdict | examples | manifestations / reason |",
         "|---|---|---|---|---|---|",
@@ -250,7 +250,7 @@ def render_markdown(report: CheckReport) -> str:
 _SHORT = {"not_applicable": "n/a"}
 
 
-def classify_change(baseline: Result | None, candidate: Result | None) -> dict[str, Any]:
+def classify_change(baseline: Result | None, candidate: Result | None, sides: tuple[str, str] = ("baseline", "candidate")) -> dict[str, Any]:
     """How ``candidate`` differs from ``baseline`` for one (bug, model, backend), judged by
     manifestation sets and severity, never by the verdict labels alone:
 
@@ -259,6 +259,7 @@ def classify_change(baseline: Result | None, candidate: Result | None) -> dict[s
     shows nothing users see by default (warnings it leaves are listed); ``narrows``: some gone,
     none new; ``still reproduces``: the same set; ``unchanged``: clean on both sides, or neither ran;
     ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
+    ``sides`` names the two in a reason (a matrix compares a release with the one before it).
     """
     b_ran = baseline is not None and baseline.verdict in RAN
     c_ran = candidate is not None and candidate.verdict in RAN
@@ -267,13 +268,13 @@ def classify_change(baseline: Result | None, candidate: Result | None) -> dict[s
     row: dict[str, Any] = {"gone": sorted(b_names - c_names), "new": sorted(c_names - b_names), "reason": None,
                            **(_pattern_moves(baseline, candidate) if baseline and candidate and b_ran and c_ran else {})}
     if baseline is not None and baseline.verdict == "error":
-        row.update(change="error", reason=f"baseline: {baseline.reason}")
+        row.update(change="error", reason=f"{sides[0]}: {baseline.reason}")
     elif b_ran and not c_ran:
         why = candidate.reason if candidate else "no verdict"
         lost = "errors" if candidate is not None and candidate.verdict == "error" else "lacks the surface"
-        row.update(change="regresses", reason=f"candidate {lost} where the baseline ran: {why}")
+        row.update(change="regresses", reason=f"{sides[1]} {lost} where {sides[0]} ran: {why}")
     elif candidate is not None and candidate.verdict == "error":
-        row.update(change="error", reason=f"candidate: {candidate.reason}")
+        row.update(change="error", reason=f"{sides[1]}: {candidate.reason}")
     elif row["new"] or row.get("new_in_patterns"):
         row["change"] = "regresses"
     elif not b_names:
@@ -304,8 +305,9 @@ def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, l
     return {k: v for k, v in moves.items() if v}
 
 
-def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any]]:
-    """One row per (bug, model, backend) judged on either side, in the candidate's report order."""
+def compare(baseline: CheckReport, candidate: CheckReport, sides: tuple[str, str] = ("baseline", "candidate")) -> list[dict[str, Any]]:
+    """One row per (bug, model, backend) judged on either side, in the candidate's report order
+    (``sides``: see :func:`classify_change`)."""
     base = {(r.bug, r.model, r.backend): r for r in baseline.results}
     cand = {(r.bug, r.model, r.backend): r for r in candidate.results}
     rows = []
@@ -314,7 +316,7 @@ def compare(baseline: CheckReport, candidate: CheckReport) -> list[dict[str, Any
         rows.append({
             "bug": key[0], "model": key[1], "backend": key[2],
             "baseline": b.verdict if b else None, "candidate": c.verdict if c else None,
-            **classify_change(b, c),
+            **classify_change(b, c, sides),
             "baseline_manifestations": b.manifestations if b else [], "candidate_manifestations": c.manifestations if c else [],
             "tradeoffs": c.tradeoffs if c else [], "coverage": c.coverage if c else None,
         })
@@ -419,7 +421,7 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
     """Where the next subject differs from the one before, by manifestations and severity."""
     lines = []
     for before, after in zip(reports, reports[1:]):
-        for row in compare(before, after):
+        for row in compare(before, after, (subject_label(before), subject_label(after))):
             if row["change"] not in ("unchanged", "still reproduces"):
                 lines.append(f"{subject_label(before)} -> {subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
     return lines

@@ -164,6 +164,7 @@ def test_teardown_fails_on_an_unopened_session_and_stays_quiet_after_a_failure(p
     result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(["*1 queued session(s) never opened*drop the extra session()*"])
+    assert "pytest_agentsdk" not in result.stdout.str().split("ERROR at teardown")[1].split("= FAILURES =")[0]
 
 
 def test_the_readme_example_passes_as_written(pytester, sdk_info) -> None:

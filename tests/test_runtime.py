@@ -58,5 +58,5 @@ def test_the_matrix_footer_names_which_releases_ran_on_which_runtime() -> None:
 
 def test_the_table_header_names_the_runtime() -> None:
     assert verdict.render_table(report("0.2.190", NEW, [])).splitlines()[0] == \
-        "claude-agent-sdk 0.2.190 (CLI n/a) on anyio 4.16.0, trio 0.35.0, seed 0"
-    assert verdict.render_table(report("0.2.190", None, [])).splitlines()[0] == "claude-agent-sdk 0.2.190 (CLI n/a), seed 0"
+        "claude-agent-sdk 0.2.190 (CLI none bundled) on anyio 4.16.0, trio 0.35.0, seed 0"
+    assert verdict.render_table(report("0.2.190", None, [])).splitlines()[0] == "claude-agent-sdk 0.2.190 (CLI none bundled), seed 0"

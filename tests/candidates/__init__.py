@@ -20,6 +20,10 @@ from .late_task_notification import CANDIDATES as _LATE_TASK_NOTIFICATION
 from .premature_completion import CANDIDATES as _PREMATURE_COMPLETION
 
 CANDIDATES: dict[str, tuple[Patch, ...]] = {**_CROSS_TASK_CLOSE, **_LATE_TASK_NOTIFICATION, **_PREMATURE_COMPLETION}
+#: the bug each candidate is for: the name of its module, whose table says what ``verify`` must report
+BUG_OF: dict[str, str] = {name: bug for bug, group in (("cross_task_close", _CROSS_TASK_CLOSE),
+                                                       ("late_task_notification", _LATE_TASK_NOTIFICATION),
+                                                       ("premature_completion", _PREMATURE_COMPLETION)) for name in group}
 
 
 def build_candidate(name: str, base_package: Path, dest: Path) -> Path:
