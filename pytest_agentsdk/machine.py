@@ -339,13 +339,12 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
             raise envs.EnvError(f"{file}: not check --json output ({type(exc).__name__}: {exc})") from None
         try:
             many = isinstance(data, list)  # matrix --json writes a list of reports, check --json one
-            reports = [_known_report(d, f"[{i}]" if many else "") for i, d in enumerate(data if many else [data])]
-            placements = [_Placement.of(report) if report.matrix is not None else None for report in reports]
+            placed = [_known_report(d, f"[{i}]" if many else "") for i, d in enumerate(data if many else [data])]
         except ValueError as exc:
             raise envs.EnvError(f"{file}: not check --json output: {exc}") from None
-        for report in reports:
+        for report, placement in placed:
             report.subject.setdefault("spec", file.stem)  # tox's env name: tells a candidate from its release
-        loaded += [(file, report, placement) for report, placement in zip(reports, placements)]
+            loaded.append((file, report, placement))
     if not loaded:
         raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
     if any(placement is not None for _, _, placement in loaded):
@@ -353,23 +352,21 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     return sorted((r for _, r, _ in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
 
 
-def _known_report(data: Any, where: str) -> verdict.CheckReport:
-    """The check report ``data`` holds, when it is one and each result names a bug and backend this
-    harness judges (else ValueError naming the field, after ``where``: a stray bug would be a column
-    of its own)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where or 'the file'}: {str(data)[:40]} is not a JSON object (one check --json report, or a list of them)")
-    try:
-        report = verdict.CheckReport.from_json(data)
-    except ValueError as exc:
-        raise ValueError(f"{where}.{exc}" if where else str(exc)) from None
+def _known_report(data: Any, where: str) -> tuple[verdict.CheckReport, _Placement | None]:
+    """The check report ``data`` holds and where a matrix run placed it, when it is one and each
+    result names a bug and backend this harness judges (else ValueError naming the field, after
+    ``where``, its place in a list: a stray bug would be a column of its own)."""
+    report = verdict.CheckReport.from_json(data, where)
+    at = f"{where}." if where else ""
     for i, result in enumerate(report.results):
-        at = f"{where}.results[{i}]" if where else f"results[{i}]"
         if result.bug not in BUG_NAMES:
-            raise ValueError(f"{at}.bug: {result.bug!r} is not a bug this harness judges ({', '.join(BUG_NAMES)})")
+            raise ValueError(f"{at}results[{i}].bug: {result.bug!r} is not a bug this harness judges ({', '.join(BUG_NAMES)})")
         if result.backend not in options.BACKENDS:
-            raise ValueError(f"{at}.backend: {result.backend!r} is not one of {', '.join(options.BACKENDS)}")
-    return report
+            raise ValueError(f"{at}results[{i}].backend: {result.backend!r} is not one of {', '.join(options.BACKENDS)}")
+    try:
+        return report, _Placement.of(report) if report.matrix is not None else None
+    except ValueError as exc:
+        raise ValueError(f"{at}{exc}") from None
 
 
 @dataclass(frozen=True)
@@ -607,6 +604,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     known = envs.releases(progress=progress)
     asked_lo = _release(args.from_, "--from", progress) if args.from_ else envs.MIN_SUPPORTED
     hi_v = _release(args.to, "--to", progress) if args.to else Version(known[-1])
+    if hi_v < envs.MIN_SUPPORTED:
+        raise envs.EnvError(f"--to {hi_v} is older than the supported range (>= {envs.MIN_SUPPORTED}); give a newer --to")
     if asked_lo > hi_v:
         raise envs.EnvError(f"--from {asked_lo} is newer than --to {hi_v}: give the older release as --from")
     lo_v = max(asked_lo, envs.MIN_SUPPORTED)

@@ -27,8 +27,13 @@ class Parser(argparse.ArgumentParser):
                         for name, sub in action.choices.items()}
             command = getattr(parsed, "command", None)
             flag = extras[0].split("=", 1)[0]
-            takers = [name for name, sub in commands.items() if name != command and flag in sub._option_string_actions]
-            hint = f" ({flag} is an option of {', '.join(takers)})" if takers and flag.startswith("-") else ""
+            takers = [name for name, sub in commands.items() if flag in sub._option_string_actions]
+            if not flag.startswith("-") or not takers:
+                hint = ""
+            elif command in takers:  # given before the command, where only --help and --version go
+                hint = f" (put {flag} after {command})"
+            else:
+                hint = f" ({flag} is an option of {', '.join(takers)})"
             prog = commands[command].prog if command in commands else self.prog
             self.exit(2, f"pytest-agentsdk: error: unrecognized arguments: {' '.join(extras)}{hint}; see {prog} --help\n")
         return parsed

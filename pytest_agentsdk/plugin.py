@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .options import whole_number
+
 if TYPE_CHECKING:
     from .cli_routing import ScriptedCLI
     from .compat import SdkInfo
@@ -48,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--agentsdk-seed",
-        type=int,
+        type=whole_number(0, "the seed of every random choice"),
         default=0,
         help="seed for the scenarios judged through the agentsdk_check fixture (default 0)",
     )
@@ -85,7 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = []
     if not _is_xdist_worker(config):
         _check_report_path(config.getoption("--agentsdk-report"))
-    ini_stall_timeout = config.getini("agentsdk_stall_timeout")
+    try:
+        ini_stall_timeout = config.getini("agentsdk_stall_timeout")
+    except (TypeError, ValueError):  # pytest's own check of the ini's type: a TOML number in [tool.pytest]
+        raise pytest.UsageError('agentsdk_stall_timeout (ini option): write the seconds as a string, e.g. "5"') from None
     if ini_stall_timeout and _seconds(ini_stall_timeout) is None:  # before anything runs, not in every test's setup
         raise pytest.UsageError(f"agentsdk_stall_timeout = {ini_stall_timeout!r} (ini option): give a number of seconds > 0, e.g. 5")
 
@@ -576,7 +581,8 @@ def _plain(result: Result) -> dict[str, Any]:
 def _report(config: pytest.Config, results: list[Result]) -> Any:
     from .verdict import CheckReport, runtime_versions, subject_info
 
-    return CheckReport(subject_info(_installed_sdk_version(), None, runtime=runtime_versions()), config.getoption("--agentsdk-seed"), results)
+    return CheckReport(subject_info(_installed_sdk_version(), _bundled_cli_version(), runtime=runtime_versions()),
+                       config.getoption("--agentsdk-seed"), results)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

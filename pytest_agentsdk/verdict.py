@@ -37,8 +37,7 @@ class Result:
     notes: list[str] = field(default_factory=list)  # what a user should know, one line each (shown under tables)
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+        _expect(self.verdict in VERDICTS, "verdict", self.verdict, f"is not one of {', '.join(VERDICTS)}")
 
     @property
     def failed(self) -> bool:
@@ -53,22 +52,31 @@ class Result:
             _expect(name in fields, f"{where}.{name}", data[name], f"is an unknown field; the fields are {', '.join(fields)}")
         for name in ("bug", "verdict", "backend"):
             _expect(isinstance(data.get(name), str), f"{where}.{name}", data.get(name), "is not a name")
-        _expect(data["verdict"] in VERDICTS, f"{where}.verdict", data["verdict"], f"is not one of {', '.join(VERDICTS)}")
         for name in ("model", "coverage", "replay", "reason"):
             _expect(isinstance(data.get(name), (str, type(None))), f"{where}.{name}", data.get(name), "is not a string or null")
         for name in ("manifestations", "quiet", "tradeoffs", "notes"):
-            value = data.get(name, [])
-            _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{where}.{name}", value,
-                    "is not a list of strings")
+            _expect(_strings(data.get(name, [])), f"{where}.{name}", data.get(name), "is not a list of strings")
         examples = data.get("examples", 0)
         _expect(type(examples) is int and examples >= 0, f"{where}.examples", examples, "is not a whole number >= 0")
-        _expect(isinstance(data.get("evidence", {}), dict), f"{where}.evidence", data.get("evidence"), "is not a JSON object")
-        return cls(**data)
+        evidence = data.get("evidence", {})
+        _expect(isinstance(evidence, dict), f"{where}.evidence", evidence, "is not a JSON object")
+        patterns = evidence.get("patterns") or {}  # what a comparison reads of the evidence (the rest is shown as it is)
+        _expect(isinstance(patterns, dict) and all(isinstance(p, dict) and _strings(p.get("swept_manifestations", []))
+                                                   for p in patterns.values()),
+                f"{where}.evidence.patterns", patterns, "is not an object of patterns, each with its swept_manifestations")
+        try:
+            return cls(**data)
+        except ValueError as exc:  # what the class itself checks
+            raise ValueError(f"{where}.{exc}") from None
 
     @property
     def loud(self) -> list[str]:
         """Manifestations users see without turning warnings on (``hang`` among them)."""
         return [n for n in self.manifestations if n not in self.quiet]
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _expect(holds: bool, where: str, value: Any, problem: str) -> None:
@@ -104,23 +112,27 @@ class CheckReport:
         return json.dumps(self.to_json(), indent=2, default=str)
 
     @classmethod
-    def from_json(cls, data: Any) -> CheckReport:
+    def from_json(cls, data: Any, where: str = "") -> CheckReport:
         """A report read back (``matrix --from-json``, a check in another env), checked field by
-        field: ValueError names the first malformed one, so what is merged is this schema's report."""
-        _expect(isinstance(data, dict), "report", data, "is not a JSON object (one check --json report)")
+        field: ValueError names the first malformed one (after ``where``, its place in a list), so
+        what is merged is this schema's report and renders as one."""
+        at = f"{where}." if where else ""
+        _expect(isinstance(data, dict), where or "report", data, "is not a JSON object (one check --json report, or a list of them)")
         schema = data.get("schema", SCHEMA)
-        _expect(schema == SCHEMA, "schema", schema, f"is not {SCHEMA}, the one this harness reads; judge the subject again with it")
-        _expect(not set(data) - {"schema", "subject", "seed", "results", "matrix"}, "report",
-                sorted(set(data) - {"schema", "subject", "seed", "results", "matrix"}), "are unknown fields")
-        subject, seed, results = data.get("subject"), data.get("seed"), data.get("results")
-        _expect(isinstance(subject, dict), "subject", subject, "is not a JSON object")
-        _expect(isinstance(subject.get("sdk_version"), (str, type(None))), "subject.sdk_version", subject.get("sdk_version"),
-                "is not a version string or null")
-        _expect(type(seed) is int and seed >= 0, "seed", seed, "is not a whole number >= 0")
-        _expect(isinstance(results, list), "results", results, "is not a list of results")
-        matrix = data.get("matrix")
-        _expect(isinstance(matrix, (dict, type(None))), "matrix", matrix, "is not a JSON object or null")
-        return cls(subject=subject, seed=seed, results=[Result.from_json(r, f"results[{i}]") for i, r in enumerate(results)],
+        _expect(schema == SCHEMA, f"{at}schema", schema, f"is not {SCHEMA}, the one this harness reads; judge the subject again with it")
+        unknown = sorted(set(data) - {"schema", "subject", "seed", "results", "matrix"})
+        _expect(not unknown, where or "report", unknown, "are unknown fields; the fields are schema, subject, seed, results, matrix")
+        subject, seed, results, matrix = (data.get(k) for k in ("subject", "seed", "results", "matrix"))
+        _expect(isinstance(subject, dict), f"{at}subject", subject, "is not a JSON object")
+        for name in ("sdk_version", "cli_version", "spec", "judged_as", "source", "env"):
+            _expect(isinstance(subject.get(name), (str, type(None))), f"{at}subject.{name}", subject.get(name), "is not a string or null")
+        runtime = subject.get("runtime") or {}
+        _expect(isinstance(runtime, dict) and all(isinstance(v, (str, type(None))) for v in runtime.values()),
+                f"{at}subject.runtime", runtime, "is not an object of versions, e.g. {\"anyio\": \"4.4.0\"}")
+        _expect(type(seed) is int, f"{at}seed", seed, "is not a whole number")
+        _expect(isinstance(results, list), f"{at}results", results, "is not a list of results")
+        _expect(isinstance(matrix, (dict, type(None))), f"{at}matrix", matrix, "is not a JSON object or null")
+        return cls(subject=subject, seed=seed, results=[Result.from_json(r, f"{at}results[{i}]") for i, r in enumerate(results)],
                    schema=schema, matrix=matrix)
 
 

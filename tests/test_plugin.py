@@ -296,6 +296,7 @@ def test_agentsdk_check_results_go_to_the_report_summary_and_junitxml(pytester, 
     data = json.loads(report.read_text())
     assert data["seed"] == 3 and data["subject"]["sdk_version"] == sdk_info.version
     assert data["subject"]["runtime"] == verdict.runtime_versions()
+    assert data["subject"]["cli_version"] == sdk_info.cli_version  # what the header says, not a claim of its own
     assert [(r["bug"], r["model"]) for r in data["results"]] == [
         ("late_task_notification", "notify-only"), ("late_task_notification", "wake-parent"), ("premature_completion", None)]
     suite, cases = junit_properties(junit)
@@ -346,3 +347,22 @@ def test_a_bad_stall_timeout_ini_value_is_a_usage_error_before_anything_runs(pyt
         f"ERROR: agentsdk_stall_timeout = {value!r} (ini option): give a number of seconds > 0, e.g. 5"]
     assert "Traceback" not in result.stderr.str()
     assert not (pytester.path / "ran").exists()
+
+
+def test_a_stall_timeout_written_as_a_toml_number_is_a_usage_error_saying_how_to_write_it(pytester) -> None:
+    pytester.makepyprojecttoml("[tool.pytest]\nagentsdk_stall_timeout = 5\n")  # pytest's native table types its values
+    pytester.makepyfile("def test_runs():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "agentsdk")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [
+        'ERROR: agentsdk_stall_timeout (ini option): write the seconds as a string, e.g. "5"']
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_the_plugin_s_report_names_the_bundled_cli(monkeypatch, pytestconfig) -> None:
+    from pytest_agentsdk import plugin
+
+    monkeypatch.setattr(plugin, "_bundled_cli_version", lambda: "2.1.0")
+    report = plugin._report(pytestconfig, [])
+    assert report.subject["cli_version"] == "2.1.0"
+    assert verdict.render_table(report).startswith(f"claude-agent-sdk {report.subject['sdk_version']} (CLI 2.1.0)")

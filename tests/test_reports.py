@@ -1,0 +1,78 @@
+"""Reports read back (``matrix --from-json``): what the harness writes loads, and anything else is
+refused naming the field, never drawn as a table or crashing as it renders."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentsdk import machine, verdict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def written() -> dict[str, Any]:
+    """A report as ``check --json`` writes it, on the installed release."""
+    proc = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "check", "--bug", "premature_completion", "--backend", "asyncio",
+                           "--examples", "1", "--seed", "0", "--json", "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return dict(json.loads(proc.stdout))
+
+
+def edited(report: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``report`` with the field at ``path`` (dots; ``results.0`` indexes) set to ``value``."""
+    out = copy.deepcopy(report)
+    *parents, last = path.split(".")
+    node: Any = out
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+    node[int(last) if isinstance(node, list) else last] = value
+    return out
+
+
+def test_what_the_harness_writes_loads(written: dict[str, Any]) -> None:
+    for report in (written, edited(written, "seed", -1)):  # the plugin's --agentsdk-seed took any int before
+        assert machine._known_report(report, "")[0].to_json() == report
+    error_rows = machine._error_report(machine.envs.parse_spec("0.1.9"), "0.1.9", "too old", machine.argparse.Namespace(bug=None, backend=None), 0)
+    assert machine._known_report(error_rows.to_json(), "")[0].to_json() == error_rows.to_json()
+
+
+@pytest.mark.parametrize(("path", "value", "problem"), [
+    ("schema", "pytest-agentsdk/verdict/1", "schema: 'pytest-agentsdk/verdict/1' is not pytest-agentsdk/verdict/2"),
+    ("colour", "red", "report: ['colour'] are unknown fields"),
+    ("seed", "0", "seed: '0' is not a whole number"),
+    ("subject.sdk_version", 187, "subject.sdk_version: 187 is not a string or null"),
+    ("subject.runtime", "anyio", "subject.runtime: 'anyio' is not an object of versions"),
+    ("results.0.manifestations", 42, "results[0].manifestations: 42 is not a list of strings"),
+    ("results.0.verdict", "sort of", "results[0].verdict: 'sort of' is not one of reproduced, warnings"),
+    ("results.0.evidence.patterns", 5, "results[0].evidence.patterns: 5 is not an object of patterns"),
+    ("results.0.examples", -3, "results[0].examples: -3 is not a whole number >= 0"),
+    ("results.0.bug", "no_such_bug", "results[0].bug: 'no_such_bug' is not a bug this harness judges"),
+    ("results.0.backend", "curio", "results[0].backend: 'curio' is not one of asyncio, trio"),
+    ("results.0.colour", "red", "results[0].colour: 'red' is an unknown field; the fields are bug, verdict"),
+    ("matrix", {"shard": "1/2", "index": "0", "subjects": 2, "run": "r", "options": []}, "matrix.index: '0' is not a whole number"),
+])
+def test_a_malformed_report_is_refused_naming_the_field(written: dict[str, Any], path: str, value: Any, problem: str) -> None:
+    with pytest.raises(ValueError) as one:
+        machine._known_report(edited(written, path, value), "")
+    assert str(one.value).startswith(problem)
+    with pytest.raises(ValueError) as in_a_list:  # matrix --json writes a list: the position comes first
+        machine._known_report(edited(written, path, value), "[1]")
+    top = problem.startswith("report:")  # the report as a whole: named by its position alone
+    assert str(in_a_list.value).startswith(problem.replace("report", "[1]", 1) if top else f"[1].{problem}")
+
+
+def test_a_change_between_releases_names_them() -> None:
+    ran = verdict.Result("cross_task_close", "reproduced", "trio", manifestations=["cancel_scope_cross_task"])
+    lacks = verdict.Result("cross_task_close", "not_applicable", "trio", reason="release cannot run under trio")
+    older, newer = (verdict.CheckReport(verdict.subject_info(v, None, spec=v), 0, [r]) for v, r in (("0.1.50", ran), ("0.1.51", lacks)))
+    assert "; 0.1.51 lacks the surface where 0.1.50 ran: release cannot run under trio" in verdict.render_matrix([older, newer])
+    (row,) = verdict.compare(older, newer)
+    assert row["reason"] == "candidate lacks the surface where baseline ran: release cannot run under trio"
