@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="judge the SDK installed in this environment",
                            description="Run every registered bug scenario against the installed claude-agent-sdk.")
     options.add_judging_options(check)
-    check.add_argument("--cli", metavar="PATH|VERSION|bundled",
+    check.add_argument("--cli", type=options.cli_spec, metavar="PATH|VERSION|bundled",
                        help="judge over this real Claude Code CLI (a binary, the SDK wheel's bundled one, or a version "
                             "installed from npm) against the scripted Messages API, instead of the scripted CLI")
     check.add_argument("--jobs", type=options.whole_number(1, "judgements at once"),
@@ -283,14 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--backend", choices=options.BACKENDS, default="asyncio")
     replay.add_argument("--model", help="CLI behaviour model, where the bug has them")
     replay.add_argument("--example", required=True, help="the example as JSON, or a file holding it")
-    replay.add_argument("--cli", metavar="PATH|VERSION|bundled", help="replay over this real Claude Code CLI (as check --cli)")
+    replay.add_argument("--cli", type=options.cli_spec, metavar="PATH|VERSION|bundled", help="replay over this real Claude Code CLI (as check --cli)")
     replay.set_defaults(func=cmd_replay)
 
     fidelity = sub.add_parser("fidelity", help="compare the scripted CLI with a real CLI, story by story",
                               description="Play each bug's default story on a real Claude Code CLI (against the scripted "
                                           "Messages API) and on the scripted CLI, and compare the frames the oracles read. "
                                           "Exit 0 when every difference is a known one, 1 otherwise.")
-    fidelity.add_argument("--cli", required=True, metavar="PATH|VERSION|bundled", help="the real CLI (as check --cli)")
+    fidelity.add_argument("--cli", type=options.cli_spec, required=True, metavar="PATH|VERSION|bundled", help="the real CLI (as check --cli)")
     fidelity.add_argument("--backend", choices=options.BACKENDS, default="asyncio")
     fidelity.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     fidelity.add_argument("--json", action="store_true", help="print the comparison as JSON")

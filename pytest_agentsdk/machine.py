@@ -746,7 +746,7 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
                              "strings (most releases only bump the bundled CLI) are judged once, on the newest of them, and the "
                              "others take its rows, marked judged_as in --json; --cli always judges each")
     _common(matrix)
-    matrix.add_argument("--cli", action="append", metavar="PATH|VERSION|bundled",
+    matrix.add_argument("--cli", type=options.cli_spec, action="append", metavar="PATH|VERSION|bundled",
                         help="judge over this real Claude Code CLI (repeatable: a CLI-version x bug table; without "
                              "--sdk the SDK is the latest release)")
     add_output_flags(matrix)
@@ -759,7 +759,7 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     verify.add_argument("--baseline", metavar="SPEC", help="default: the release the candidate's version names, else latest")
     verify.add_argument("--claims", action="append", metavar="BUG", help="a bug the candidate claims to fix (repeatable)")
     _common(verify)
-    verify.add_argument("--cli", metavar="PATH|VERSION|bundled",
+    verify.add_argument("--cli", type=options.cli_spec, metavar="PATH|VERSION|bundled",
                         help="judge both sides over this real Claude Code CLI: a change to SubprocessCLITransport is judged too")
     add_output_flags(verify)
     verify.set_defaults(func=_guarded(cmd_verify))

@@ -76,6 +76,13 @@ def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) ->
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
+def cli_spec(text: str) -> str:
+    """An argparse ``type`` for ``--cli``: anything but blank (what it names is checked when resolved)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; give a CLI binary's path, 'bundled', or a CLI version such as 2.1.330")
+    return text
+
+
 def add_examples_option(p: argparse.ArgumentParser, default: int = DEFAULT_EXAMPLES) -> None:
     """``--examples``: the search's budget, on top of the sweep (a report counts both)."""
     p.add_argument("--examples", type=whole_number(1, "searched examples per bug/model/backend"), default=default,

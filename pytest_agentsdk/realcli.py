@@ -13,6 +13,7 @@ removes every directory it made.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from typing import Any
 from . import cache, interrupt
 from .explore import Sweep, run_in_fresh_loop
 from .model_server import Reply, ScriptedModel
+from .script import ScriptError
 
 NPM_PACKAGE = "@anthropic-ai/claude-code"
 _VERSION = re.compile(r"(?:npm:|@anthropic-ai/claude-code@)?(\d+\.\d+\.\d+)")
@@ -62,11 +64,17 @@ class Cli:
 
 def resolve(spec: str, progress: Callable[[str], None] | None = None) -> Cli:
     """The CLI ``spec`` names: a path, ``bundled``, or a version installed from npm into the cache."""
+    if not spec.strip():
+        raise CliError(f"--cli {spec!r}: empty; give a CLI binary's path, 'bundled', or a CLI version such as 2.1.330")
     if spec == "bundled":
         return _bundled(progress)
     path = Path(spec).expanduser()
+    if path.is_dir():
+        raise CliError(f"--cli {spec}: a directory; give the CLI binary in it (e.g. {path / 'claude'})")
     if path.is_file():
-        return Cli(path.resolve(), version_of(path), "path")
+        if not os.access(path, os.X_OK):
+            raise CliError(f"--cli {spec}: not executable; give a Claude Code CLI binary (or chmod +x it)")
+        return Cli(path.resolve(), version_of(path.resolve()), "path")
     match = _VERSION.fullmatch(spec)
     if match is None:
         raise CliError(f"--cli {spec}: not a file, 'bundled', or a CLI version such as 2.1.330 (npm {NPM_PACKAGE})")
@@ -100,7 +108,11 @@ def _bundled(progress: Callable[[str], None] | None) -> Cli:
     if named is None:
         raise CliError("--cli bundled: this claude-agent-sdk has no bundled CLI and names no CLI version; "
                        "give a CLI version (e.g. --cli 2.1.330, from npm) or a path")
-    cli = _from_npm(named.group(0), progress)
+    try:
+        cli = _from_npm(named.group(0), progress)
+    except CliError as exc:
+        raise CliError(f"--cli bundled: this claude-agent-sdk (an sdist install) bundles no binary; its wheels bundle CLI "
+                       f"{named.group(0)}, from npm: {str(exc).split(': ', 1)[1]}") from None
     return Cli(cli.path, cli.version, "npm, the version this SDK's wheels bundle")
 
 
@@ -123,8 +135,7 @@ def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
             done = interrupt.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(staging),
                                   f"{NPM_PACKAGE}@{version}"], timeout=600)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["npm failed"])[-1]
-            raise CliError(f"--cli {version}: npm install {NPM_PACKAGE}@{version} failed: {last}")
+            raise CliError(f"--cli {version}: {_npm_failure(done.stderr, version)}")
         if _npm_binary(staging) is None:
             raise CliError(f"--cli {version}: npm installed no native binary for this platform")
         try:
@@ -136,6 +147,26 @@ def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
     binary = _npm_binary(home)
     assert binary is not None
     return Cli(binary, version_of(binary), "npm")
+
+
+def _npm_failure(stderr: str, version: str) -> str:
+    """What npm's failed install says, in one line: an unpublished version as such (with the
+    newest, when npm can say it), else npm's first error line (not its pointer to a log file)."""
+    lines = [line.removeprefix("npm error").strip() for line in stderr.splitlines()]
+    if any(line.startswith(("code ETARGET", "notarget", "code E404")) for line in lines):
+        return f"{NPM_PACKAGE}@{version} is not published on npm; give a version npm has{_newest_on_npm()}, or a CLI binary's path"
+    said = [line for line in lines if line and not line.startswith(("A complete log", "code "))]
+    return f"npm install {NPM_PACKAGE}@{version} failed: {said[0] if said else 'npm printed no reason'}"
+
+
+def _newest_on_npm() -> str:
+    """`` (newest: 2.1.332)``, or nothing when npm cannot say."""
+    try:
+        done = interrupt.run([shutil.which("npm") or "npm", "view", NPM_PACKAGE, "version"], timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    newest = done.stdout.strip()
+    return f" (newest: {newest})" if done.returncode == 0 and _VERSION.fullmatch(newest) else ""
 
 
 def _npm_binary(prefix: Path) -> Path | None:
@@ -283,6 +314,22 @@ class RealCliStories:
 
     def sweep(self, model: str | None) -> Sweep:
         return Sweep(self.stories(), f"{self.story_axes}, on the real CLI {self.cli.version}", exhaustive=True)
+
+    def story(self, example: Any) -> dict[str, Any]:
+        """``example`` when it is one of the stories (a replayed one may be anything), else
+        ScriptError naming the first field that no story has, or the combination none has."""
+        stories = self.stories()
+        if example in stories:
+            return dict(example)
+        if not isinstance(example, dict):
+            raise ScriptError(f"example: {str(example)[:60]} is not a JSON object; a real-CLI example is one of the stories "
+                              "check --cli ran (its counterexample)")
+        for key in dict.fromkeys(k for story in stories for k in story):
+            values = list(dict.fromkeys(story[key] for story in stories if key in story))
+            if example.get(key) not in values:
+                raise ScriptError(f"example.{key}: {example.get(key)!r} is not one of {', '.join(map(str, values))}")
+        raise ScriptError(f"example: {json.dumps(example, sort_keys=True)[:120]} is not one of the {len(stories)} real-CLI stories "
+                          "(each field is, the combination is not): replay a counterexample check --cli printed")
 
 
 # ---------------------------------------------------------------- driving it through the SDK

@@ -76,9 +76,40 @@ def test_when_picks_the_request_it_answers_and_a_gate_holds_a_reply() -> None:
     assert (first[3]["delta"]["text"], second[3]["delta"]["text"], held[3]["delta"]["text"]) == ("reaction", "in order", "held")
 
 
-def test_a_bad_cli_spec_says_what_to_give() -> None:
-    with pytest.raises(realcli.CliError, match="not a file, 'bundled', or a CLI version"):
-        realcli.resolve("no-such-cli")
+@pytest.mark.parametrize(("spec", "problem"), [
+    ("no-such-cli", "not a file, 'bundled', or a CLI version"),
+    ("", "empty; give a CLI binary's path"),
+    ("./README.md", "not executable; give a Claude Code CLI binary"),  # a relative path is the file, not a command on PATH
+    ("tests", "a directory; give the CLI binary in it"),
+])
+def test_a_bad_cli_spec_says_what_to_give(spec: str, problem: str, monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).parents[1])
+    with pytest.raises(realcli.CliError, match=problem):
+        realcli.resolve(spec)
+
+
+def test_npm_s_failure_is_said_in_one_line() -> None:
+    unpublished = ("npm error code ETARGET\nnpm error notarget No matching version found for @anthropic-ai/claude-code@9.9.9.\n"
+                   "npm error A complete log of this run can be found in: /root/.npm/_logs/x-debug-0.log\n")
+    assert realcli._npm_failure(unpublished, "9.9.9").startswith("@anthropic-ai/claude-code@9.9.9 is not published on npm; give a version")
+    offline = "npm error code ENOTFOUND\nnpm error network request failed\nnpm error A complete log of this run can be found in: x\n"
+    assert realcli._npm_failure(offline, "2.1.0") == "npm install @anthropic-ai/claude-code@2.1.0 failed: network request failed"
+
+
+@pytest.mark.parametrize("bug", ["cross_task_close", "late_task_notification", "premature_completion"])
+def test_a_real_cli_example_is_one_of_the_stories_or_refused_naming_the_field(bug: str) -> None:
+    from pytest_agentsdk import bugs
+    from pytest_agentsdk.script import ScriptError
+
+    scenario = bugs.scenario(bug).on_cli(realcli.Cli(Path("/nonexistent/claude"), "0.0.0", "path"))
+    for story in scenario.stories():
+        assert scenario.story(json.loads(json.dumps(story))) == story  # a printed counterexample replays
+    first = scenario.stories()[0]
+    key = next(iter(first))
+    with pytest.raises(ScriptError, match=rf"^example\.{key}: 'nope' is not one of "):
+        scenario.story({**first, key: "nope"})
+    with pytest.raises(ScriptError, match="^example: 5 is not a JSON object"):
+        scenario.story(5)
 
 
 # ---------------------------------------------------------------- on a real CLI binary

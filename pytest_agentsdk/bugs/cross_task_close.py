@@ -531,9 +531,7 @@ class RealCliCrossTaskClose(realcli.RealCliStories, CrossTaskClose):
         return real_sweep()
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        if not isinstance(example, dict) or example.get("pattern") not in PATTERNS or example.get("gc") not in GC_TIMINGS:
-            raise ScriptError(f"example: give {{'pattern': one of {', '.join(PATTERNS)}, 'gc': one of {', '.join(GC_TIMINGS)}, "
-                              "'stop': 'result', 'after': 0, 'schedule': 0}")
+        example = self.story(example)
         session = realcli.CliSession(self.cli, [Reply([model_server.text("hello")])]).__enter__()
         try:
             run = Run(example, backend, options=session.options())

@@ -695,8 +695,7 @@ class RealCliLateTaskNotification(realcli.RealCliStories, LateTaskNotification):
         return FLOWS[("foreground", None)] if example["story"] == "foreground" else f"{SEED_FLOW} ({example['story']})"
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        if not isinstance(example, dict) or example.get("story") not in REAL_STORIES:
-            raise ScriptError(f"example.story: give one of {', '.join(REAL_STORIES)}")
+        example = self.story(example)
         main, subagent = _real_replies(example["story"])
         with realcli.CliSession(self.cli, main, subagent) as session:
             calls = run_in_fresh_loop(lambda: self._play(session, example["story"] != "foreground"), backend, wall=realcli.STORY_WALL_S)

@@ -501,6 +501,7 @@ class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
         return f"{example['story']}/{'background' if example['background'] else 'foreground'}/{example['driver']}"
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        example = self.story(example)
         work = REAL_STORIES[example["story"]]()
         if example["background"]:
             work[0].gate = _AGENT_GATE
