@@ -211,9 +211,12 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from .record import record
 
-    for path in filter(None, (args.capture, args.stdin)):
-        if not Path(path).is_file():
-            raise UsageError(f"{path}: no such file; give a stdout capture (JSONL) or a timed trace")
+    for option, path, what in (("capture", args.capture, "a stdout capture (JSONL) or a timed trace"),
+                               ("--stdin", args.stdin, "the SDK's writes beside a stdout capture (JSONL)")):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{option} {path}: {'a directory' if Path(path).is_dir() else 'no such file'}; give {what}")
+    if args.out and not Path(args.out).parent.is_dir():
+        raise UsageError(f"--out {args.out}: directory {Path(args.out).parent} does not exist; create it or write elsewhere")
     script = record(Path(args.capture), Path(args.stdin) if args.stdin else None)
     text = script.dumps()
     if args.out:

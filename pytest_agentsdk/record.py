@@ -41,6 +41,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def directed(records: list[dict[str, Any]], stdin: list[dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """``(direction, frame)`` pairs from a timed trace, or from stdout frames alone (then every
     frame answers the one prompt; ``stdin`` given: its prompts are taken as written up front)."""
+    if any(_sdk_written(r) for r in records):
+        raise ScriptError("the capture holds what the SDK writes (its initialize request): give it as --stdin, "
+                          "and the CLI's stdout as the capture")
     if records and all("dir" in r and "line" in r for r in records):
         bad = next((r for r in records if r["dir"] in ("in", "out") and not isinstance(r["line"], dict)), None)
         if bad is not None:
@@ -50,6 +53,11 @@ def directed(records: list[dict[str, Any]], stdin: list[dict[str, Any]] | None =
     if len(prompts) > 1:
         raise ScriptError("a stdout capture with several prompts needs its timing: give a timed trace (dir: in/out per line)")
     return [("in", prompts[0])] + [("out", f) for f in records]
+
+
+def _sdk_written(frame: dict[str, Any]) -> bool:
+    """The SDK's initialize request: it only ever goes to the CLI's stdin."""
+    return frame.get("type") == "control_request" and (frame.get("request") or {}).get("subtype") == "initialize"
 
 
 def script_from(pairs: Iterable[tuple[str, dict[str, Any]]]) -> Script:

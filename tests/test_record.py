@@ -58,3 +58,22 @@ def test_record_command_prints_a_script_and_rejects_what_is_not_a_capture(tmp_pa
     done = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "record", str(bad)], capture_output=True, text=True)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.strip().endswith("bad.jsonl:2: not JSON (Expecting value)") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_record_refuses_the_sdk_s_writes_as_the_capture_and_names_each_bad_path(tmp_path: Path) -> None:
+    stdin = tmp_path / "session.stdin.jsonl"  # what the SDK writes: its initialize request, then the prompt
+    stdin.write_text(json.dumps({"type": "control_request", "request_id": "req_1", "request": {"subtype": "initialize"}}) + "\n"
+                     + json.dumps({"type": "user", "message": {"role": "user", "content": "hi"}}) + "\n")
+
+    def said(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "pytest_agentsdk", "record", *args], capture_output=True, text=True, cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        return done.stderr.strip()
+
+    assert said(str(stdin)).endswith("the capture holds what the SDK writes (its initialize request): give it as --stdin, "
+                                     "and the CLI's stdout as the capture")
+    assert said(str(TRACE), "--stdin", "nope.jsonl").endswith("--stdin nope.jsonl: no such file; give the SDK's writes beside a "
+                                                              "stdout capture (JSONL)")
+    assert said(str(tmp_path)).endswith(f"capture {tmp_path}: a directory; give a stdout capture (JSONL) or a timed trace")
+    assert said(str(TRACE), "--out", "no/such/dir/x.json").endswith("--out no/such/dir/x.json: directory no/such/dir does not exist; "
+                                                                    "create it or write elsewhere")
