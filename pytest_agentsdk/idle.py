@@ -54,9 +54,10 @@ class WakeSources:
         return self.fd_waits > 0 or self.unseen is not None
 
 
-async def wait_until_nothing_can_happen(horizon: float, busy: Callable[[], bool] = lambda: False) -> None:
+async def wait_until_nothing_can_happen(horizon: float, busy: Callable[[], bool] = lambda: False) -> WakeSources:
     """Return once every other task is blocked and nothing can wake one within ``horizon`` seconds
-    (``busy()``: the caller knows of work in flight of its own)."""
+    (``busy()``: the caller knows of work in flight of its own), with what the loop showed then
+    (a timer due later, say, for a diagnosis)."""
     backend = _Trio() if _in_trio() else _Asyncio()
     quiet_since: float | None = None
     mark: Any = None
@@ -69,13 +70,13 @@ async def wait_until_nothing_can_happen(horizon: float, busy: Callable[[], bool]
             if busy() or sources.holds(horizon):
                 quiet_since = None
             elif not sources.undecidable():
-                return
+                return sources
             else:
                 now, current = anyio.current_time(), _progress_mark()
                 if quiet_since is None or current != mark:
                     quiet_since, mark = now, current
                 elif now - quiet_since >= horizon:
-                    return
+                    return sources
             await backend.pause()
     finally:
         _WAITERS.discard(me)

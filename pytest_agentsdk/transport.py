@@ -20,6 +20,7 @@ import contextvars
 import enum
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,7 +31,7 @@ import anyio.lowlevel
 from claude_agent_sdk import Transport
 
 from . import idle, wire
-from .script import Script, Segment
+from .script import Script, ScriptError, Segment
 
 #: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
 #: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
@@ -196,6 +197,7 @@ class ScriptedTransport(Transport):
         self._change_count = 0  # counts every change stdin or close makes, for a reader polling for one
         self._change_event: anyio.Event | None = None  # made by a reader about to block, set by the next change
         self._stalled: anyio.Event | None = None
+        self._quiet: idle.WakeSources | None = None  # what the loop showed when nothing could happen any more
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
@@ -408,7 +410,7 @@ class ScriptedTransport(Transport):
         changed = self._change_event = anyio.Event()
 
         async def watch() -> None:
-            await idle.wait_until_nothing_can_happen(self.stall_timeout, busy=lambda: self._sleeping > 0)
+            self._quiet = await idle.wait_until_nothing_can_happen(self.stall_timeout, busy=lambda: self._sleeping > 0)
             tg.cancel_scope.cancel()
 
         async with anyio.create_task_group() as tg:
@@ -437,7 +439,7 @@ class ScriptedTransport(Transport):
 
     def _diagnose(self) -> str:
         """What the stalled session waits for, naming the missing piece of the script."""
-        waits = []
+        waits = [changed] if (changed := self._changed_since_connect()) else []
         if self._unanswered_sdk_requests:
             subtypes = sorted(set(self._unanswered_sdk_requests.values()))
             waits.append(f"the SDK awaits a reply to {', '.join(subtypes)}, scripted never to come "
@@ -452,11 +454,25 @@ class ScriptedTransport(Transport):
             for s in self.script.segments
             if s.name not in self._released
         ]
+        timer_in = self._quiet.timer_in if self._quiet else math.inf
+        later = (f"; the next timer is due in {timer_in:.1f} s: if the code waits that long on purpose, raise stall_timeout "
+                 "(@pytest.mark.agentsdk(stall_timeout=S), ScriptedTransport(stall_timeout=S))") if timer_in < math.inf else ""
         return (
             f"scripted CLI stalled: {'; '.join(waits)}; nothing can happen any more (every task blocked, no "
-            f"thread busy, no timer due within {self.stall_timeout:g} s); prompts written: {self._prompts}; "
+            f"thread busy, no timer due within {self.stall_timeout:g} s{later}); prompts written: {self._prompts}; "
             f"end_input: {'yes' if self._end_input else 'no'}; script still holds: {', '.join(held) if held else 'nothing'}"
         )
+
+    def _changed_since_connect(self) -> str | None:
+        """Why the script no longer is what this session plays: it changed after connect()."""
+        try:
+            plan = self.script.derived(_Plan.of)  # the same object while the script is unchanged
+        except ScriptError as exc:
+            return f"the script was changed after this session connected, and no longer passes ({exc})"
+        if plan.by_prompt is self._released_by_prompt:
+            return None
+        return ("the script was changed after this session connected: a session plays the script as it was at connect(); "
+                f"fill {self.script_name} before the code connects")
 
     def _missing_output(self) -> str:
         if not self._prompts:

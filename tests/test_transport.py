@@ -208,6 +208,38 @@ async def test_stalled_event_shows_a_stall_to_waiters_from_before_and_after(agen
     assert late.stalled.is_set()
 
 
+async def test_a_stall_names_a_script_changed_after_connect(agentsdk_backend) -> None:
+    """A session plays the script as it was at connect(): a turn added later is not played, and the
+    stall says why instead of listing the turn as held."""
+    from claude_agent_sdk import ClaudeSDKClient
+
+    script = Script(eof="close")
+    transport = ScriptedTransport(script, script_name="agentsdk_script")
+    with pytest.raises(ScriptStalled, match=r"^scripted CLI stalled: the script was changed after this session connected: a session "
+                                            r"plays the script as it was at connect\(\); fill agentsdk_script before the code connects; "):
+        async with ClaudeSDKClient(transport=transport) as client:
+            script.turn(wire.assistant("late"), wire.result("late"))
+            await client.query("hi")
+            [m async for m in client.receive_response()]
+
+
+async def test_a_stall_beside_a_later_timer_says_when_it_is_due_and_how_to_wait_for_it(agentsdk_backend) -> None:
+    """A consumer asleep past stall_timeout is a stall (the SDK's 60 s timeouts must not hold one off),
+    and the diagnosis says when that timer is due and which knob waits for it."""
+    from claude_agent_sdk import ClaudeSDKClient
+
+    script = Script(eof="close").turn(wire.assistant("4"), wire.result("4")).turn(wire.assistant("6"), wire.result("6"))
+    transport = ScriptedTransport(script, stall_timeout=0.05)
+    with pytest.raises(ScriptStalled) as stalled:
+        async with ClaudeSDKClient(transport=transport) as client:
+            for prompt in ("2+2", "3+3"):
+                await client.query(prompt)
+                [m async for m in client.receive_response()]
+                await anyio.sleep(0.5)  # the consumer's own pause, due long after the stall timeout
+    assert "no timer due within 0.05 s; the next timer is due in 0." in str(stalled.value)
+    assert "raise stall_timeout (@pytest.mark.agentsdk(stall_timeout=S), ScriptedTransport(stall_timeout=S))" in str(stalled.value)
+
+
 async def test_scripted_delays_are_not_stalls(agentsdk_backend) -> None:
     from claude_agent_sdk import query
 
