@@ -13,6 +13,7 @@ removes every directory it made.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -209,6 +211,19 @@ class CliSession:
             self.model.stop()
             shutil.rmtree(self.root, ignore_errors=True)
             self._on_interrupt.close()
+
+    def program_exits(self) -> None:
+        """What the SDK does when the program that ran this session exits: a release that keeps its
+        CLI processes for an exit hook (``_kill_active_children``, atexit) lets go of them then,
+        and a subprocess transport the program leaked dies with them ("Exception ignored in
+        BaseSubprocessTransport.__del__: Event loop is closed", what its users see at exit). Run
+        here, inside the caller's watch, that is heard as part of the story; else it would print
+        on the harness's own stderr when the harness exits."""
+        sdk = sys.modules.get("claude_agent_sdk._internal.transport.subprocess_cli")
+        reaper = getattr(sdk, "_kill_active_children", None)
+        if callable(reaper):
+            reaper()
+        gc.collect()
 
     def raise_for_unscripted(self) -> None:
         """A script that does not fit this CLI (it asked for more than was queued) gives no

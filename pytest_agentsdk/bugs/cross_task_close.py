@@ -533,16 +533,16 @@ class RealCliCrossTaskClose(realcli.RealCliStories, CrossTaskClose):
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         example = self.story(example)
         session = realcli.CliSession(self.cli, [Reply([model_server.text("hello")])]).__enter__()
+        run = Run(example, backend, options=session.options())
         try:
-            run = Run(example, backend, options=session.options())
             teardown = _observe(run, example["pattern"], realcli.STORY_WALL_S)
         finally:
-            # the program has ended: what its leftovers print when the CLI they watch goes away
-            # ("Exception ignored in BaseSubprocessTransport.__del__: Event loop is closed") is
-            # what users see at exit
+            # the program has ended, then exits: what its leftovers print when the CLI they watch
+            # goes away is what users see at exit
             with observe.TeardownWatch() as after:
                 session.__exit__(None, None, None)
-                gc.collect()
+                run.kept.clear()
+                session.program_exits()
         teardown.events += after.teardown.events
         session.raise_for_unscripted()
         if session.left_running:
