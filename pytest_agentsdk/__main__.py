@@ -138,6 +138,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         for m in args.models:
             if m not in known:
                 raise UsageError(f"--model {m}: unknown CLI behaviour model; choose from {', '.join(sorted(known))}")
+    if args.models and args.cli:
+        raise UsageError(options.MODEL_WITH_CLI)
     selected = _selected_bugs(args.bug)
     cli = _resolve_cli(args) if args.cli else None
     print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)

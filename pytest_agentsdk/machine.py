@@ -294,6 +294,8 @@ def _validate(args: argparse.Namespace) -> None:
             raise envs.EnvError(f"--bug {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
         if bug not in available():
             raise envs.EnvError(f"--bug {bug}: this build of pytest-agentsdk does not ship that scenario yet")
+    if getattr(args, "models", None) and getattr(args, "cli", None):
+        raise envs.EnvError(options.MODEL_WITH_CLI)
 
 
 def _seed(args: argparse.Namespace) -> int:

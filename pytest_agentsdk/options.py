@@ -76,6 +76,10 @@ def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) ->
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
+#: ``--model`` with ``--cli``: the scripted CLI's behaviour models mean nothing to a real one.
+MODEL_WITH_CLI = "--model: over a real CLI (--cli) the CLI behaves as it does; leave --model out (models choose how the scripted CLI behaves)"
+
+
 def cli_spec(text: str) -> str:
     """An argparse ``type`` for ``--cli``: anything but blank (what it names is checked when resolved)."""
     if not text.strip():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import whole_number
+from .options import BACKENDS, whole_number
 
 if TYPE_CHECKING:
     from .cli_routing import ScriptedCLI
@@ -530,7 +530,18 @@ def agentsdk_check(request: pytest.FixtureRequest, sdk_info: SdkInfo) -> Any:
 
     def check(bug: str, backend: str = "asyncio", model: str | None = None, examples: int = 20) -> Result:
         nonlocal judged
-        result = bugs.scenario(bug).judge(sdk_info, backend, model, seed, examples)
+        if bug not in bugs.BUG_NAMES:
+            raise ValueError(f"agentsdk_check({bug!r}): unknown bug{_did_you_mean(str(bug), bugs.BUG_NAMES)}; "
+                             f"use one of {', '.join(bugs.BUG_NAMES)}")
+        scenario = bugs.scenario(bug)
+        if backend not in BACKENDS:
+            raise ValueError(f"agentsdk_check(backend={backend!r}): use one of {', '.join(BACKENDS)}")
+        if model is not None and model not in scenario.models:
+            raise ValueError(f"agentsdk_check({bug!r}, model={model!r}): " + (
+                f"use one of {', '.join(map(str, scenario.models))}" if any(scenario.models) else "this bug has no models; leave model out"))
+        if type(examples) is not int or examples < 1:
+            raise ValueError(f"agentsdk_check(examples={examples!r}): give a whole number >= 1 (searched examples, after the sweep)")
+        result = scenario.judge(sdk_info, backend, model, seed, examples)
         request.config.stash[_RESULTS].append((position, judged, result))
         judged += 1
         shown = f" ({', '.join(result.manifestations)})" if result.manifestations else ""

@@ -515,6 +515,10 @@ class ScriptedTransport(Transport):
         """Fail if scripted frames were never delivered, the SDK wrote something unexpected or the
         session stalled."""
         problems = []
+        if not self.log.counts["connect"] and self.script.segments:  # scripted for a session that never came
+            raise AssertionError(
+                "ScriptedTransport: never connected: the code under test did not use it; pass it as query(transport=...) or "
+                "ClaudeSDKClient(transport=...) (for code that opens its own sessions, script agentsdk_cli instead)")
         if missing := self.undelivered():
             problems.append(
                 f"{len(missing)} scripted frame(s) never delivered: {'; '.join(missing[:5])}"

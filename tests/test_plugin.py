@@ -366,3 +366,40 @@ def test_the_plugin_s_report_names_the_bundled_cli(monkeypatch, pytestconfig) ->
     report = plugin._report(pytestconfig, [])
     assert report.subject["cli_version"] == "2.1.0"
     assert verdict.render_table(report).startswith(f"claude-agent-sdk {report.subject['sdk_version']} (CLI 2.1.0)")
+
+
+@pytest.mark.parametrize(("call", "problem"), [
+    (lambda check: check("premature_completon"), "agentsdk_check('premature_completon'): unknown bug (did you mean premature_completion?)"),
+    (lambda check: check("cross_task_close", backend="curio"), "agentsdk_check(backend='curio'): use one of asyncio, trio"),
+    (lambda check: check("late_task_notification", model="psychic"), "agentsdk_check('late_task_notification', model='psychic'): use one of"),
+    (lambda check: check("cross_task_close", model="notify-only"), "this bug has no models; leave model out"),
+    (lambda check: check("cross_task_close", examples=0), "agentsdk_check(examples=0): give a whole number >= 1"),
+])
+def test_agentsdk_check_names_a_bad_argument(agentsdk_check, call, problem: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        call(agentsdk_check)
+    assert str(raised.value).startswith(problem) or problem in str(raised.value)
+
+
+def test_a_scripted_transport_the_code_never_used_says_so_at_teardown(pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from claude_agent_sdk import query
+        from pytest_agentsdk import wire
+
+        @pytest.mark.anyio
+        async def test_both_fixtures(agentsdk_cli, agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.result("x"))
+            agentsdk_cli.session().turn(wire.result("y"))
+            assert [m async for m in query(prompt="t")][-1].result == "y"
+
+        @pytest.mark.anyio
+        async def test_requested_but_unscripted(scripted_transport):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ScriptedTransport: never connected: the code under test did not use it; pass it as *"
+                                 "(for code that opens its own sessions, script agentsdk_cli instead)"])
