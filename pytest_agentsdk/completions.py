@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
+from .shown import PrematureCompletionShown
 
 
 # ================================================================ normalized view
@@ -337,7 +338,7 @@ def find_untruthful_completions(messages: Iterable[Any]) -> list[UntruthfulCompl
 def assert_truthful_completions(messages: Iterable[Any]) -> None:
     """Fail a test when a task was reported ``completed`` although its agent stopped mid-work."""
     if found := find_untruthful_completions(messages):
-        raise AssertionError(
+        raise PrematureCompletionShown(
             f"{len(found)} task(s) reported completed but their agent stopped mid-work "
             "(anthropics/claude-code#47936; retry them or treat them as failed):\n" + "\n".join(f"  {f}" for f in found)
         )

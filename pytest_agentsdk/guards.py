@@ -8,6 +8,8 @@ SDK and anyio only (neither pytest nor Hypothesis is imported), so an applicatio
   ScriptedTransport's log;
 * :func:`assert_clean_teardown` / :class:`TeardownWatch`: a run whose teardown printed a
   cancel-scope error, "Task exception was never retrieved" and the like (cross-task close).
+
+Each ``assert_*`` raises its bug's :class:`BugShown` (an AssertionError naming the bug).
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from .completions import UntruthfulCompletion, assert_truthful_completions, find
 from .isolation import Isolation, assert_turn_isolation, judge_session
 from .observe import TeardownWatch, assert_clean_teardown
 from .recording import RecordingClient
+from .shown import BugShown, CrossTaskCloseShown, LateTaskNotificationShown, PrematureCompletionShown
 
 __all__ = [
+    "BugShown",
+    "CrossTaskCloseShown",
     "Isolation",
+    "LateTaskNotificationShown",
+    "PrematureCompletionShown",
     "RecordingClient",
     "TeardownWatch",
     "UntruthfulCompletion",

@@ -22,6 +22,7 @@ from typing import Any
 from . import wire
 from .compat import parse_message
 from .recording import Call, RecordingClient
+from .shown import LateTaskNotificationShown
 from .transport import Emission, ScriptedCLIError, ScriptedTransport, TransportLog
 
 
@@ -336,7 +337,7 @@ def assert_turn_isolation(
     """
     isolation = judge_session(log, calls, parse)
     if isolation.manifestations or isolation.hang:
-        raise AssertionError("turn isolation violated:\n" + isolation.describe())
+        raise LateTaskNotificationShown("turn isolation violated:\n" + isolation.describe())
     return isolation
 
 

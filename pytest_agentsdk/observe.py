@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import virtual_time
+from .shown import CrossTaskCloseShown
 
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
@@ -504,7 +505,7 @@ class TeardownWatch:
     def check(self) -> None:
         message = self.failure()
         if message:
-            raise AssertionError(message)
+            raise CrossTaskCloseShown(message)
 
     # ------------------------------------------------------------ context managers
     def __enter__(self) -> TeardownWatch:

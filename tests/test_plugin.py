@@ -69,11 +69,13 @@ def test_report_header_names_the_release(pytester, sdk_info) -> None:
 def test_known_bug_marker_is_strict_xfail_on_matching_releases(pytester, sdk_info) -> None:
     pytester.makepyfile(
         f"""
+        import logging
         import pytest
+        from pytest_agentsdk.shown import PrematureCompletionShown
 
         @pytest.mark.agentsdk_known_bug("premature_completion", releases="=={sdk_info.version}")
         def test_still_broken():
-            assert False
+            raise PrematureCompletionShown("1 task(s) reported completed but their agent stopped mid-work")
 
         @pytest.mark.agentsdk_known_bug("premature_completion", releases="=={sdk_info.version}")
         def test_fixed_now():
@@ -86,10 +88,22 @@ def test_known_bug_marker_is_strict_xfail_on_matching_releases(pytester, sdk_inf
         @pytest.mark.agentsdk_known_bug("late_task_notification")
         def test_fixed_on_every_release():
             pass
+
+        @pytest.mark.agentsdk_known_bug("premature_completion")
+        def test_broken_otherwise():
+            {{}}["no such key"]  # not the bug: never hidden by its xfail
+
+        @pytest.mark.agentsdk_known_bug("premature_completion")
+        def test_judged_reproduced(agentsdk_check):
+            agentsdk_check("premature_completion", examples=1)  # reproduces on every release: the bug shows
+
+        @pytest.mark.agentsdk_known_bug("cross_task_close")
+        def test_seen_at_teardown(agentsdk_teardown):
+            logging.getLogger("sdk").error("Task exception was never retrieved")  # what agentsdk_teardown flags, after the call
         """
     )
-    result = pytester.runpytest_subprocess("-p", "agentsdk")
-    assert result.parseoutcomes() == {"xfailed": 1, "failed": 2, "passed": 1}
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-rA")
+    assert result.parseoutcomes() == {"xfailed": 3, "failed": 3, "passed": 2}
     version = sdk_info.version
     result.stdout.fnmatch_lines([
         f"*[[]XPASS(strict)[]] premature_completion did not reproduce on claude-agent-sdk {version}, which "
@@ -100,6 +114,13 @@ def test_known_bug_marker_is_strict_xfail_on_matching_releases(pytester, sdk_inf
         f"@pytest.mark.agentsdk_known_bug('late_task_notification') on *::test_fixed_on_every_release lists as having it: "
         f"if {version} fixed it, add releases= that excludes it (e.g. releases='<{version}')",
     ])
+    outcomes = {line.split()[1].split("::")[-1]: line.split()[0] for line in result.stdout.lines  # the -rA summary
+                if line.split()[:1] and line.split()[0] in ("PASSED", "FAILED", "XFAIL", "ERROR") and "::" in line.split()[1]}
+    assert outcomes == {"test_still_broken": "XFAIL", "test_fixed_now": "FAILED", "test_other_release": "PASSED",
+                        "test_fixed_on_every_release": "FAILED", "test_broken_otherwise": "FAILED",
+                        "test_judged_reproduced": "XFAIL", "test_seen_at_teardown": "XFAIL"}
+    result.stdout.fnmatch_lines(["*not premature_completion showing: @pytest.mark.agentsdk_known_bug('premature_completion') covers "
+                                 "only a guard's PrematureCompletionShown or agentsdk_check reproducing it, so this fails*"])
 
 
 BUG_NAMES = "cross_task_close, late_task_notification, premature_completion"
