@@ -334,7 +334,10 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
     loaded: list[tuple[Path, verdict.CheckReport, _Placement | None]] = []
     for file in files:
         try:
-            data = json.loads(file.read_text())
+            text = file.read_text()
+            if not text.strip():
+                raise envs.EnvError(f"{file}: empty; a slice or check whose run did not finish (judge it again)")
+            data = json.loads(text)
         except OSError as exc:
             raise envs.EnvError(f"--from-json {file}: cannot read it ({exc.strerror})") from None
         except ValueError as exc:

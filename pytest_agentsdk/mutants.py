@@ -191,7 +191,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     chosen = [MUTANTS[name] for name in dict.fromkeys(args.only or MUTANTS)]
     if args.list:
         for m in chosen:
-            print(f"{m.name}: {'+'.join(m.bugs) or 'none'} {m.expected}: {m.what}" + (f" (neutral: {m.why_neutral})" if m.why_neutral else ""))
+            print(f"{m.name}: {'+'.join(m.bugs) or 'none'}: {m.expected}: {m.what}" + (f" (neutral: {m.why_neutral})" if m.why_neutral else ""))
         return 0
     started = time.monotonic()
     progress = machine._Progress(args.quiet)
