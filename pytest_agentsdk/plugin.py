@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ _RESULTS = pytest.StashKey[list[tuple[int, int, "Result"]]]()
 _POSITIONS = pytest.StashKey[dict[str, int]]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 _WATCH = pytest.StashKey["TeardownWatch"]()  # the test's agentsdk_teardown, while it watches
-_KNOWN_BUG = pytest.StashKey[tuple[str, "str | None"]]()  # (bug, releases) of a test made xfail by agentsdk_known_bug
+_KNOWN_BUG = pytest.StashKey["KnownBugs"]()  # the agentsdk_known_bug markers that hold on this release
 _JUDGED = pytest.StashKey[list["Result"]]()  # what the test's agentsdk_check calls returned
 _XPASS_PENDING = pytest.StashKey[bool]()  # a known bug not seen by the call: its teardown's guard may still see it
 #: ``--agentsdk-report`` written, and how many verdicts it holds (for the terminal line)
@@ -182,20 +183,33 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
     return report
 
 
+@dataclass(frozen=True)
+class KnownBugs:
+    """The agentsdk_known_bug markers of a test that hold on the installed release."""
+
+    marks: tuple[tuple[str, str | None], ...]  # (bug, releases)
+    reason: str
+
+    @property
+    def bugs(self) -> tuple[str, ...]:
+        return tuple(bug for bug, _ in self.marks)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of known bugs are strict xfails on the releases that have them, for that bug showing
     only: a guard's failure naming it (``raises=``), or ``agentsdk_check`` reproducing it
-    (:func:`pytest_runtest_makereport`); any other failure fails."""
+    (:func:`_judge_known_bug`); any other failure fails."""
     from .shown import SHOWN
 
     version = _installed_sdk_version()
     for item in items:
-        for mark in item.iter_markers("agentsdk_known_bug"):
-            releases = mark.kwargs.get("releases")
-            if version is not None and _matches(version, releases):
-                reason = mark.kwargs.get("reason") or f"{mark.args[0]} is known on claude-agent-sdk {version}"
-                item.add_marker(pytest.mark.xfail(strict=True, reason=reason, raises=SHOWN[mark.args[0]]))
-                item.stash[_KNOWN_BUG] = (mark.args[0], releases)
+        marks = [mark for mark in item.iter_markers("agentsdk_known_bug")
+                 if version is not None and mark.args and mark.args[0] in SHOWN and _matches(version, mark.kwargs.get("releases"))]
+        if marks:
+            known = KnownBugs(tuple((m.args[0], m.kwargs.get("releases")) for m in marks),
+                              marks[0].kwargs.get("reason") or f"{' and '.join(m.args[0] for m in marks)} known on claude-agent-sdk {version}")
+            item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason, raises=tuple(SHOWN[bug] for bug in known.bugs)))
+            item.stash[_KNOWN_BUG] = known
 
 
 @pytest.hookimpl(trylast=True)
@@ -507,37 +521,59 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call":
         item.stash[_CALL_REPORT] = report
     known = item.stash.get(_KNOWN_BUG, None)
-    if known is not None:
-        _judge_known_bug(item, call, report, *known)
+    if known is not None and not item.config.option.runxfail:
+        _judge_known_bug(item, call, report, known)
     return report
 
 
-def _judge_known_bug(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, bug: str, releases: str | None) -> None:
-    """The known bug's xfail, as the test showed it: pytest's xfail (``raises=``) already took a
-    guard's failure naming the bug; a test whose ``agentsdk_check`` reproduced the bug shows it,
-    failing or not; a guard that checks at teardown (``agentsdk_teardown``) may still show it after
-    a passing call; anything else that failed is not the bug, and says so."""
+def _judge_known_bug(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, known: KnownBugs) -> None:
+    """The known bug's xfail, as the test showed it. pytest's xfail (``raises=``) already took a
+    guard's failure naming the bug. A test whose ``agentsdk_check`` reproduced the bug shows it,
+    passing or failing an assert. A guard that checks at teardown may still show it after a
+    passing call: the verdict waits for the teardown (the call is then not counted, see
+    :func:`pytest_report_teststatus`). Anything else that failed is not the bug, and says so."""
     from .shown import SHOWN
 
-    reason = getattr(item.get_closest_marker("xfail"), "kwargs", {}).get("reason", bug)
-    reproduced = any(r.bug == bug and r.failed for r in item.stash.get(_JUDGED, []))
+    shown = tuple(SHOWN[bug] for bug in known.bugs)
+    reproduced = any(r.bug in known.bugs and r.failed for r in item.stash.get(_JUDGED, []))
     if report.when == "call":
         xpass = report.failed and str(report.longrepr).startswith("[XPASS(strict)]")
-        if reproduced and (xpass or report.failed):
-            report.outcome, report.wasxfail = "skipped", reason  # type: ignore[attr-defined]
-        elif xpass and "agentsdk_teardown" in getattr(item, "fixturenames", ()):
-            report.outcome, report.longrepr = "passed", None
-            item.stash[_XPASS_PENDING] = True
+        asserted = call.excinfo is not None and isinstance(call.excinfo.value, AssertionError)
+        if reproduced and (xpass or asserted):
+            report.outcome, report.wasxfail = "skipped", known.reason  # type: ignore[attr-defined]
         elif xpass:
-            report.longrepr = _fixed_known_bug(item, bug, releases)
+            report.outcome, report.longrepr = "passed", None
+            report.agentsdk_deferred = True  # type: ignore[attr-defined]
+            item.stash[_XPASS_PENDING] = True
         elif report.failed and call.excinfo is not None:
-            report.sections.append(("agentsdk_known_bug", f"not {bug} showing: @pytest.mark.agentsdk_known_bug({bug!r}) covers "
-                                    f"only a guard's {SHOWN[bug].__name__} or agentsdk_check reproducing it, so this fails"))
+            names = " or ".join(known.bugs)
+            report.sections.append(("agentsdk_known_bug", f"not {names} showing: agentsdk_known_bug covers only a guard's "
+                                    f"{' / '.join(c.__name__ for c in shown)} or agentsdk_check reproducing it, so this fails"))
     elif report.when == "teardown" and item.stash.get(_XPASS_PENDING, False):
-        if call.excinfo is not None and isinstance(call.excinfo.value, SHOWN[bug]):
-            report.outcome, report.wasxfail = "skipped", reason  # type: ignore[attr-defined]
+        raised = [] if call.excinfo is None else _leaves(call.excinfo.value)
+        if raised and all(isinstance(exc, shown) for exc in raised):
+            report.outcome, report.wasxfail = "skipped", known.reason  # type: ignore[attr-defined]
         elif report.passed:
-            report.outcome, report.longrepr = "failed", _fixed_known_bug(item, bug, releases)
+            report.outcome, report.longrepr = "failed", "; ".join(_fixed_known_bug(item, *mark) for mark in known.marks)
+            report.agentsdk_xpass = True  # type: ignore[attr-defined]
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group holds (several teardowns failed), or ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """A known bug's test is counted once: its call waiting for the teardown's verdict is not
+    counted, and a strict XPASS found at teardown is a failure, as one found by the call."""
+    if getattr(report, "agentsdk_deferred", False):
+        return "", "", ""
+    if getattr(report, "agentsdk_xpass", False):
+        return "failed", "F", "FAILED"
+    return None
 
 
 def _fixed_known_bug(item: pytest.Item, bug: str, releases: str | None) -> str:

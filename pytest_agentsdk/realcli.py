@@ -154,7 +154,7 @@ def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
 def _npm_failure(stderr: str, version: str) -> str:
     """What npm's failed install says, in one line: an unpublished version as such (with the
     newest, when npm can say it), else npm's first error line (not its pointer to a log file)."""
-    lines = [line.removeprefix("npm error").strip() for line in stderr.splitlines()]
+    lines = [line.removeprefix("npm error").removeprefix("npm ERR!").strip() for line in stderr.splitlines()]  # npm 10, npm <= 9
     if any(line.startswith(("code ETARGET", "notarget", "code E404")) for line in lines):
         return f"{NPM_PACKAGE}@{version} is not published on npm; give a version npm has{_newest_on_npm()}, or a CLI binary's path"
     said = [line for line in lines if line and not line.startswith(("A complete log", "code "))]

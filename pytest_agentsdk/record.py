@@ -57,7 +57,8 @@ def directed(records: list[dict[str, Any]], stdin: list[dict[str, Any]] | None =
 
 def _sdk_written(frame: dict[str, Any]) -> bool:
     """The SDK's initialize request: it only ever goes to the CLI's stdin."""
-    return frame.get("type") == "control_request" and (frame.get("request") or {}).get("subtype") == "initialize"
+    request = frame.get("request")
+    return frame.get("type") == "control_request" and isinstance(request, dict) and request.get("subtype") == "initialize"
 
 
 def script_from(pairs: Iterable[tuple[str, dict[str, Any]]]) -> Script:

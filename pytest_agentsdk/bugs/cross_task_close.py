@@ -533,15 +533,17 @@ class RealCliCrossTaskClose(realcli.RealCliStories, CrossTaskClose):
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         example = self.story(example)
         session = realcli.CliSession(self.cli, [Reply([model_server.text("hello")])]).__enter__()
-        run = Run(example, backend, options=session.options())
+        run: Run | None = None
         try:
+            run = Run(example, backend, options=session.options())
             teardown = _observe(run, example["pattern"], realcli.STORY_WALL_S)
         finally:
             # the program has ended, then exits: what its leftovers print when the CLI they watch
             # goes away is what users see at exit
             with observe.TeardownWatch() as after:
                 session.__exit__(None, None, None)
-                run.kept.clear()
+                if run is not None:
+                    run.kept.clear()
                 session.program_exits()
         teardown.events += after.teardown.events
         session.raise_for_unscripted()
