@@ -80,10 +80,14 @@ def add_judging_options(p: argparse.ArgumentParser, *, with_bug: bool = True) ->
 MODEL_WITH_CLI = "--model: over a real CLI (--cli) the CLI behaves as it does; leave --model out (models choose how the scripted CLI behaves)"
 
 
+#: What to give ``--cli`` (or ``--agentsdk-cli``) instead of nothing.
+EMPTY_CLI = "empty; give a CLI binary's path, 'bundled', or a CLI version such as 2.1.330"
+
+
 def cli_spec(text: str) -> str:
     """An argparse ``type`` for ``--cli``: anything but blank (what it names is checked when resolved)."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("empty; give a CLI binary's path, 'bundled', or a CLI version such as 2.1.330")
+        raise argparse.ArgumentTypeError(EMPTY_CLI)
     return text
 
 

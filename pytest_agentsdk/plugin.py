@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (TypeError, ValueError):  # pytest's own check of the ini's type: a TOML number in [tool.pytest]
         raise pytest.UsageError('agentsdk_stall_timeout (ini option): write the seconds as a string, e.g. "5"') from None
     if ini_stall_timeout and _seconds(ini_stall_timeout) is None:  # before anything runs, not in every test's setup
-        raise pytest.UsageError(f"agentsdk_stall_timeout = {ini_stall_timeout!r} (ini option): give a number of seconds > 0, e.g. 5")
+        raise pytest.UsageError(f"agentsdk_stall_timeout = {ini_stall_timeout!r} (ini option): {_GIVE_SECONDS}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -194,6 +194,13 @@ class KnownBugs:
     def bugs(self) -> tuple[str, ...]:
         return tuple(bug for bug, _ in self.marks)
 
+    @property
+    def shown(self) -> tuple[type[BaseException], ...]:
+        """What the guards raise when one of these bugs shows."""
+        from .shown import SHOWN
+
+        return tuple(SHOWN[bug] for bug in self.bugs)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests of known bugs are strict xfails on the releases that have them, for that bug showing
@@ -208,7 +215,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marks:
             known = KnownBugs(tuple((m.args[0], m.kwargs.get("releases")) for m in marks),
                               marks[0].kwargs.get("reason") or f"{' and '.join(m.args[0] for m in marks)} known on claude-agent-sdk {version}")
-            item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason, raises=tuple(SHOWN[bug] for bug in known.bugs)))
+            item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason, raises=known.shown))
             item.stash[_KNOWN_BUG] = known
 
 
@@ -262,7 +269,7 @@ def _agentsdk_value_problems(kwargs: Mapping[str, Any]) -> list[str]:
     except ScriptError as exc:
         problems.append(f"@pytest.mark.agentsdk: {exc}")
     if "stall_timeout" in kwargs and _seconds(kwargs["stall_timeout"]) is None:
-        problems.append(f"@pytest.mark.agentsdk(stall_timeout={kwargs['stall_timeout']!r}): give a number of seconds > 0, e.g. 5")
+        problems.append(f"@pytest.mark.agentsdk(stall_timeout={kwargs['stall_timeout']!r}): {_GIVE_SECONDS}")
     if not isinstance(kwargs.get("strict", True), bool):
         problems.append(f"@pytest.mark.agentsdk(strict={kwargs['strict']!r}): give True or False")
     try:
@@ -462,8 +469,12 @@ def _stall_timeout(request: pytest.FixtureRequest) -> float:
     raw = _marker_options(request).get("stall_timeout", request.config.getini("agentsdk_stall_timeout") or STALL_TIMEOUT_S)
     seconds = _seconds(raw)
     if seconds is None:  # checked at configure (ini) and collection (marker): a marker applied later
-        pytest.fail(f"@pytest.mark.agentsdk(stall_timeout={raw!r}): give a number of seconds > 0, e.g. 5", pytrace=False)
+        pytest.fail(f"@pytest.mark.agentsdk(stall_timeout={raw!r}): {_GIVE_SECONDS}", pytrace=False)
     return seconds
+
+
+#: What a bad stall timeout (ini, marker) is told to be instead.
+_GIVE_SECONDS = "give a number of seconds > 0, e.g. 5"
 
 
 def _seconds(raw: Any) -> float | None:
@@ -532,9 +543,7 @@ def _judge_known_bug(item: pytest.Item, call: pytest.CallInfo[None], report: pyt
     passing or failing an assert. A guard that checks at teardown may still show it after a
     passing call: the verdict waits for the teardown (the call is then not counted, see
     :func:`pytest_report_teststatus`). Anything else that failed is not the bug, and says so."""
-    from .shown import SHOWN
-
-    shown = tuple(SHOWN[bug] for bug in known.bugs)
+    shown = known.shown
     reproduced = any(r.bug in known.bugs and r.failed for r in item.stash.get(_JUDGED, []))
     if report.when == "call":
         xpass = report.failed and str(report.longrepr).startswith("[XPASS(strict)]")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cache, interrupt
+from . import cache, interrupt, options
 from .explore import Sweep, run_in_fresh_loop
 from .model_server import Reply, ScriptedModel
 from .script import ScriptError
@@ -67,7 +67,7 @@ class Cli:
 def resolve(spec: str, progress: Callable[[str], None] | None = None) -> Cli:
     """The CLI ``spec`` names: a path, ``bundled``, or a version installed from npm into the cache."""
     if not spec.strip():
-        raise CliError(f"--cli {spec!r}: empty; give a CLI binary's path, 'bundled', or a CLI version such as 2.1.330")
+        raise CliError(f"--cli {spec!r}: {options.EMPTY_CLI}")
     if spec == "bundled":
         return _bundled(progress)
     path = Path(spec).expanduser()
@@ -137,7 +137,7 @@ def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
             done = interrupt.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(staging),
                                   f"{NPM_PACKAGE}@{version}"], timeout=600)
         if done.returncode != 0:
-            raise CliError(f"--cli {version}: {_npm_failure(done.stderr, version)}")
+            raise CliError(f"--cli {version}: {_npm_failure(npm, done.stderr, version)}")
         if _npm_binary(staging) is None:
             raise CliError(f"--cli {version}: npm installed no native binary for this platform")
         try:
@@ -151,20 +151,20 @@ def _from_npm(version: str, progress: Callable[[str], None] | None) -> Cli:
     return Cli(binary, version_of(binary), "npm")
 
 
-def _npm_failure(stderr: str, version: str) -> str:
+def _npm_failure(npm: str, stderr: str, version: str) -> str:
     """What npm's failed install says, in one line: an unpublished version as such (with the
     newest, when npm can say it), else npm's first error line (not its pointer to a log file)."""
     lines = [line.removeprefix("npm error").removeprefix("npm ERR!").strip() for line in stderr.splitlines()]  # npm 10, npm <= 9
     if any(line.startswith(("code ETARGET", "notarget", "code E404")) for line in lines):
-        return f"{NPM_PACKAGE}@{version} is not published on npm; give a version npm has{_newest_on_npm()}, or a CLI binary's path"
+        return f"{NPM_PACKAGE}@{version} is not published on npm; give a version npm has{_newest_on_npm(npm)}, or a CLI binary's path"
     said = [line for line in lines if line and not line.startswith(("A complete log", "code "))]
     return f"npm install {NPM_PACKAGE}@{version} failed: {said[0] if said else 'npm printed no reason'}"
 
 
-def _newest_on_npm() -> str:
+def _newest_on_npm(npm: str) -> str:
     """`` (newest: 2.1.332)``, or nothing when npm cannot say."""
     try:
-        done = interrupt.run([shutil.which("npm") or "npm", "view", NPM_PACKAGE, "version"], timeout=60)
+        done = interrupt.run([npm, "view", NPM_PACKAGE, "version"], timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     newest = done.stdout.strip()

@@ -198,6 +198,7 @@ class ScriptedTransport(Transport):
         self._change_event: anyio.Event | None = None  # made by a reader about to block, set by the next change
         self._stalled: anyio.Event | None = None
         self._quiet: idle.WakeSources | None = None  # what the loop showed when nothing could happen any more
+        self._plan: _Plan | None = None  # what connect() planned to play, for a stall's diagnosis
 
     # ------------------------------------------------------------ Transport API
     async def connect(self) -> None:
@@ -206,7 +207,7 @@ class ScriptedTransport(Transport):
                 "this ScriptedTransport already played a session; a transport plays one session: create one per "
                 "session, or let agentsdk_cli route every session the code opens"
             )
-        plan = self.script.derived(_Plan.of)  # validates the script first
+        plan = self._plan = self.script.derived(_Plan.of)  # validates the script first
         self._pending_on_block = list(plan.on_block)
         self._released_by_prompt = plan.by_prompt
         self._released_after = plan.after
@@ -466,10 +467,10 @@ class ScriptedTransport(Transport):
     def _changed_since_connect(self) -> str | None:
         """Why the script no longer is what this session plays: it changed after connect()."""
         try:
-            plan = self.script.derived(_Plan.of)  # the same object while the script is unchanged
+            plan = self.script.derived(_Plan.of)
         except ScriptError as exc:
             return f"the script was changed after this session connected, and no longer passes ({exc})"
-        if plan.by_prompt is self._released_by_prompt:
+        if self._plan is None or plan == self._plan:  # by value: a script the memo cannot keep is planned anew each time
             return None
         return ("the script was changed after this session connected: a session plays the script as it was at connect(); "
                 f"fill {self.script_name} before the code connects")

@@ -91,9 +91,9 @@ def test_a_bad_cli_spec_says_what_to_give(spec: str, problem: str, monkeypatch) 
 def test_npm_s_failure_is_said_in_one_line() -> None:
     unpublished = ("npm error code ETARGET\nnpm error notarget No matching version found for @anthropic-ai/claude-code@9.9.9.\n"
                    "npm error A complete log of this run can be found in: /root/.npm/_logs/x-debug-0.log\n")
-    assert realcli._npm_failure(unpublished, "9.9.9").startswith("@anthropic-ai/claude-code@9.9.9 is not published on npm; give a version")
+    assert realcli._npm_failure("npm-not-here", unpublished, "9.9.9").startswith("@anthropic-ai/claude-code@9.9.9 is not published on npm; give a version")
     offline = "npm error code ENOTFOUND\nnpm error network request failed\nnpm error A complete log of this run can be found in: x\n"
-    assert realcli._npm_failure(offline, "2.1.0") == "npm install @anthropic-ai/claude-code@2.1.0 failed: network request failed"
+    assert realcli._npm_failure("npm-not-here", offline, "2.1.0") == "npm install @anthropic-ai/claude-code@2.1.0 failed: network request failed"
 
 
 @pytest.mark.parametrize("bug", ["cross_task_close", "late_task_notification", "premature_completion"])

@@ -224,6 +224,28 @@ async def test_a_stall_names_a_script_changed_after_connect(agentsdk_backend) ->
             [m async for m in client.receive_response()]
 
 
+async def test_a_stall_of_an_unchanged_script_the_memo_cannot_keep_does_not_claim_a_change(agentsdk_backend) -> None:
+    """A script of Segment subclasses is validated and planned anew at every look (the memo cannot see
+    into them): unchanged, it is not called changed."""
+    from claude_agent_sdk import ClaudeSDKClient
+
+    from pytest_agentsdk.script import Segment
+
+    class OwnSegment(Segment):
+        pass
+
+    script = Script(eof="close").turn(wire.assistant("4"), wire.result("4"))
+    s = script.segments[0]
+    script.segments[0] = OwnSegment(s.name, s.cause, s.trigger, s.frames, s.gap, s.optional)
+    transport = ScriptedTransport(script, stall_timeout=0.05)
+    with pytest.raises(Exception, match="scripted CLI stalled") as stalled:  # a plain Exception on older releases
+        async with ClaudeSDKClient(transport=transport) as client:
+            for prompt in ("2+2", "3+3"):  # the second prompt was never scripted
+                await client.query(prompt)
+                [m async for m in client.receive_response()]
+    assert "changed after" not in str(stalled.value) and "prompt 1 was never scripted" in str(stalled.value)
+
+
 async def test_a_stall_beside_a_later_timer_says_when_it_is_due_and_how_to_wait_for_it(agentsdk_backend) -> None:
     """A consumer asleep past stall_timeout is a stall (the SDK's 60 s timeouts must not hold one off),
     and the diagnosis says when that timer is due and which knob waits for it."""
