@@ -69,7 +69,8 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
     from .observe import scrub
 
     sdk = _require_sdk()
-    info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, features=sdk.features, runtime=verdict.runtime_versions())
+    info = verdict.subject_info(sdk.version, cli.version if cli else sdk.cli_version, sdk.installed_from, features=sdk.features,
+                                runtime=verdict.runtime_versions())
     if cli:
         info["cli"] = {"path": str(cli.path), "source": cli.source}
     report = verdict.CheckReport(info, seed)

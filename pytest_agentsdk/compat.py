@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import importlib.util
 import inspect
+import json
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,6 +22,7 @@ class SdkInfo:
     cli_version: str | None  # the CLI a wheel bundles; None for an sdist install
     features: dict[str, bool] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # why a feature is missing
+    installed_from: str | None = None  # where a candidate came from (a path, file or git URL); None from a package index
 
     def has(self, feature: str) -> bool:
         return self.features.get(feature, False)
@@ -53,6 +55,25 @@ def _bundled_cli_version() -> str | None:
     except ImportError:
         return None
     return str(__cli_version__)
+
+
+def installed_from() -> str | None:
+    """The URL the installed SDK came from when it did not come from a package index (PEP 610's
+    ``direct_url.json``: a source tree, a wheel or sdist file, a git URL): a candidate, not a release,
+    even when its version is a release's."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        text = distribution("claude-agent-sdk").read_text("direct_url.json")
+    except PackageNotFoundError:
+        return None
+    if not text:
+        return None
+    try:
+        url = json.loads(text).get("url")
+    except (ValueError, AttributeError):
+        return "an unreadable direct_url.json"  # installed from somewhere other than an index, all the same
+    return str(url) if url else "an unreadable direct_url.json"
 
 
 def _probe_trio() -> tuple[bool, str]:
@@ -99,4 +120,5 @@ def sdk_info() -> SdkInfo:
     trio_ok, trio_note = _probe_trio()
     features["trio"] = trio_ok
     notes = {"trio": trio_note} if trio_note else {}
-    return SdkInfo(version=sdk.__version__, cli_version=_bundled_cli_version(), features=features, notes=notes)
+    return SdkInfo(version=sdk.__version__, cli_version=_bundled_cli_version(), features=features, notes=notes,
+                   installed_from=installed_from())

@@ -354,7 +354,9 @@ def _load_reports(paths: list[str]) -> list[verdict.CheckReport]:
         raise envs.EnvError(f"--from-json {' '.join(paths)}: no check results found")
     if any(placement is not None for _, _, placement in loaded):
         return _merge_slices(loaded)
-    return sorted((r for _, r, _ in loaded), key=lambda r: (_sort_version(r.subject.get("sdk_version")), str(r.subject.get("spec"))))
+    # a candidate after the release it is built on, whatever the names of the files
+    return sorted((r for _, r, _ in loaded),
+                  key=lambda r: (_sort_version(r.subject.get("sdk_version")), verdict.is_candidate(r), str(r.subject.get("spec"))))
 
 
 def _known_report(data: Any, where: str) -> tuple[verdict.CheckReport, _Placement | None]:

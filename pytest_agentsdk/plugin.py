@@ -670,9 +670,10 @@ def _plain(result: Result) -> dict[str, Any]:
 
 
 def _report(config: pytest.Config, results: list[Result]) -> Any:
+    from .compat import installed_from
     from .verdict import CheckReport, runtime_versions, subject_info
 
-    return CheckReport(subject_info(_installed_sdk_version(), _bundled_cli_version(), runtime=runtime_versions()),
+    return CheckReport(subject_info(_installed_sdk_version(), _bundled_cli_version(), installed_from(), runtime=runtime_versions()),
                        config.getoption("--agentsdk-seed"), results)
 
 

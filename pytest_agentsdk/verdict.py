@@ -12,6 +12,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 SCHEMA = "pytest-agentsdk/verdict/2"
 #: ``warnings``: only manifestations users see with warnings enabled (a ResourceWarning, an async
 #: generator GC warning); ``reproduced``: something a successful run shows by default.
@@ -124,7 +126,7 @@ class CheckReport:
         _expect(not unknown, where or "report", unknown, "are unknown fields; the fields are schema, subject, seed, results, matrix")
         subject, seed, results, matrix = (data.get(k) for k in ("subject", "seed", "results", "matrix"))
         _expect(isinstance(subject, dict), f"{at}subject", subject, "is not a JSON object")
-        for name in ("sdk_version", "cli_version", "spec", "judged_as", "source", "env"):
+        for name in ("sdk_version", "cli_version", "installed_from", "spec", "judged_as", "source", "env"):
             _expect(isinstance(subject.get(name), (str, type(None))), f"{at}subject.{name}", subject.get(name), "is not a string or null")
         runtime = subject.get("runtime") or {}
         _expect(isinstance(runtime, dict) and all(isinstance(v, (str, type(None))) for v in runtime.values()),
@@ -144,8 +146,11 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def subject_info(sdk_version: str | None, cli_version: str | None, **extra: Any) -> dict[str, Any]:
-    return {"sdk_version": sdk_version, "cli_version": cli_version, "python": platform.python_version(), **extra}
+def subject_info(sdk_version: str | None, cli_version: str | None, installed_from: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Who was judged; ``installed_from`` (a candidate's source, :func:`pytest_agentsdk.compat.installed_from`)
+    only when it did not come from a package index."""
+    origin = {"installed_from": installed_from} if installed_from else {}
+    return {"sdk_version": sdk_version, "cli_version": cli_version, **origin, "python": platform.python_version(), **extra}
 
 
 #: What a verdict runs through besides the SDK: anyio's task groups and cancel scopes (the SDK is
@@ -421,7 +426,7 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     if unlike := unlike_runtimes(reports):
         footer += f"; {unlike}"
     sections = [("errors", [f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)]),
-                ("manifestations", _manifestation_lines(reports)), ("changes between consecutive subjects", _flip_lines(reports))]
+                ("manifestations", _manifestation_lines(reports)), ("changes (each release against the one before it, each candidate against its base release)", _flip_lines(reports))]
     lines = _md_table([head] + rows) + ["", f"_{footer}_"] if markdown else _fixed_width([head] + rows) + [footer]
     for title, found in sections:
         if found:
@@ -429,14 +434,49 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def is_candidate(report: CheckReport) -> bool:
+    """The subject is no published release: it was installed from a source tree, a file or a git
+    URL, or its version carries a local label (``0.2.187+fix``), which no index publishes."""
+    if report.subject.get("installed_from"):
+        return True
+    try:
+        return Version(str(report.subject.get("sdk_version"))).local is not None
+    except InvalidVersion:
+        return False
+
+
 def _flip_lines(reports: list[CheckReport]) -> list[str]:
-    """Where the next subject differs from the one before, by manifestations and severity."""
+    """Where a release differs from the release before it, and a candidate from the release it is
+    built on (the one its public version names), by manifestations and severity. A candidate is
+    never a step in the releases' chain: the release after it did not lose its fix."""
+    releases = [r for r in reports if not is_candidate(r)]
+    pairs = list(zip(releases, releases[1:]))
     lines = []
-    for before, after in zip(reports, reports[1:]):
+    for candidate in (r for r in reports if is_candidate(r)):
+        version = str(candidate.subject.get("sdk_version"))
+        try:
+            named = Version(version).public
+        except InvalidVersion:
+            named = None
+        base = next((r for r in releases if named is not None and _public(r) == named), None)
+        if base is None:
+            lines.append(f"{subject_label(candidate)}: not compared: " + (
+                f"its base release {named} is not in the table; judge the two together (matrix --sdk {named} --sdk CANDIDATE, "
+                f"or verify --candidate CANDIDATE --baseline {named})" if named else f"its version {version} names no release"))
+        else:
+            pairs.append((base, candidate))
+    for before, after in pairs:
         for row in compare(before, after, (subject_label(before), subject_label(after))):
             if row["change"] not in ("unchanged", "still reproduces"):
                 lines.append(f"{subject_label(before)} -> {subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
     return lines
+
+
+def _public(report: CheckReport) -> str | None:
+    try:
+        return Version(str(report.subject.get("sdk_version"))).public
+    except InvalidVersion:
+        return None
 
 
 def _manifestation_lines(reports: list[CheckReport]) -> list[str]:

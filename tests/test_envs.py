@@ -262,6 +262,9 @@ def test_verify_judges_the_ported_fix_by_manifestations(release_0150_trees: dict
     manifestation is a regression, shown with everything that is gone."""
     code, patched = verify(release_0150_trees["patched"])
     assert patched["baseline"]["subject"]["sdk_version"] == "0.1.50"  # the release the candidate's version names
+    # the same version, told apart by where each was installed from: a release from the index, the candidate from its tree
+    assert "installed_from" not in patched["baseline"]["subject"]
+    assert patched["candidate"]["subject"]["installed_from"] == release_0150_trees["patched"].resolve().as_uri()
     (row,) = patched["comparison"]
     assert (row["bug"], row["change"]) == ("cross_task_close", "regresses")
     assert {"cancel_scope_cross_task", "task_exception_never_retrieved", "stray_cancellation"} <= set(row["gone"])

@@ -76,3 +76,30 @@ def test_a_change_between_releases_names_them() -> None:
     assert "; 0.1.51 lacks the surface where 0.1.50 ran: release cannot run under trio" in verdict.render_matrix([older, newer])
     (row,) = verdict.compare(older, newer)
     assert row["reason"] == "candidate lacks the surface where baseline ran: release cannot run under trio"
+
+
+def _report(version: str, manifestations: list[str], **subject: Any) -> verdict.CheckReport:
+    shown = verdict.Result("late_task_notification", "reproduced" if manifestations else "fixed", "asyncio", manifestations=manifestations)
+    return verdict.CheckReport(verdict.subject_info(version, None, **subject), 0, [shown])
+
+
+def test_a_candidate_is_compared_with_the_release_it_is_built_on_never_with_its_neighbours(tmp_path: Path) -> None:
+    """tox's report and a matrix with a candidate among its subjects: the release after a candidate
+    did not lose its fix, and the release before it is not what it changed."""
+    stale = ["stale:task_notification"]
+    older, base, latest = (_report(v, stale, spec=f"sdk-{v}") for v in ("0.2.143", "0.2.187", "0.2.190"))
+    fix = _report("0.2.187+separate.channel", [], spec="candidate")  # a local label: no index publishes it
+    changes = verdict.render_matrix([older, base, fix, latest]).split("changes (")[1].splitlines()[1:]
+    assert changes == ["  sdk-0.2.187 (0.2.187) -> candidate (0.2.187+separate.channel)  late_task_notification/-/asyncio: "
+                       "fixes (gone: stale:task_notification)"]
+    lone = verdict.render_matrix([older, fix, latest]).split("changes (")[1].splitlines()[1:]
+    assert lone == ["  candidate (0.2.187+separate.channel): not compared: its base release 0.2.187 is not in the table; judge the "
+                    "two together (matrix --sdk 0.2.187 --sdk CANDIDATE, or verify --candidate CANDIDATE --baseline 0.2.187)"]
+    # a source tree at a release's own version is a candidate by where it came from, and sorts after that release
+    tree = _report("0.2.190", [], installed_from="file:///src/claude-agent-sdk-python")
+    for name, report in (("candidate", tree), ("sdk-latest", _report("0.2.190", stale)), ("sdk-0.2.143", _report("0.2.143", stale))):
+        (tmp_path / f"{name}.json").write_text(report.dumps())
+    loaded = machine._load_reports([str(tmp_path)])
+    assert [(r.subject["spec"], verdict.is_candidate(r)) for r in loaded] == [("sdk-0.2.143", False), ("sdk-latest", False), ("candidate", True)]
+    assert [line.split(":")[0] for line in verdict.render_matrix(loaded).split("changes (")[1].splitlines()[1:]] == [
+        "  sdk-latest (0.2.190) -> candidate (0.2.190)  late_task_notification/-/asyncio"]
