@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Script": "script",
     "ScriptError": "script",
+    "ScriptWarning": "script",
     "ScriptedTransport": "transport",
     "ScriptStalled": "transport",
     "ScriptedCLI": "cli_routing",

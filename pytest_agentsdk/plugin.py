@@ -370,7 +370,8 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     """A claude_agent_sdk Transport playing ``agentsdk_script`` (fill the script before connecting):
     pass it as ``query(transport=...)`` or ``ClaudeSDKClient(transport=...)``; ``.log`` records every
     write and every emitted frame with its provenance. After a passing test, teardown fails on scripted
-    frames never delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``).
+    frames never delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``),
+    and warns (``pytest_agentsdk.ScriptWarning``) when a prompt got no result frame.
     Under trio, a release that cannot run there is skipped with the reason (``agentsdk_backend``)."""
     from .transport import ScriptedTransport
 

@@ -37,6 +37,10 @@ class ScriptError(ValueError):
     """A script that cannot run; the message names the field and what to do."""
 
 
+class ScriptWarning(UserWarning):
+    """A script that ran, but not as a real CLI would have played it (a turn with no result frame)."""
+
+
 def whole_number(where: str, value: Any, low: int = 0, high: int | None = None) -> int:
     """``value`` if it is an int (not a bool) within [low, high]; else a ScriptError naming ``where``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):

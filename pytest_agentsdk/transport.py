@@ -21,6 +21,7 @@ import enum
 import json
 import logging
 import math
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -31,7 +32,7 @@ import anyio.lowlevel
 from claude_agent_sdk import Transport
 
 from . import idle, wire
-from .script import Script, ScriptError, Segment
+from .script import Script, ScriptError, ScriptWarning, Segment
 
 #: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
 #: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
@@ -514,7 +515,8 @@ class ScriptedTransport(Transport):
 
     def assert_played(self) -> None:
         """Fail if scripted frames were never delivered, the SDK wrote something unexpected or the
-        session stalled."""
+        session stalled; else warn (:class:`~pytest_agentsdk.script.ScriptWarning`) when a prompt got
+        no result frame."""
         problems = []
         if not self.log.counts["connect"] and self.script.segments:  # scripted for a session that never came
             raise AssertionError(
@@ -531,6 +533,12 @@ class ScriptedTransport(Transport):
             problems.append(self.log.stall)
         if problems:
             raise AssertionError("ScriptedTransport: " + " | ".join(problems))
+        results = sum(1 for e in self.log.emissions if e.frame.get("type") == "result")
+        if results < self._prompts:  # query() ends at EOF all the same; a client session would have stalled
+            warnings.warn(ScriptWarning(
+                f"{self.script_name}: the SDK wrote {self._prompts} prompt(s) and the script answered {results} with a result frame: "
+                "a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; end each turn with "
+                "wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)"), stacklevel=2)
 
 
 __all__ = ["Emission", "ScriptStalled", "ScriptedCLIError", "ScriptedTransport", "TransportLog", "Write"]

@@ -256,6 +256,51 @@ def test_undelivered_frames_fail_the_test_at_teardown(pytester) -> None:
         "the failure is its message, not a traceback through the plugin"
 
 
+def test_a_turn_without_a_result_frame_warns_where_query_would_not_say(pytester) -> None:
+    """query() ends at EOF whether or not the turn had a result: a script without one passes code
+    that a real CLI's ResultMessage would break, so it warns (a client session stalls instead), for
+    the scripted transport and for every session agentsdk_cli routes; a filter silences it."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from claude_agent_sdk import query
+        from pytest_agentsdk import wire
+
+        async def show_text(transport=None):
+            async for message in query(prompt="hi", transport=transport):
+                print(message.content[0].text)  # no ResultMessage has .content
+
+        @pytest.mark.anyio
+        async def test_transport(agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.assistant("hi"))
+            await show_text(scripted_transport)
+
+        @pytest.mark.anyio
+        async def test_routed(agentsdk_cli):
+            agentsdk_cli.session().turn(wire.assistant("hi"))
+            await show_text()
+
+        @pytest.mark.anyio
+        @pytest.mark.filterwarnings("ignore::pytest_agentsdk.ScriptWarning")
+        async def test_dies_mid_turn(agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.assistant("hi"))
+            await show_text(scripted_transport)
+
+        @pytest.mark.anyio
+        async def test_ended(agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.assistant("hi"), wire.result("hi"))
+            with pytest.raises(AttributeError):
+                await show_text(scripted_transport)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio", "-W", "error::pytest_agentsdk.ScriptWarning")
+    result.assert_outcomes(passed=4, errors=2)  # the two that warn pass, then err at teardown (-W error)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_transport*", "*ScriptWarning: agentsdk_script: the SDK wrote 1 prompt(s) and the script answered 0 "
+        "with a result frame: a real CLI ends every turn with one*",
+        "*ERROR at teardown of test_routed*", "*ScriptWarning: session 1's script: the SDK wrote 1 prompt(s)*"])
+
+
 def test_agentsdk_teardown_blames_only_what_the_application_did_not_allow(pytester) -> None:
     pytester.makepyfile(
         """
