@@ -36,11 +36,13 @@ class ScriptedCLI:
     ``transports`` holds one ScriptedTransport per session opened, in order (``.log`` is what that
     session saw). As a context manager it checks on a clean exit; :meth:`problems` /
     :meth:`assert_done` check on demand (the ``agentsdk_cli`` fixture checks after a passing test).
-    ``eof``, ``checkpoints`` and ``stall_timeout`` apply to the scripts and transports it makes.
+    ``eof``, ``checkpoints`` and ``stall_timeout`` apply to the scripts and transports it makes;
+    ``name`` is how its errors call it (the fixture's name under pytest).
     """
 
     def __init__(self, *, eof: str = "end_input", checkpoints: dict[str, int] | None = None,
-                 stall_timeout: float = STALL_TIMEOUT_S) -> None:
+                 stall_timeout: float = STALL_TIMEOUT_S, name: str = "ScriptedCLI") -> None:
+        self.name = name
         self.eof = eof
         self.checkpoints = dict(checkpoints or {})
         self.stall_timeout = stall_timeout
@@ -74,7 +76,7 @@ class ScriptedCLI:
         if script is None:
             return Script(eof=self.eof, checkpoints=dict(self.checkpoints))
         if not isinstance(script, Script):
-            raise TypeError(f"agentsdk_cli.{method}(script): expected a pytest_agentsdk Script, got {type(script).__name__}")
+            raise TypeError(f"{self.name}.{method}(script): expected a pytest_agentsdk Script, got {type(script).__name__}")
         return script
 
     # ------------------------------------------------------------ routing
@@ -99,7 +101,7 @@ class ScriptedCLI:
 
     def _route(self) -> None:
         if self._saved:
-            raise RuntimeError("agentsdk_cli is already routing sessions; enter it once")
+            raise RuntimeError(f"{self.name} is already routing sessions; enter it once")
         try:
             for module_name, kind in ROUTES:
                 module = importlib.import_module(module_name)
@@ -128,12 +130,12 @@ class ScriptedCLI:
             script, name = self._every, "the every_session script"
         else:
             problem = (
-                f"the code opened session {number} ({kind}) with no script queued for it: add agentsdk_cli.session() "
-                "for each session, in the order they open, or agentsdk_cli.every_session(script)"
+                f"the code opened session {number} ({kind}) with no script queued for it: add {self.name}.session() "
+                f"for each session, in the order they open, or {self.name}.every_session(script)"
             )
             self._sessions.append((kind, None))
             self._unscripted.append(problem)
-            raise ScriptedCLIError(f"agentsdk_cli: {problem}")
+            raise ScriptedCLIError(f"{self.name}: {problem}")
         transport = ScriptedTransport(script, stall_timeout=self.stall_timeout, script_name=name, report_stall_once=True)
         self._sessions.append((kind, transport))
         return transport
@@ -147,12 +149,12 @@ class ScriptedCLI:
             return found
         if self._queue:
             found.append(
-                f"{len(self._queue)} queued session(s) never opened: agentsdk_cli.session() was called {self._queued} "
+                f"{len(self._queue)} queued session(s) never opened: {self.name}.session() was called {self._queued} "
                 f"time(s), the code opened {len(self._sessions)} session(s); drop the extra session() or find why the "
                 "code did not open it"
             )
         if self._every is not None and not self._sessions:
-            found.append("agentsdk_cli.every_session(...) was set but the code opened no session")
+            found.append(f"{self.name}.every_session(...) was set but the code opened no session")
         for number, (kind, transport) in enumerate(self._sessions, start=1):
             try:
                 if transport is not None:
@@ -164,7 +166,7 @@ class ScriptedCLI:
     def assert_done(self, *, strict: bool = True) -> None:
         """Raise AssertionError listing :meth:`problems`, if any."""
         if found := self.problems(strict=strict):
-            raise AssertionError("agentsdk_cli:\n" + "\n".join(f"- {problem}" for problem in found))
+            raise AssertionError(f"{self.name}:\n" + "\n".join(f"- {problem}" for problem in found))
 
 
 __all__ = ["ROUTES", "ScriptedCLI"]

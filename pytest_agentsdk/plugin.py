@@ -397,7 +397,7 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
 
     options = _marker_options(request)
     cli = ScriptedCLI(eof=options.get("eof", "end_input"), checkpoints=options.get("checkpoints"),
-                      stall_timeout=_stall_timeout(request))
+                      stall_timeout=_stall_timeout(request), name="agentsdk_cli")
     with cli.routing():
         yield cli
     if _call_passed(request):

@@ -87,15 +87,15 @@ async def test_a_transport_the_code_passes_is_untouched(agentsdk_cli, agentsdk_s
 
 
 async def test_a_session_opened_with_nothing_queued_fails_at_once(agentsdk_backend) -> None:
-    cli = ScriptedCLI()
+    cli = ScriptedCLI()  # outside the fixture: its errors call it by its class, not by a fixture the code does not use
     cli.session().turn(*answer("only one"))
     with cli.routing():
         assert await ask("one") == "only one"
-        with pytest.raises(ScriptedCLIError, match=r"opened session 2 \(query\(\)\) with no script queued.*agentsdk_cli.session\(\)"):
+        with pytest.raises(ScriptedCLIError, match=r"^ScriptedCLI: .*opened session 2 \(query\(\)\) with no script queued.*ScriptedCLI.session\(\)"):
             await ask("two")
     assert cli.problems() == [
-        "the code opened session 2 (query()) with no script queued for it: add agentsdk_cli.session() for each "
-        "session, in the order they open, or agentsdk_cli.every_session(script)"
+        "the code opened session 2 (query()) with no script queued for it: add ScriptedCLI.session() for each "
+        "session, in the order they open, or ScriptedCLI.every_session(script)"
     ]
 
 
@@ -103,7 +103,7 @@ async def test_a_queued_session_never_opened_fails_the_check(agentsdk_backend) -
     cli = ScriptedCLI()
     cli.session().turn(*answer("used"))
     cli.session().turn(*answer("never asked"))
-    with pytest.raises(AssertionError, match=r"1 queued session\(s\) never opened: agentsdk_cli.session\(\) was called 2 time\(s\), the code opened 1"):
+    with pytest.raises(AssertionError, match=r"1 queued session\(s\) never opened: ScriptedCLI.session\(\) was called 2 time\(s\), the code opened 1"):
         with cli:
             await ask("one")
 
