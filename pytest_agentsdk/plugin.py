@@ -41,6 +41,8 @@ _JUDGED = pytest.StashKey[list["Result"]]()  # what the test's agentsdk_check ca
 _XPASS_PENDING = pytest.StashKey[bool]()  # a known bug not seen by the call: its teardown's guard may still see it
 #: ``--agentsdk-report`` written, and how many verdicts it holds (for the terminal line)
 _WRITTEN = pytest.StashKey[int]()
+#: the probed release's line for the terminal summary, as xdist workers (which probe it) report it
+_WORKERS_SDK_LINE = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -641,6 +643,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _is_xdist_worker(config):
         workeroutput: dict[str, Any] = getattr(config, "workeroutput")  # set by xdist on its workers
         workeroutput["agentsdk_results"] = [(position, order, _plain(r)) for position, order, r in results]
+        if line := _probed_sdk_line():
+            workeroutput["agentsdk_sdk_line"] = line
         return
     path = config.getoption("--agentsdk-report")
     if path:
@@ -653,8 +657,11 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist: a worker finished; take its verdicts."""
     from .verdict import Result
 
-    for position, order, data in getattr(node, "workeroutput", {}).get("agentsdk_results", []):
+    output = getattr(node, "workeroutput", {})
+    for position, order, data in output.get("agentsdk_results", []):
         node.config.stash[_RESULTS].append((position, order, Result(**data)))
+    if "agentsdk_sdk_line" in output:
+        node.config.stash[_WORKERS_SDK_LINE] = output["agentsdk_sdk_line"]
 
 
 def _in_collection_order(config: pytest.Config) -> list[tuple[int, int, Result]]:
@@ -678,15 +685,22 @@ def _report(config: pytest.Config, results: list[Result]) -> Any:
                        config.getoption("--agentsdk-seed"), results)
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def _probed_sdk_line() -> str | None:
+    """The release and its probed features, when a test of this process probed them (never probed here for it)."""
     from sys import modules
 
     compat = modules.get("pytest_agentsdk.compat")
-    if compat is not None and compat.sdk_info.cache_info().currsize:
-        info = compat.sdk_info()
-        features = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(info.features.items()))
+    if compat is None or not compat.sdk_info.cache_info().currsize:
+        return None
+    info = compat.sdk_info()
+    features = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(info.features.items()))
+    return f"claude-agent-sdk {info.version} (CLI {info.cli_version or 'none bundled'}): {features}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if line := _probed_sdk_line() or config.stash.get(_WORKERS_SDK_LINE, None):
         terminalreporter.write_sep("-", "agentsdk")
-        terminalreporter.write_line(f"claude-agent-sdk {info.version} (CLI {info.cli_version or 'none bundled'}): {features}")
+        terminalreporter.write_line(line)
     results = [r for *_, r in _in_collection_order(config)]
     if results:
         from .verdict import render_table

@@ -417,6 +417,9 @@ def test_xdist_workers_verdicts_merge_into_the_same_report_as_a_serial_run(pytes
     table = [line for line in runs[serial].stdout.lines if line.startswith(("bug ", "late_task_notification ", "premature_completion "))]
     assert len(table) == 4 and [line for line in runs[parallel].stdout.lines if line in table] == table
     runs[parallel].stdout.fnmatch_lines([f"agentsdk: 3 verdict(s) written to {parallel}"])
+    # the release's probed features, which only the workers probed, as a serial run prints them
+    (features,) = [line for line in runs[serial].stdout.lines if line.startswith("claude-agent-sdk ") and "trio=" in line]
+    assert features in runs[parallel].stdout.lines
 
 
 @pytest.mark.parametrize(("where", "problem"), [
