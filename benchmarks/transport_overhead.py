@@ -282,6 +282,12 @@ def report(
                 ratio = scripted / other
                 verdict = "" if target is None else "ok" if ratio <= target else "MISSED"
                 print(f"{backend:<8} scripted/{name:<16} {ratio:>6.2f}x  {verdict}".rstrip())
+    # what turn gating alone costs against the peer, which streams every frame at initialize without
+    # waiting for the prompt: the floor's own ratio bounds every turn-gated transport's from below
+    for backend in args.backend:
+        floor, peer = results.get((backend, "trivial")), results.get((backend, "cassette frames"))
+        if isinstance(floor, float) and isinstance(peer, float):
+            print(f"{backend:<8} {'trivial/cassette frames':<25} {floor / peer:>6.2f}x  (the turn-gated floor against the ungated peer)")
 
 
 def main(argv: list[str]) -> None:
