@@ -81,6 +81,15 @@ class Spec:
     def label(self) -> str:
         return self.value if self.kind == "pypi" else self.text
 
+    @property
+    def installed_from(self) -> str | None:
+        """Where a candidate comes from (a file URI, a git URL), as a report's subject names it; None
+        for a release from the index. Said here, not read from the env: an env is keyed by content,
+        so one built from another path holds that path."""
+        if self.kind in ("pypi", "latest"):
+            return None
+        return Path(self.value).as_uri() if self.kind in ("path", "file") else self.text
+
 
 def parse_spec(text: str) -> Spec:
     """Parse a subject without touching the network; raises EnvError naming what is wrong."""

@@ -103,7 +103,7 @@ def _judging_options(args: argparse.Namespace) -> list[str]:
 
 def _error_report(spec: envs.Spec, version: str | None, reason: str, args: argparse.Namespace, seed: int) -> verdict.CheckReport:
     """An ``error`` verdict for every selected bug/backend, without building anything."""
-    report = verdict.CheckReport({**verdict.subject_info(version, None), "spec": spec.text}, seed)
+    report = verdict.CheckReport({**verdict.subject_info(version, None, spec.installed_from), "spec": spec.text}, seed)
     for bug in args.bug or available():
         for backend in args.backend or options.BACKENDS:
             report.results.append(verdict.Result(bug, "error", backend, None, reason=reason))
@@ -147,6 +147,8 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
         say(str(exc))
         return _error_report(spec, env.sdk_version, str(exc), args, seed)
     report.subject.update(spec=spec.text, env=str(env.path), env_reused=env.reused)
+    if spec.installed_from:
+        report.subject["installed_from"] = spec.installed_from
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1

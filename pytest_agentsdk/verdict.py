@@ -453,18 +453,17 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
     pairs = list(zip(releases, releases[1:]))
     lines = []
     for candidate in (r for r in reports if is_candidate(r)):
-        version = str(candidate.subject.get("sdk_version"))
-        try:
-            named = Version(version).public
-        except InvalidVersion:
-            named = None
+        named = _public(candidate)
         base = next((r for r in releases if named is not None and _public(r) == named), None)
-        if base is None:
-            lines.append(f"{subject_label(candidate)}: not compared: " + (
-                f"its base release {named} is not in the table; judge the two together (matrix --sdk {named} --sdk CANDIDATE, "
-                f"or verify --candidate CANDIDATE --baseline {named})" if named else f"its version {version} names no release"))
-        else:
+        if base is not None:
             pairs.append((base, candidate))
+        elif named is not None:
+            lines.append(f"{subject_label(candidate)}: not compared: its base release {named} is not in the table; judge the two "
+                         f"together (matrix --sdk {named} --sdk CANDIDATE, or verify --candidate CANDIDATE --baseline {named})")
+        else:
+            version = candidate.subject.get("sdk_version")
+            lines.append(f"{subject_label(candidate)}: not compared: " + (
+                f"its version {version} names no release" if version else "its version is unknown (it was not judged: see its error)"))
     for before, after in pairs:
         for row in compare(before, after, (subject_label(before), subject_label(after))):
             if row["change"] not in ("unchanged", "still reproduces"):
@@ -473,6 +472,9 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
 
 
 def _public(report: CheckReport) -> str | None:
+    """The release a subject's version names (``0.2.187+fix`` names 0.2.187), None for no version."""
+    if report.subject.get("sdk_version") is None:
+        return None
     try:
         return Version(str(report.subject.get("sdk_version"))).public
     except InvalidVersion:

@@ -103,3 +103,14 @@ def test_a_candidate_is_compared_with_the_release_it_is_built_on_never_with_its_
     assert [(r.subject["spec"], verdict.is_candidate(r)) for r in loaded] == [("sdk-0.2.143", False), ("sdk-latest", False), ("candidate", True)]
     assert [line.split(":")[0] for line in verdict.render_matrix(loaded).split("changes (")[1].splitlines()[1:]] == [
         "  sdk-latest (0.2.190) -> candidate (0.2.190)  late_task_notification/-/asyncio"]
+
+
+def test_a_candidate_that_did_not_build_is_no_step_between_releases(tmp_path: Path) -> None:
+    args = machine.argparse.Namespace(bug=["late_task_notification"], backend=["asyncio"])
+    tree = tmp_path / "sdk"
+    broken = machine._error_report(machine.envs.Spec("path", str(tree), "sdk"), None, "build failed", args, 0)
+    assert broken.subject["installed_from"] == tree.as_uri() and verdict.is_candidate(broken)
+    assert machine._error_report(machine.envs.parse_spec("0.2.187"), "0.2.187", "x", args, 0).subject.get("installed_from") is None
+    stale = ["stale:task_notification"]
+    changes = verdict.render_matrix([_report("0.2.187", stale), broken, _report("0.2.190", stale)]).split("changes (")[1].splitlines()[1:]
+    assert changes == ["  sdk (None): not compared: its version is unknown (it was not judged: see its error)"]
