@@ -147,6 +147,7 @@ def _check_in(env: envs.Env, args: argparse.Namespace, seed: int, progress: _Pro
         say(str(exc))
         return _error_report(spec, env.sdk_version, str(exc), args, seed)
     report.subject.update(spec=spec.text, env=str(env.path), env_reused=env.reused)
+    report.subject.pop("installed_from", None)  # what the spec says, not the env (see Spec.installed_from)
     if spec.installed_from:
         report.subject["installed_from"] = spec.installed_from
     counts: dict[str, int] = {}
@@ -534,9 +535,8 @@ def _default_baseline(candidate_version: str | None, progress: _Progress) -> tup
     version naming no release on the index (or none readable) gets the latest."""
     if candidate_version is None:
         return envs.parse_spec("latest"), "the candidate did not build, so its version is unknown"
-    try:
-        named = Version(candidate_version).public
-    except InvalidVersion:
+    named = verdict.release_named(candidate_version)
+    if named is None:
         return envs.parse_spec("latest"), f"the candidate's version {candidate_version} names no release"
     try:
         if named in envs.releases(progress=progress):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+from pathlib import Path
+from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -276,7 +278,8 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
     shows nothing users see by default (warnings it leaves are listed); ``narrows``: some gone,
     none new; ``still reproduces``: the same set; ``unchanged``: clean on both sides, or neither ran;
     ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
-    ``sides`` names the two in a reason (a matrix compares a release with the one before it).
+    ``sides`` names the two in a reason (a matrix compares a release with the one before it, or a
+    candidate with its release, and names them).
     """
     b_ran = baseline is not None and baseline.verdict in RAN
     c_ran = candidate is not None and candidate.verdict in RAN
@@ -327,17 +330,17 @@ def compare(baseline: CheckReport, candidate: CheckReport, sides: tuple[str, str
     (``sides``: see :func:`classify_change`)."""
     base = {(r.bug, r.model, r.backend): r for r in baseline.results}
     cand = {(r.bug, r.model, r.backend): r for r in candidate.results}
-    rows = []
-    for key in list(cand) + [k for k in base if k not in cand]:
-        b, c = base.get(key), cand.get(key)
-        rows.append({
-            "bug": key[0], "model": key[1], "backend": key[2],
-            "baseline": b.verdict if b else None, "candidate": c.verdict if c else None,
-            **classify_change(b, c, sides),
-            "baseline_manifestations": b.manifestations if b else [], "candidate_manifestations": c.manifestations if c else [],
-            "tradeoffs": c.tradeoffs if c else [], "coverage": c.coverage if c else None,
-        })
-    return rows
+    return [_change_row(key, base.get(key), cand.get(key), sides) for key in list(cand) + [k for k in base if k not in cand]]
+
+
+def _change_row(key: tuple[str, str | None, str], b: Result | None, c: Result | None, sides: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "bug": key[0], "model": key[1], "backend": key[2],
+        "baseline": b.verdict if b else None, "candidate": c.verdict if c else None,
+        **classify_change(b, c, sides),
+        "baseline_manifestations": b.manifestations if b else [], "candidate_manifestations": c.manifestations if c else [],
+        "tradeoffs": c.tradeoffs if c else [], "coverage": c.coverage if c else None,
+    }
 
 
 def outcomes_across_seeds(reports: list[CheckReport]) -> dict[tuple[str, str | None, str], dict[tuple[str, tuple[str, ...]], list[int]]]:
@@ -447,38 +450,71 @@ def is_candidate(report: CheckReport) -> bool:
 
 def _flip_lines(reports: list[CheckReport]) -> list[str]:
     """Where a release differs from the release before it, and a candidate from the release it is
-    built on (the one its public version names), by manifestations and severity. A candidate is
-    never a step in the releases' chain: the release after it did not lose its fix."""
+    built on (the one its public version names), over the same CLI, by manifestations and severity.
+    A candidate is never a step in the releases' chain (the release after it did not lose its fix),
+    nor is a row that errored (the harness failed there, the SDK did not change): per bug, model and
+    backend, a release is compared with the last one before it that was judged."""
     releases = [r for r in reports if not is_candidate(r)]
-    pairs = list(zip(releases, releases[1:]))
+    chains: dict[str | None, list[CheckReport]] = {}
+    for report in releases:
+        chains.setdefault(_real_cli(report), []).append(report)
     lines = []
+    for chain in chains.values():
+        last: dict[tuple[str, str | None, str], tuple[CheckReport, Result]] = {}
+        for report in chain:
+            for result in report.results:
+                key = (result.bug, result.model, result.backend)
+                if result.verdict == "error":
+                    continue  # listed under errors; the next judged release is compared across it
+                if key in last:
+                    before, was = last[key]
+                    lines += _change_lines(before, report, [_change_row(key, was, result, (subject_label(before), subject_label(report)))])
+                last[key] = (report, result)
     for candidate in (r for r in reports if is_candidate(r)):
         named = _public(candidate)
-        base = next((r for r in releases if named is not None and _public(r) == named), None)
+        base = next((r for r in releases if named is not None and _public(r) == named and _real_cli(r) == _real_cli(candidate)), None)
         if base is not None:
-            pairs.append((base, candidate))
-        elif named is not None:
-            lines.append(f"{subject_label(candidate)}: not compared: its base release {named} is not in the table; judge the two "
-                         f"together (matrix --sdk {named} --sdk CANDIDATE, or verify --candidate CANDIDATE --baseline {named})")
-        else:
-            version = candidate.subject.get("sdk_version")
-            lines.append(f"{subject_label(candidate)}: not compared: " + (
-                f"its version {version} names no release" if version else "its version is unknown (it was not judged: see its error)"))
-    for before, after in pairs:
-        for row in compare(before, after, (subject_label(before), subject_label(after))):
-            if row["change"] not in ("unchanged", "still reproduces"):
-                lines.append(f"{subject_label(before)} -> {subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}")
+            lines += _change_lines(base, candidate, compare(base, candidate, (subject_label(base), subject_label(candidate))))
+            continue
+        if candidate.subject.get("sdk_version") is None:
+            lines.append(f"{subject_label(candidate)}: not compared: its version is unknown (it was not judged: see its error)")
+            continue
+        why = f"no release {named} in the table" if named else f"its version {candidate.subject['sdk_version']} names no release"
+        lines.append(f"{subject_label(candidate)}: not compared: {why}; verify --candidate {_candidate_arg(candidate)} judges it "
+                     "beside the release its version names")
     return lines
 
 
-def _public(report: CheckReport) -> str | None:
-    """The release a subject's version names (``0.2.187+fix`` names 0.2.187), None for no version."""
-    if report.subject.get("sdk_version") is None:
+def release_named(version: Any) -> str | None:
+    """The release a version names: its public part (``0.2.187+fix`` names 0.2.187, as a candidate
+    built on that release carries it); None for no version or one that is not a version."""
+    if version is None:
         return None
     try:
-        return Version(str(report.subject.get("sdk_version"))).public
+        return Version(str(version)).public
     except InvalidVersion:
         return None
+
+
+def _public(report: CheckReport) -> str | None:
+    return release_named(report.subject.get("sdk_version"))
+
+
+def _change_lines(before: CheckReport, after: CheckReport, rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{subject_label(before)} -> {subject_label(after)}  {row['bug']}/{row['model'] or '-'}/{row['backend']}: {describe_change(row)}"
+            for row in rows if row["change"] not in ("unchanged", "still reproduces")]
+
+
+def _real_cli(report: CheckReport) -> str | None:
+    """The real CLI a subject was judged over (None: the scripted CLI), which its rows depend on as much as on the SDK."""
+    return str(report.subject.get("cli_version")) if report.subject.get("cli") else None
+
+
+def _candidate_arg(report: CheckReport) -> str:
+    """How ``verify --candidate`` names the subject: the path or git URL it came from (a report's
+    spec may be a tox env's name, which is no subject)."""
+    origin = str(report.subject.get("installed_from") or "")
+    return str(Path(urlparse(origin).path)) if origin.startswith("file://") else origin or "CANDIDATE"
 
 
 def _manifestation_lines(reports: list[CheckReport]) -> list[str]:

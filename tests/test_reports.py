@@ -93,8 +93,8 @@ def test_a_candidate_is_compared_with_the_release_it_is_built_on_never_with_its_
     assert changes == ["  sdk-0.2.187 (0.2.187) -> candidate (0.2.187+separate.channel)  late_task_notification/-/asyncio: "
                        "fixes (gone: stale:task_notification)"]
     lone = verdict.render_matrix([older, fix, latest]).split("changes (")[1].splitlines()[1:]
-    assert lone == ["  candidate (0.2.187+separate.channel): not compared: its base release 0.2.187 is not in the table; judge the "
-                    "two together (matrix --sdk 0.2.187 --sdk CANDIDATE, or verify --candidate CANDIDATE --baseline 0.2.187)"]
+    assert lone == ["  candidate (0.2.187+separate.channel): not compared: no release 0.2.187 in the table; verify --candidate "
+                    "CANDIDATE judges it beside the release its version names"]
     # a source tree at a release's own version is a candidate by where it came from, and sorts after that release
     tree = _report("0.2.190", [], installed_from="file:///src/claude-agent-sdk-python")
     for name, report in (("candidate", tree), ("sdk-latest", _report("0.2.190", stale)), ("sdk-0.2.143", _report("0.2.143", stale))):
@@ -114,3 +114,30 @@ def test_a_candidate_that_did_not_build_is_no_step_between_releases(tmp_path: Pa
     stale = ["stale:task_notification"]
     changes = verdict.render_matrix([_report("0.2.187", stale), broken, _report("0.2.190", stale)]).split("changes (")[1].splitlines()[1:]
     assert changes == ["  sdk (None): not compared: its version is unknown (it was not judged: see its error)"]
+
+
+def test_a_release_that_errored_is_bridged_and_each_real_cli_has_its_own_chain() -> None:
+    """An error row is the harness failing, not the SDK changing: the release after it is compared
+    with the last one judged. Over real CLIs, rows are compared only with rows of the same CLI."""
+    stale = ["stale:task_notification"]
+    errored = verdict.CheckReport(verdict.subject_info("0.2.188", None), 0, [
+        verdict.Result("late_task_notification", "error", "asyncio", reason="check printed no JSON")])
+    changes = verdict.render_matrix([_report("0.2.187", stale), errored, _report("0.2.190", [])]).split("changes (")[1].splitlines()[1:]
+    assert changes == ["  0.2.187 -> 0.2.190  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)"]
+
+    def over(cli: str, version: str, shown: list[str], **subject: Any) -> verdict.CheckReport:
+        report = _report(version, shown, **subject)
+        report.subject.update(cli_version=cli, cli={"path": f"/clis/{cli}", "source": "npm"})
+        return report
+
+    # subject-major, as matrix --cli A --cli B places them: base on A, base on B, candidate on A, candidate on B
+    rows = [over("2.0.1", "0.2.187", stale), over("2.0.2", "0.2.187", []),
+            over("2.0.1", "0.2.187+fix", [], installed_from="file:///src/fix"), over("2.0.2", "0.2.187+fix", stale, installed_from="file:///src/fix")]
+    changes = verdict.render_matrix(rows).split("changes (")[1].splitlines()[1:]
+    assert changes == [
+        "  0.2.187 / CLI 2.0.1 -> 0.2.187+fix / CLI 2.0.1  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)",
+        "  0.2.187 / CLI 2.0.2 -> 0.2.187+fix / CLI 2.0.2  late_task_notification/-/asyncio: regresses (new: stale:task_notification)"]
+    alone = verdict.render_matrix([_report("0.2.190", []), _report("0.2.191.dev0", stale, installed_from="file:///src/main")])
+    assert alone.split("changes (")[1].splitlines()[1:] == [
+        "  0.2.191.dev0: not compared: no release 0.2.191.dev0 in the table; verify --candidate /src/main judges it beside the release "
+        "its version names"]
