@@ -12,12 +12,13 @@ passes itself is untouched, and the originals are put back on exit.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType, TracebackType
 from typing import Any
 
-from .script import Script
+from .script import Script, ScriptWarning
 from .transport import STALL_TIMEOUT_S, ScriptedCLIError, ScriptedTransport
 
 #: Where each release looks the default transport up, and the session kind that looks there.
@@ -98,6 +99,8 @@ class ScriptedCLI:
         self._restore()
         if exc_type is None:
             self.assert_done()
+            for problem in self.results_missing():
+                warnings.warn(ScriptWarning(problem), stacklevel=2)
 
     def _route(self) -> None:
         if self._saved:
@@ -162,6 +165,12 @@ class ScriptedCLI:
             except AssertionError as exc:
                 found.append(f"session {number} ({kind}): {exc}")
         return found
+
+    def results_missing(self) -> list[str]:
+        """Each session whose stdout ended with prompts no result frame answered
+        (:meth:`ScriptedTransport.results_missing`): a warning, not a failure."""
+        return [f"session {number} ({kind}): {problem}" for number, (kind, transport) in enumerate(self._sessions, start=1)
+                if transport is not None and (problem := transport.results_missing())]
 
     def assert_done(self, *, strict: bool = True) -> None:
         """Raise AssertionError listing :meth:`problems`, if any."""

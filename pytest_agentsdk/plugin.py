@@ -10,6 +10,7 @@ import importlib.metadata
 import importlib.util
 import json
 import re
+import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,7 +374,7 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     pass it as ``query(transport=...)`` or ``ClaudeSDKClient(transport=...)``; ``.log`` records every
     write and every emitted frame with its provenance. After a passing test, teardown fails on scripted
     frames never delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``),
-    and warns (``pytest_agentsdk.ScriptWarning``) when a prompt got no result frame.
+    and warns (``pytest_agentsdk.ScriptWarning``) when stdout ended with a prompt no result frame answered.
     Under trio, a release that cannot run there is skipped with the reason (``agentsdk_backend``)."""
     from .transport import ScriptedTransport
 
@@ -382,6 +383,7 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     yield transport
     if _marker_options(request).get("strict", True) and _call_passed(request):
         _teardown_check(transport.assert_played)
+        _warn_at_test(request, [problem] if (problem := transport.results_missing()) else [])
 
 
 @pytest.fixture
@@ -393,7 +395,8 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     once the queue is empty; ``agentsdk_cli.transports`` lists each session's transport (``.log``).
     A session opened with nothing queued fails at once. After a passing test, teardown fails when a
     queued session was never opened, or a session left frames undelivered, wrote something
-    unexpected or stalled (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
+    unexpected or stalled, and warns (``pytest_agentsdk.ScriptWarning``) when a session's stdout ended
+    with a prompt no result frame answered (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
     ``eof``, ``checkpoints`` and ``stall_timeout`` apply to every session."""
     from .cli_routing import ScriptedCLI
 
@@ -404,6 +407,8 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
         yield cli
     if _call_passed(request):
         _teardown_check(lambda: cli.assert_done(strict=options.get("strict", True)))
+        if options.get("strict", True):
+            _warn_at_test(request, cli.results_missing())
 
 
 def _teardown_check(check: Callable[[], None]) -> None:
@@ -415,6 +420,19 @@ def _teardown_check(check: Callable[[], None]) -> None:
     except AssertionError as exc:
         problem = str(exc)
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" chain
+
+
+def _warn_at_test(request: pytest.FixtureRequest, problems: list[str]) -> None:
+    """Each problem as a ScriptWarning at the test's own line (not this plugin's); under
+    ``-W error`` it fails the test with its message, as a teardown check does."""
+    from .script import ScriptWarning
+
+    code = request.node.function.__code__
+    for problem in problems:
+        try:
+            warnings.warn_explicit(ScriptWarning(problem), ScriptWarning, code.co_filename, code.co_firstlineno)
+        except ScriptWarning as exc:
+            pytest.fail(f"ScriptWarning: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import enum
 import json
 import logging
 import math
-import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -32,7 +31,7 @@ import anyio.lowlevel
 from claude_agent_sdk import Transport
 
 from . import idle, wire
-from .script import Script, ScriptError, ScriptWarning, Segment
+from .script import Script, ScriptError, Segment
 
 #: A timer due later than this does not hold a stall off (the SDK's 60 s control timeout, a test's
 #: own ``fail_after``), and a wait no one can time (a socket) holds it off this long at most.
@@ -174,6 +173,9 @@ class ScriptedTransport(Transport):
     own "Fatal error in message reader" log of this transport's stall (the consumer's error has it).
     """
 
+    #: stdout ended by the CLI's own rule (stdin closed, nothing due), not by the SDK closing the transport
+    _ended_itself = False
+
     def __init__(self, script: Script, *, stall_timeout: float = STALL_TIMEOUT_S, script_name: str = "the script",
                  report_stall_once: bool = False) -> None:
         self.script = script  # may still be extended until connect(), which validates it
@@ -312,6 +314,7 @@ class ScriptedTransport(Transport):
             if not self._stdout_may_close():
                 return _Wait.WAIT
             if not self._pending_on_block:
+                self._ended_itself = True
                 return None
             # what the CLI still had to say before it exits
             self._release(self._pending_on_block[0], preempt=False)
@@ -476,16 +479,20 @@ class ScriptedTransport(Transport):
         return ("the script was changed after this session connected: a session plays the script as it was at connect(); "
                 f"fill {self.script_name} before the code connects")
 
+    def _turns_of(self, prompt: int) -> tuple[list[Segment], list[str]]:
+        """The segments prompt ``prompt`` releases, and the names of those that hold no result frame."""
+        turns = [s for s in self.script.segments if s.trigger.prompt == prompt]
+        return turns, [s.name for s in turns if not any(f.get("type") == "result" for f in s.frames)]
+
     def _missing_output(self) -> str:
         if not self._prompts:
             return "the SDK has written no prompt"
         last = self._prompts - 1
         waiting = f"the SDK awaits more output after prompt {last}"
-        turns = [s for s in self.script.segments if s.trigger.prompt == last]
+        turns, unended = self._turns_of(last)
         if not turns:
             return f"{waiting}: prompt {last} was never scripted: add {self._how_to_add('turn(...)')}"
         said_all = all(c.done for c in self._active) and not self._delayed
-        unended = [s.name for s in turns if not any(f.get("type") == "result" for f in s.frames)]
         if said_all and unended:
             return f"{waiting}: {unended[0]} has no result frame: end it with wire.result(...)"
         if said_all and self._end_input and self.script.eof == "close":
@@ -509,14 +516,29 @@ class ScriptedTransport(Transport):
             if (s.name, i) not in emitted
         ]
 
+    def results_missing(self) -> str | None:
+        """Why the code never met a ResultMessage a real CLI would have sent it: stdout ended by the
+        CLI's own rule while prompts still had no result frame (``query()`` then ends quietly; a
+        client session stalls instead), in prompt order, as the CLI answers them. None when each got
+        one, or when the code closed the session itself (it left the turn on purpose)."""
+        results = sum(1 for e in self.log.emissions if e.frame.get("type") == "result")
+        if not self._ended_itself or results >= self._prompts:
+            return None
+        gaps = []
+        for prompt in range(results, self._prompts):
+            turns, unended = self._turns_of(prompt)
+            gaps.append(f"prompt {prompt} was never scripted" if not turns else f"{', '.join(unended) or turns[0].name} has no result frame")
+        return (f"{self.script_name}: stdout ended with {self._prompts - results} prompt(s) unanswered by a result frame "
+                f"({'; '.join(gaps)}): a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; "
+                "end each turn with wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)")
+
     def unexpected_writes(self) -> list[Write]:
         """Writes the CLI would not understand: bad JSON or an unknown message type."""
         return [w for w in self.log.writes if w.type not in ("user", "control_request", "control_response")]
 
     def assert_played(self) -> None:
         """Fail if scripted frames were never delivered, the SDK wrote something unexpected or the
-        session stalled; else warn (:class:`~pytest_agentsdk.script.ScriptWarning`) when a prompt got
-        no result frame."""
+        session stalled."""
         problems = []
         if not self.log.counts["connect"] and self.script.segments:  # scripted for a session that never came
             raise AssertionError(
@@ -533,12 +555,6 @@ class ScriptedTransport(Transport):
             problems.append(self.log.stall)
         if problems:
             raise AssertionError("ScriptedTransport: " + " | ".join(problems))
-        results = sum(1 for e in self.log.emissions if e.frame.get("type") == "result")
-        if results < self._prompts:  # query() ends at EOF all the same; a client session would have stalled
-            warnings.warn(ScriptWarning(
-                f"{self.script_name}: the SDK wrote {self._prompts} prompt(s) and the script answered {results} with a result frame: "
-                "a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; end each turn with "
-                "wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)"), stacklevel=2)
 
 
 __all__ = ["Emission", "ScriptStalled", "ScriptedCLIError", "ScriptedTransport", "TransportLog", "Write"]

@@ -12,6 +12,7 @@ from claude_agent_sdk import ClaudeSDKClient, ResultMessage, query
 
 from pytest_agentsdk import wire
 from pytest_agentsdk.cli_routing import ROUTES, ScriptedCLI
+from pytest_agentsdk.script import ScriptWarning
 from pytest_agentsdk.transport import ScriptedCLIError
 
 pytestmark = pytest.mark.anyio
@@ -108,6 +109,21 @@ async def test_a_queued_session_never_opened_fails_the_check(agentsdk_backend) -
             await ask("one")
 
 
+async def test_a_session_whose_stdout_ended_unanswered_warns_when_the_block_ends(agentsdk_backend) -> None:
+    cli = ScriptedCLI()
+    cli.session().turn(*answer("answered"))
+    cli.session().turn(wire.assistant("no result"))
+    with pytest.warns(ScriptWarning) as warned:
+        with cli:
+            assert await ask("one") == "answered"
+            assert await ask("two") is None
+    assert [str(w.message) for w in warned] == [
+        "session 2 (query()): session 2's script: stdout ended with 1 prompt(s) unanswered by a result frame (turn0 has no "
+        "result frame): a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; end each turn "
+        "with wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)"]
+    assert warned[0].filename == __file__  # at the with block, not in the harness
+
+
 async def test_a_session_that_left_frames_undelivered_is_named(agentsdk_backend) -> None:
     cli = ScriptedCLI()
     cli.session().turn(*answer("a")).turn(*answer("b"))
@@ -163,7 +179,8 @@ def test_teardown_fails_on_an_unopened_session_and_stays_quiet_after_a_failure(p
     )
     result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio")
     result.assert_outcomes(passed=1, failed=1, errors=1)
-    result.stdout.fnmatch_lines(["*1 queued session(s) never opened*drop the extra session()*"])
+    # the fixture's errors call it by the name the test uses
+    result.stdout.fnmatch_lines(["*1 queued session(s) never opened: agentsdk_cli.session() was called 2 time(s)*drop the extra session()*"])
     assert "pytest_agentsdk" not in result.stdout.str().split("ERROR at teardown")[1].split("= FAILURES =")[0]
 
 

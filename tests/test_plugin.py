@@ -258,12 +258,13 @@ def test_undelivered_frames_fail_the_test_at_teardown(pytester) -> None:
 
 def test_a_turn_without_a_result_frame_warns_where_query_would_not_say(pytester) -> None:
     """query() ends at EOF whether or not the turn had a result: a script without one passes code
-    that a real CLI's ResultMessage would break, so it warns (a client session stalls instead), for
-    the scripted transport and for every session agentsdk_cli routes; a filter silences it."""
+    that a real CLI's ResultMessage would break, so it warns at the test's line (a client session
+    stalls instead), for the scripted transport and for every session agentsdk_cli routes. Not when
+    the code left the turn itself, and not in place of a failure; a filter silences it."""
     pytester.makepyfile(
         """
         import pytest
-        from claude_agent_sdk import query
+        from claude_agent_sdk import ClaudeSDKClient, query
         from pytest_agentsdk import wire
 
         async def show_text(transport=None):
@@ -281,10 +282,31 @@ def test_a_turn_without_a_result_frame_warns_where_query_would_not_say(pytester)
             await show_text()
 
         @pytest.mark.anyio
+        async def test_never_scripted(agentsdk_cli):
+            agentsdk_cli.session()
+            await show_text()
+
+        @pytest.mark.anyio
         @pytest.mark.filterwarnings("ignore::pytest_agentsdk.ScriptWarning")
         async def test_dies_mid_turn(agentsdk_script, scripted_transport):
             agentsdk_script.turn(wire.assistant("hi"))
             await show_text(scripted_transport)
+
+        @pytest.mark.anyio
+        async def test_leaves_the_turn(agentsdk_script, scripted_transport):
+            agentsdk_script.turn(wire.assistant("hi"))
+            async with ClaudeSDKClient(transport=scripted_transport) as client:
+                await client.query("hi")
+                async for message in client.receive_messages():
+                    break
+
+        @pytest.mark.anyio
+        async def test_fails_as_well(agentsdk_cli):
+            agentsdk_cli.session().turn(wire.assistant("hi"))
+            agentsdk_cli.session().turn(wire.assistant("a"), wire.result("a")).turn(wire.assistant("b"), wire.result("b"))
+            await show_text()
+            async for _ in query(prompt="one prompt of two"):
+                pass
 
         @pytest.mark.anyio
         async def test_ended(agentsdk_script, scripted_transport):
@@ -294,11 +316,18 @@ def test_a_turn_without_a_result_frame_warns_where_query_would_not_say(pytester)
         """
     )
     result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio", "-W", "error::pytest_agentsdk.ScriptWarning")
-    result.assert_outcomes(passed=4, errors=2)  # the two that warn pass, then err at teardown (-W error)
+    result.assert_outcomes(passed=7, errors=4)  # a test that warns passes, then errs at teardown (-W error)
     result.stdout.fnmatch_lines([
-        "*ERROR at teardown of test_transport*", "*ScriptWarning: agentsdk_script: the SDK wrote 1 prompt(s) and the script answered 0 "
-        "with a result frame: a real CLI ends every turn with one*",
-        "*ERROR at teardown of test_routed*", "*ScriptWarning: session 1's script: the SDK wrote 1 prompt(s)*"])
+        "*_ ERROR at teardown of test_transport*_", "ScriptWarning: agentsdk_script: stdout ended with 1 prompt(s) unanswered by a result "
+        "frame (turn0 has no result frame): a real CLI ends every turn with one*",
+        "*_ ERROR at teardown of test_routed*_", "ScriptWarning: session 1 (query()): session 1's script: stdout ended with 1 prompt(s)*",
+        "*_ ERROR at teardown of test_never_scripted*_", "*(prompt 0 was never scripted)*",
+        "*_ ERROR at teardown of test_fails_as_well*_", "*session 2 (query()): ScriptedTransport: 2 scripted frame(s) never delivered*"])
+    assert "test_leaves_the_turn" not in result.stdout.str() and "test_dies_mid_turn" not in result.stdout.str()
+    assert "pytest_agentsdk/" not in result.stdout.str().split("= ERRORS =")[1], "a message, not a traceback through the plugin"
+    warned = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-k", "asyncio and transport")
+    warned.assert_outcomes(passed=1, warnings=1)  # at the test's own line (its first decorator's), not the plugin's
+    warned.stdout.fnmatch_lines(["*test_a_turn_without_a_result_frame_warns_where_query_would_not_say.py:9: ScriptWarning: agentsdk_script*"])
 
 
 def test_agentsdk_teardown_blames_only_what_the_application_did_not_allow(pytester) -> None:
