@@ -454,7 +454,8 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
     A candidate is never a step in the releases' chain (the release after it did not lose its fix),
     nor is a row that errored (the harness failed there, the SDK did not change): per bug, model and
     backend, a release is compared with the last one before it that was judged."""
-    releases = [r for r in reports if not is_candidate(r)]
+    # in release order, whatever order the subjects were given in (a version that reads as none goes first: its rows errored)
+    releases = sorted((r for r in reports if not is_candidate(r)), key=lambda r: Version(_public(r) or "0"))
     chains: dict[str | None, list[CheckReport]] = {}
     for report in releases:
         chains.setdefault(_real_cli(report), []).append(report)

@@ -124,6 +124,9 @@ def test_a_release_that_errored_is_bridged_and_each_real_cli_has_its_own_chain()
         verdict.Result("late_task_notification", "error", "asyncio", reason="check printed no JSON")])
     changes = verdict.render_matrix([_report("0.2.187", stale), errored, _report("0.2.190", [])]).split("changes (")[1].splitlines()[1:]
     assert changes == ["  0.2.187 -> 0.2.190  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)"]
+    # the releases in release order, whatever order --sdk gave them in
+    backwards = verdict.render_matrix([_report("0.2.190", []), _report("0.2.187", stale)]).split("changes (")[1].splitlines()[1:]
+    assert backwards == changes
 
     def over(cli: str, version: str, shown: list[str], **subject: Any) -> verdict.CheckReport:
         report = _report(version, shown, **subject)
