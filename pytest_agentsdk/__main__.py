@@ -142,6 +142,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.models and args.cli:
         raise UsageError(options.MODEL_WITH_CLI)
     selected = _selected_bugs(args.bug)
+    if args.models and not any(m for name in selected for m in bugs.scenario(name).models):
+        raise UsageError(f"--model {args.models[0]}: {', '.join(selected)} has no CLI behaviour models, so --model would judge "
+                         "nothing; leave --model out, or add --bug late_task_notification")
     cli = _resolve_cli(args) if args.cli else None
     print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)
     report = run_check(selected, args.backend or list(options.BACKENDS), args.models, seed, args.examples, progress=not args.quiet,

@@ -551,6 +551,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for bug in args.claims or []:
         if bug not in BUG_NAMES:
             raise envs.EnvError(f"--claims {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
+    if args.bug and (left_out := [bug for bug in args.claims or [] if bug not in args.bug]):
+        raise envs.EnvError(f"--claims {left_out[0]}: --bug leaves that bug out, so nothing would judge the claim; add --bug {left_out[0]}")
     progress = _Progress(args.quiet)
     candidate_spec = _parse_specs([args.candidate], progress, "--candidate")[0]
     baseline_spec = _parse_specs([args.baseline], progress, "--baseline")[0] if args.baseline else None
@@ -563,14 +565,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
         baseline_spec, why = _default_baseline(version, progress)
         progress(f"baseline: {baseline_spec.label} ({why}; --baseline SPEC to choose)")
     candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress, _clis(args, progress))
+    if baseline.results and all(r.verdict == "error" for r in baseline.results):
+        raise envs.EnvError(f"--baseline {baseline_spec.label}: could not be judged ({baseline.results[0].reason}), so there is nothing "
+                            "to compare the candidate with; give a baseline this harness judges (a release >= "
+                            f"{envs.MIN_SUPPORTED}, or leave --baseline out for the release the candidate's version names)")
+    named = verdict.release_named(candidate.subject.get("sdk_version"))
+    elsewhere = (f"baseline {baseline.subject.get('sdk_version')} is not the release the candidate's version names ({named}): "
+                 f"what changed between those releases shows here as the candidate's change"
+                 if named and verdict.release_named(baseline.subject.get("sdk_version")) != named else None)
     rows = verdict.compare(baseline, candidate)
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
         print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
-                          "comparison": rows, "unlike_runtimes": verdict.runtime_groups([baseline, candidate]),
+                          "comparison": rows, "unlike_runtimes": verdict.runtime_groups([baseline, candidate]), "baseline_note": elsewhere,
                           "claims": {bug: bug not in unmet for bug in args.claims or []}}, indent=2, default=str))
     else:
         text = verdict.render_comparison(baseline, candidate, markdown=args.markdown)
+        if elsewhere:
+            text += f"\n\n{'**Note**: ' if args.markdown else 'note: '}{elsewhere}"
         if args.claims:
             claims = ", ".join(f"{bug}: {'unmet' if bug in unmet else 'met'}" for bug in args.claims)
             text += f"\n\n{'**Claims**' if args.markdown else 'claims'}: {claims}"
@@ -609,6 +621,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     it assumes one change between the probes it brackets."""
     args.bug = [args.bug_name]
     _validate(args)
+    if args.manifestation is not None and not args.manifestation.strip():
+        raise envs.EnvError("--manifestation: empty; give a manifestation's name as check --json prints it (e.g. cancel_scope_cross_task)")
     progress = _Progress(args.quiet)
     known = envs.releases(progress=progress)
     asked_lo = _release(args.from_, "--from", progress) if args.from_ else envs.MIN_SUPPORTED

@@ -285,7 +285,8 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
     c_ran = candidate is not None and candidate.verdict in RAN
     b_names = set(baseline.manifestations) if b_ran and baseline else set()
     c_names = set(candidate.manifestations) if c_ran and candidate else set()
-    row: dict[str, Any] = {"gone": sorted(b_names - c_names), "new": sorted(c_names - b_names), "reason": None,
+    # nothing is gone from a candidate that did not run: the reason says what became of it
+    row: dict[str, Any] = {"gone": sorted(b_names - c_names) if c_ran else [], "new": sorted(c_names - b_names), "reason": None,
                            **(_pattern_moves(baseline, candidate) if baseline and candidate and b_ran and c_ran else {})}
     if baseline is not None and baseline.verdict == "error":
         row.update(change="error", reason=f"{sides[0]}: {baseline.reason}")
@@ -328,9 +329,21 @@ def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, l
 def compare(baseline: CheckReport, candidate: CheckReport, sides: tuple[str, str] = ("baseline", "candidate")) -> list[dict[str, Any]]:
     """One row per (bug, model, backend) judged on either side, in the candidate's report order
     (``sides``: see :func:`classify_change`)."""
-    base = {(r.bug, r.model, r.backend): r for r in baseline.results}
-    cand = {(r.bug, r.model, r.backend): r for r in candidate.results}
+    base, cand = _keyed(baseline, candidate), _keyed(candidate, baseline)
     return [_change_row(key, base.get(key), cand.get(key), sides) for key in list(cand) + [k for k in base if k not in cand]]
+
+
+def _keyed(report: CheckReport, other: CheckReport) -> dict[tuple[str, str | None, str], Result]:
+    """``report``'s results by (bug, model, backend); a subject that could not be judged has one
+    error row per bug and backend, with no model: it stands for each model ``other`` judged there
+    (the candidate errors on each; it did not lack them)."""
+    keyed = {(r.bug, r.model, r.backend): r for r in report.results}
+    for r in [r for r in report.results if r.verdict == "error" and r.model is None]:
+        models = [key for key in ((x.bug, x.model, x.backend) for x in other.results) if key[::2] == (r.bug, r.backend) and key[1]]
+        if models:
+            del keyed[(r.bug, None, r.backend)]
+            keyed.update(dict.fromkeys(models, r))
+    return keyed
 
 
 def _change_row(key: tuple[str, str | None, str], b: Result | None, c: Result | None, sides: tuple[str, str]) -> dict[str, Any]:

@@ -144,3 +144,17 @@ def test_a_release_that_errored_is_bridged_and_each_real_cli_has_its_own_chain()
     assert alone.split("changes (")[1].splitlines()[1:] == [
         "  0.2.191.dev0: not compared: no release 0.2.191.dev0 in the table; verify --candidate /src/main judges it beside the release "
         "its version names"]
+
+
+def test_a_candidate_that_could_not_be_judged_errors_on_each_model_and_loses_nothing() -> None:
+    """A subject that did not build has one error row per bug and backend: it stands for every model
+    the other side judged there, and the change says it errored, not that the bug is gone."""
+    base = verdict.CheckReport(verdict.subject_info("0.2.187", None), 0, [
+        verdict.Result("late_task_notification", "reproduced", "asyncio", model, manifestations=["stale:turn"])
+        for model in ("notify-only", "wake-parent")])
+    broken = verdict.CheckReport(verdict.subject_info(None, None), 0, [
+        verdict.Result("late_task_notification", "error", "asyncio", None, reason="does not import")])
+    rows = verdict.compare(base, broken)
+    assert [(r["model"], r["candidate"], r["change"], r["gone"], r["reason"]) for r in rows] == [
+        (model, "error", "regresses", [], "candidate errors where baseline ran: does not import") for model in ("notify-only", "wake-parent")]
+    assert [(r["model"], r["change"]) for r in verdict.compare(broken, base)] == [("notify-only", "error"), ("wake-parent", "error")]

@@ -228,7 +228,10 @@ def _pace(example: dict[str, Any], prompts: int) -> list[str | int]:
         raise ScriptError(f"pace: give one entry per gap between prompts ({prompts - 1})")
     for i, p in enumerate(pace):
         if p != "late":
-            whole_number(f"pace[{i}]", p, 0, _LATE_LIMIT)
+            try:
+                whole_number(f"pace[{i}]", p, 0, _LATE_LIMIT)
+            except ScriptError as exc:
+                raise ScriptError(f"{exc}, or \"late\"") from None
     return pace
 
 
