@@ -111,7 +111,7 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
             try:
                 return scenario.judge(sdk, backend, model, seed, examples, warnings_as_errors)  # type: ignore[no-any-return]
             except Exception as exc:  # the harness, or the SDK under judgement, broke: reported, never hidden
-                return verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc),
+                return verdict.Result(name, "error", backend, model, reason=verdict.one_line(exc, clean=scrub),
                                       evidence={"traceback": scrub(traceback.format_exc(limit=8))})
         return run
 

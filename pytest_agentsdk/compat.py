@@ -11,6 +11,8 @@ import functools
 import importlib.util
 import inspect
 import json
+import os
+import traceback
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -95,9 +97,29 @@ def _probe_trio() -> tuple[bool, str]:
 
     try:
         anyio.run(one_turn, backend="trio")
-    except Exception as exc:  # the release's own failure is the finding
-        return False, f"release cannot run under trio: {type(exc).__name__}: {exc}"
+    except Exception as exc:
+        if _asyncio_only(exc):
+            from .observe import scrub
+            from .verdict import one_line
+
+            return False, f"release cannot run under trio: {one_line(exc, clean=scrub)}"
+        # it runs there and fails: the scenarios judge how (a cancel scope exited from the wrong task
+        # corrupts trio's own stack here), a failure for the verdicts, not a missing backend
     return True, ""
+
+
+def _asyncio_only(exc: BaseException) -> bool:
+    """The release calls asyncio itself, which no trio program can run: asyncio finds no loop of
+    its own (``asyncio.get_running_loop()``, in C, says ``no running event loop``), the error is
+    raised in asyncio's code, or sniffio finds no async library."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if type(exc).__name__ == "AsyncLibraryNotFoundError":
+        return True
+    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in ("no running event loop", "no current event loop")):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"{os.sep}asyncio{os.sep}" in frames[-1].filename
 
 
 @functools.lru_cache(maxsize=1)

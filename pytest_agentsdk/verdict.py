@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -140,11 +141,14 @@ class CheckReport:
                    schema=schema, matrix=matrix)
 
 
-def one_line(exc: BaseException, limit: int = 200) -> str:
-    """An exception as one readable line (the innermost of a group, its message's first line)."""
+def one_line(exc: BaseException, limit: int = 200, clean: Callable[[str], str] | None = None) -> str:
+    """An exception as one readable line (the innermost of a group, its message's first line);
+    ``clean`` (:func:`pytest_agentsdk.observe.scrub`, for a reason a report keeps) runs before it is
+    cut to ``limit``, so an address cut in half is never left to differ between runs."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    text = clean(text) if clean else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -262,6 +262,17 @@ def test_verify_reports_the_reintroduced_scope_as_a_regression(candidate_env: An
     assert "cancel_scope_cross_task (break_then_return, aclose_other_task, aclosing" in row
 
 
+def test_a_candidate_whose_trio_session_fails_is_judged_on_trio_not_excused(candidate_env: Any) -> None:
+    """The scope back in the reader corrupts trio's cancel scope stack in the probe's one-turn
+    session: that is the bug shown, not a release that cannot run under trio (0.1.51 to 0.1.66
+    call asyncio itself: ``no running event loop``), so the trio row is judged, and shows it."""
+    env = candidate_env("cross_task_scope")
+    assert env.run(["-c", "from pytest_agentsdk import compat; print(compat.sdk_info().features['trio'])"]).stdout.strip() == "True"
+    (result,) = env.run_check(["--bug", "cross_task_close", "--backend", "trio", "--seed", "0", "--examples", "5", "--quiet"],
+                              timeout=900)["results"]
+    assert result["verdict"] == "reproduced" and "cancel_scope_cross_task" in result["manifestations"]
+
+
 def test_slow_close_regresses_by_leaving_the_cli_open(judged_against_base: Any) -> None:
     """A close() 50 ms slower: a consumer returning from asyncio.run at once has the finalizer's
     close cancelled by the loop's shutdown mid-sleep, before transport.close() (the CLI is left
