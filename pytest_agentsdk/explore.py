@@ -69,7 +69,7 @@ class Outcome:
 @dataclass
 class Sweep:
     """The examples every judgement runs before the search, whatever the budget, and what they
-    span (``axes``, e.g. "13 patterns x 3 timings x 3 GC modes"), for the coverage statement."""
+    span (``axes``, e.g. "13 patterns x 4 timings x 3 GC modes"), for the coverage statement."""
 
     examples: list[Any] = field(default_factory=list)
     axes: str = ""
