@@ -445,7 +445,13 @@ def _validated(example: Any) -> tuple[str, Script]:
         whole_number("example.stop (or 'result')", stop)
     for key in ("after", "schedule"):
         whole_number(f"example.{key}", example.get(key))
-    return pattern, Script.from_json(example.get("script"))
+    script = Script.from_json(example.get("script"))
+    turn = next((seg for seg in script.segments if seg.trigger.prompt == 0), None)
+    if turn is None or not turn.frames or turn.frames[-1].get("type") != "result":
+        # else the consumer's missing ResultMessage (result_missing) would be the example's doing, not the SDK's
+        raise ScriptError("example.script: give one turn for prompt 0 that ends with a result frame, as every CLI turn does "
+                          "(the examples check prints have one)")
+    return pattern, script
 
 
 def _expects_result(example: dict[str, Any], script: Script) -> bool:
