@@ -527,6 +527,16 @@ def test_a_candidate_s_manifestations_do_not_move_with_the_budget(candidate_env:
     assert "stale:subagent" in small[0].evidence["patterns"]["several tasks"]["swept_manifestations"]
 
 
+
+def test_reading_on_for_tasks_in_flight_regresses_under_a_cli_that_reacts(candidate: Any) -> None:
+    """Under wake-parent, reading on past the result takes the CLI's reaction turn into flows that
+    were free of it: the call ends on that turn's result, not its own."""
+    ((result, change),) = candidate("drain_until_settled", "--model", "wake-parent").values()
+    assert change["change"] == "regresses"
+    assert change["new_in_patterns"] == {"misattributed": ["completes mid next turn"], "stale:cli_turn": ["completes mid next turn"],
+                                         "stale:turn": ["completes after the next turn"]}
+
+
 def test_reading_on_while_the_reader_tracks_tasks_races_the_reader(candidate: Any) -> None:
     """Reading on past the result while ``Query._inflight_tasks`` is not empty: the reader runs
     ahead of the consumer and may have settled the task before the call sees its result, so the
