@@ -439,6 +439,8 @@ def render_matrix(reports: list[CheckReport], markdown: bool = False) -> str:
     rows = [[subject_label(rep)] + _matrix_cells(rep, columns, reasons) for rep in reports]
     seeds = sorted({rep.seed for rep in reports})
     footer = f"seed {', '.join(map(str, seeds))}; n/a = release lacks the surface or backend (see --json for reasons)"
+    if len(seeds) > 1:  # reports recorded by separate runs (tox's envs): what only a search found may be its seed's
+        footer += "; judged under different seeds: a change the sweep does not show may be the seed's (judge them with one --seed)"
     if taken := sum(1 for rep in reports if rep.subject.get("judged_as")):
         fingerprinted = [rep.subject["source"] for rep in reports if rep.subject.get("source")]
         footer += (f"; {len(fingerprinted)} releases from {len(set(fingerprinted))} Python sources: {taken} took the rows of the newest "

@@ -158,3 +158,10 @@ def test_a_candidate_that_could_not_be_judged_errors_on_each_model_and_loses_not
     assert [(r["model"], r["candidate"], r["change"], r["gone"], r["reason"]) for r in rows] == [
         (model, "error", "regresses", [], "candidate errors where baseline ran: does not import") for model in ("notify-only", "wake-parent")]
     assert [(r["model"], r["change"]) for r in verdict.compare(broken, base)] == [("notify-only", "error"), ("wake-parent", "error")]
+
+
+def test_a_table_of_reports_judged_under_different_seeds_says_so() -> None:
+    one, other = _report("0.2.187", []), _report("0.2.190", [])
+    other.seed = 1
+    assert "judged under different seeds" in verdict.render_matrix([one, other])
+    assert "judged under different seeds" not in verdict.render_matrix([one, _report("0.2.190", [])])
