@@ -98,11 +98,10 @@ def _probe_trio() -> tuple[bool, str]:
     try:
         anyio.run(one_turn, backend="trio")
     except Exception as exc:
-        if _asyncio_only(exc):
-            from .observe import scrub
+        if _asyncio_only(exc):  # asyncio's own words (no running event loop): no address to differ between runs
             from .verdict import one_line
 
-            return False, f"release cannot run under trio: {one_line(exc, clean=scrub)}"
+            return False, f"release cannot run under trio: {one_line(exc)}"
         # it runs there and fails: the scenarios judge how (a cancel scope exited from the wrong task
         # corrupts trio's own stack here), a failure for the verdicts, not a missing backend
     return True, ""
