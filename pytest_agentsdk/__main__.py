@@ -132,19 +132,13 @@ def run_check(bug_names: list[str], backends: list[str], models: list[str] | Non
 
 def cmd_check(args: argparse.Namespace) -> int:
     seed = _seed(args.seed)
-    if args.models:
-        from . import bugs
+    from . import bugs
 
-        known = {m for n in bugs.available() for m in bugs.scenario(n).models if m}
-        for m in args.models:
-            if m not in known:
-                raise UsageError(f"--model {m}: unknown CLI behaviour model; choose from {', '.join(sorted(known))}")
+    selected = _selected_bugs(args.bug)
+    if problem := bugs.model_problem(selected, args.models):
+        raise UsageError(problem)
     if args.models and args.cli:
         raise UsageError(options.MODEL_WITH_CLI)
-    selected = _selected_bugs(args.bug)
-    if args.models and not any(m for name in selected for m in bugs.scenario(name).models):
-        raise UsageError(f"--model {args.models[0]}: {', '.join(selected)} has no CLI behaviour models, so --model would judge "
-                         "nothing; leave --model out, or add --bug late_task_notification")
     cli = _resolve_cli(args) if args.cli else None
     print(f"pytest-agentsdk check: seed {seed}" + (f", real CLI {cli.describe()}" if cli else ""), file=sys.stderr)
     report = run_check(selected, args.backend or list(options.BACKENDS), args.models, seed, args.examples, progress=not args.quiet,

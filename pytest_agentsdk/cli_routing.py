@@ -168,9 +168,9 @@ class ScriptedCLI:
 
     def results_missing(self) -> list[str]:
         """Each session whose stdout ended with prompts no result frame answered
-        (:meth:`ScriptedTransport.results_missing`): a warning, not a failure."""
-        return [f"session {number} ({kind}): {problem}" for number, (kind, transport) in enumerate(self._sessions, start=1)
-                if transport is not None and (problem := transport.results_missing())]
+        (:meth:`ScriptedTransport.results_missing`, which names the session's script): a warning,
+        not a failure."""
+        return [problem for _, transport in self._sessions if transport is not None and (problem := transport.results_missing())]
 
     def assert_done(self, *, strict: bool = True) -> None:
         """Raise AssertionError listing :meth:`problems`, if any."""

@@ -6,12 +6,12 @@ that never touch the SDK pay nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import importlib.util
 import inspect
 import json
-import os
 import traceback
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -72,10 +72,14 @@ def installed_from() -> str | None:
     if not text:
         return None
     try:
-        url = json.loads(text).get("url")
-    except (ValueError, AttributeError):
+        data = json.loads(text)
+        url, vcs = str(data["url"]), data.get("vcs_info")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return "an unreadable direct_url.json"  # installed from somewhere other than an index, all the same
-    return str(url) if url else "an unreadable direct_url.json"
+    if isinstance(vcs, dict):  # as the spec that installs it again names it: git+URL@ref
+        ref = vcs.get("requested_revision") or vcs.get("commit_id")
+        return f"{vcs.get('vcs', 'git')}+{url}" + (f"@{ref}" if ref else "")
+    return url
 
 
 def _probe_trio() -> tuple[bool, str]:
@@ -110,15 +114,15 @@ def _probe_trio() -> tuple[bool, str]:
 def _asyncio_only(exc: BaseException) -> bool:
     """The release calls asyncio itself, which no trio program can run: asyncio finds no loop of
     its own (``asyncio.get_running_loop()``, in C, says ``no running event loop``), the error is
-    raised in asyncio's code, or sniffio finds no async library."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
+    raised in asyncio's own code, or sniffio finds no async library (any error of a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_asyncio_only(inner) for inner in exc.exceptions)
     if type(exc).__name__ == "AsyncLibraryNotFoundError":
         return True
     if isinstance(exc, RuntimeError) and any(text in str(exc) for text in ("no running event loop", "no current event loop")):
         return True
     frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and f"{os.sep}asyncio{os.sep}" in frames[-1].filename
+    return bool(frames) and Path(frames[-1].filename).parent == Path(asyncio.__file__).parent
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from . import envs, forked, options, preload, verdict
-from .bugs import BUG_NAMES, available
+from .bugs import BUG_NAMES, available, model_problem
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
 BUILDS_AT_ONCE = 4
@@ -297,6 +297,8 @@ def _validate(args: argparse.Namespace) -> None:
             raise envs.EnvError(f"--bug {bug}: unknown bug; choose from {', '.join(BUG_NAMES)}")
         if bug not in available():
             raise envs.EnvError(f"--bug {bug}: this build of pytest-agentsdk does not ship that scenario yet")
+    if problem := model_problem(args.bug or available(), getattr(args, "models", None)):
+        raise envs.EnvError(problem)
     if getattr(args, "models", None) and getattr(args, "cli", None):
         raise envs.EnvError(options.MODEL_WITH_CLI)
 
@@ -566,13 +568,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         progress(f"baseline: {baseline_spec.label} ({why}; --baseline SPEC to choose)")
     candidate, baseline = judge_all([candidate_spec, baseline_spec], args, seed, progress, _clis(args, progress))
     if baseline.results and all(r.verdict == "error" for r in baseline.results):
+        too_old = envs.unsupported_reason(str(baseline.subject.get("sdk_version"))) if baseline.subject.get("sdk_version") else None
         raise envs.EnvError(f"--baseline {baseline_spec.label}: could not be judged ({baseline.results[0].reason}), so there is nothing "
-                            "to compare the candidate with; give a baseline this harness judges (a release >= "
-                            f"{envs.MIN_SUPPORTED}, or leave --baseline out for the release the candidate's version names)")
-    named = verdict.release_named(candidate.subject.get("sdk_version"))
-    elsewhere = (f"baseline {baseline.subject.get('sdk_version')} is not the release the candidate's version names ({named}): "
-                 f"what changed between those releases shows here as the candidate's change"
-                 if named and verdict.release_named(baseline.subject.get("sdk_version")) != named else None)
+                            "to compare the candidate with; give a baseline this harness judges" +
+                            (f" (a release >= {envs.MIN_SUPPORTED})" if too_old else "") +
+                            ", or leave --baseline out for the release the candidate's version names")
+    elsewhere = _other_base(candidate, baseline, progress)
     rows = verdict.compare(baseline, candidate)
     unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
     if args.json:
@@ -590,6 +591,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if any(r["change"] == "regresses" for r in rows) or unmet:
         return 1
     return 2 if any(r["change"] == "error" for r in rows) else 0
+
+
+def _other_base(candidate: verdict.CheckReport, baseline: verdict.CheckReport, progress: _Progress) -> str | None:
+    """A note when a candidate built on a release is judged against another one: what changed
+    between the two releases then shows as the candidate's change. None for a release judged as a
+    candidate, or a version that names no release on the index."""
+    named = verdict.release_named(candidate.subject.get("sdk_version"))
+    if not verdict.is_candidate(candidate) or named is None or verdict.release_named(baseline.subject.get("sdk_version")) == named:
+        return None
+    try:
+        if named not in envs.releases(progress=progress):
+            return None
+    except envs.EnvError:
+        return None
+    return (f"baseline {baseline.subject.get('sdk_version')} is not the release the candidate's version names ({named}): "
+            "what changed between those releases shows here as the candidate's change")
 
 
 def claim_met(rows: list[dict[str, Any]]) -> bool:

@@ -479,6 +479,11 @@ class ScriptedTransport(Transport):
         return ("the script was changed after this session connected: a session plays the script as it was at connect(); "
                 f"fill {self.script_name} before the code connects")
 
+    @property
+    def _turn_prompt(self) -> dict[str | None, int]:
+        """Segment name -> the prompt it answers, for the segments a prompt releases."""
+        return {s.name: s.trigger.prompt for s in self.script.segments if s.trigger.prompt is not None}
+
     def _turns_of(self, prompt: int) -> tuple[list[Segment], list[str]]:
         """The segments prompt ``prompt`` releases, and the names of those that hold no result frame."""
         turns = [s for s in self.script.segments if s.trigger.prompt == prompt]
@@ -521,14 +526,19 @@ class ScriptedTransport(Transport):
         CLI's own rule while prompts still had no result frame (``query()`` then ends quietly; a
         client session stalls instead), in prompt order, as the CLI answers them. None when each got
         one, or when the code closed the session itself (it left the turn on purpose)."""
-        results = sum(1 for e in self.log.emissions if e.frame.get("type") == "result")
-        if not self._ended_itself or results >= self._prompts:
+        if not self._ended_itself:
+            return None
+        # a turn's own result answers its prompt; a result of another segment (an event's), the first prompt left
+        answered = {self._turn_prompt.get(e.segment) for e in self.log.emissions if e.frame.get("type") == "result"} - {None}
+        spare = sum(1 for e in self.log.emissions if e.frame.get("type") == "result" and e.segment not in self._turn_prompt)
+        unanswered = [k for k in range(self._prompts) if k not in answered][spare:]
+        if not unanswered:
             return None
         gaps = []
-        for prompt in range(results, self._prompts):
+        for prompt in unanswered:
             turns, unended = self._turns_of(prompt)
             gaps.append(f"prompt {prompt} was never scripted" if not turns else f"{', '.join(unended) or turns[0].name} has no result frame")
-        return (f"{self.script_name}: stdout ended with {self._prompts - results} prompt(s) unanswered by a result frame "
+        return (f"{self.script_name}: stdout ended with {len(unanswered)} prompt(s) unanswered by a result frame "
                 f"({'; '.join(gaps)}): a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; "
                 "end each turn with wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)")
 

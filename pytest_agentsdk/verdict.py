@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+import shlex
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from typing import Any
@@ -345,7 +346,7 @@ def _keyed(report: CheckReport, other: CheckReport) -> dict[tuple[str, str | Non
     for r in [r for r in report.results if r.verdict == "error" and r.model is None]:
         models = [key for key in ((x.bug, x.model, x.backend) for x in other.results) if key[::2] == (r.bug, r.backend) and key[1]]
         if models:
-            del keyed[(r.bug, None, r.backend)]
+            keyed.pop((r.bug, None, r.backend), None)  # pop: a subject judged twice (--bug given twice) repeats its rows
             keyed.update(dict.fromkeys(models, r))
     return keyed
 
@@ -471,8 +472,9 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
     """Where a release differs from the release before it, and a candidate from the release it is
     built on (the one its public version names), over the same CLI, by manifestations and severity.
     A candidate is never a step in the releases' chain (the release after it did not lose its fix),
-    nor is a row that errored (the harness failed there, the SDK did not change): per bug, model and
-    backend, a release is compared with the last one before it that was judged."""
+    nor is a row that errored: it is said (it errors where the release before it ran: the SDK or
+    the harness broke there), and per bug, model and backend the next release is compared with the
+    last one judged, so neither hides a change."""
     # in release order, whatever order the subjects were given in (a version that reads as none goes first: its rows errored)
     releases = sorted((r for r in reports if not is_candidate(r)), key=lambda r: Version(_public(r) or "0"))
     chains: dict[str | None, list[CheckReport]] = {}
@@ -484,12 +486,11 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
         for report in chain:
             for result in report.results:
                 key = (result.bug, result.model, result.backend)
-                if result.verdict == "error":
-                    continue  # listed under errors; the next judged release is compared across it
                 if key in last:
                     before, was = last[key]
                     lines += _change_lines(before, report, [_change_row(key, was, result, (subject_label(before), subject_label(report)))])
-                last[key] = (report, result)
+                if result.verdict != "error":  # an error is said (it errors where the one before ran), then stepped over
+                    last[key] = (report, result)
     for candidate in (r for r in reports if is_candidate(r)):
         named = _public(candidate)
         base = next((r for r in releases if named is not None and _public(r) == named and _real_cli(r) == _real_cli(candidate)), None)
@@ -499,9 +500,11 @@ def _flip_lines(reports: list[CheckReport]) -> list[str]:
         if candidate.subject.get("sdk_version") is None:
             lines.append(f"{subject_label(candidate)}: not compared: its version is unknown (it was not judged: see its error)")
             continue
-        why = f"no release {named} in the table" if named else f"its version {candidate.subject['sdk_version']} names no release"
-        lines.append(f"{subject_label(candidate)}: not compared: {why}; verify --candidate {_candidate_arg(candidate)} judges it "
-                     "beside the release its version names")
+        cli = _real_cli(candidate)
+        why = (f"no release {named}{f' over CLI {cli}' if cli else ''} in the table" if named
+               else f"its version {candidate.subject['sdk_version']} names no release")
+        lines.append(f"{subject_label(candidate)}: not compared: {why}; verify --candidate {_candidate_arg(candidate)}"
+                     f"{f' --cli {cli}' if cli else ''} judges it beside the release its version names")
     return lines
 
 
@@ -531,10 +534,10 @@ def _real_cli(report: CheckReport) -> str | None:
 
 
 def _candidate_arg(report: CheckReport) -> str:
-    """How ``verify --candidate`` names the subject: the path or git URL it came from (a report's
-    spec may be a tox env's name, which is no subject)."""
+    """How ``verify --candidate`` names the subject, quoted to paste: the path or git URL it came
+    from (a report's spec may be a tox env's name, which is no subject)."""
     origin = str(report.subject.get("installed_from") or "")
-    return str(Path(urlparse(origin).path)) if origin.startswith("file://") else origin or "CANDIDATE"
+    return shlex.quote(str(Path(unquote(urlparse(origin).path))) if origin.startswith("file://") else origin) if origin else "CANDIDATE"
 
 
 def _manifestation_lines(reports: list[CheckReport]) -> list[str]:

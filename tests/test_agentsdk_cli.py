@@ -117,11 +117,12 @@ async def test_a_session_whose_stdout_ended_unanswered_warns_when_the_block_ends
         with cli:
             assert await ask("one") == "answered"
             assert await ask("two") is None
-    assert [str(w.message) for w in warned] == [
-        "session 2 (query()): session 2's script: stdout ended with 1 prompt(s) unanswered by a result frame (turn0 has no "
+    ours = [w for w in warned if w.category is ScriptWarning]  # an old release's anyio may warn of unclosed streams too
+    assert [str(w.message) for w in ours] == [
+        "session 2's script: stdout ended with 1 prompt(s) unanswered by a result frame (turn0 has no "
         "result frame): a real CLI ends every turn with one, so the code never met the ResultMessage it will meet; end each turn "
         "with wire.result(...) (a script of a CLI that dies mid-turn means it: filter pytest_agentsdk.ScriptWarning)"]
-    assert warned[0].filename == __file__  # at the with block, not in the harness
+    assert ours[0].filename == __file__  # at the with block, not in the harness
 
 
 async def test_a_session_that_left_frames_undelivered_is_named(agentsdk_backend) -> None:

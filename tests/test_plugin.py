@@ -320,7 +320,7 @@ def test_a_turn_without_a_result_frame_warns_where_query_would_not_say(pytester)
     result.stdout.fnmatch_lines([
         "*_ ERROR at teardown of test_transport*_", "ScriptWarning: agentsdk_script: stdout ended with 1 prompt(s) unanswered by a result "
         "frame (turn0 has no result frame): a real CLI ends every turn with one*",
-        "*_ ERROR at teardown of test_routed*_", "ScriptWarning: session 1 (query()): session 1's script: stdout ended with 1 prompt(s)*",
+        "*_ ERROR at teardown of test_routed*_", "ScriptWarning: session 1's script: stdout ended with 1 prompt(s)*",
         "*_ ERROR at teardown of test_never_scripted*_", "*(prompt 0 was never scripted)*",
         "*_ ERROR at teardown of test_fails_as_well*_", "*session 2 (query()): ScriptedTransport: 2 scripted frame(s) never delivered*"])
     assert "test_leaves_the_turn" not in result.stdout.str() and "test_dies_mid_turn" not in result.stdout.str()

@@ -117,16 +117,18 @@ def test_a_candidate_that_did_not_build_is_no_step_between_releases(tmp_path: Pa
 
 
 def test_a_release_that_errored_is_bridged_and_each_real_cli_has_its_own_chain() -> None:
-    """An error row is the harness failing, not the SDK changing: the release after it is compared
-    with the last one judged. Over real CLIs, rows are compared only with rows of the same CLI."""
+    """An error row is said (the SDK or the harness broke there), then stepped over: the release
+    after it is compared with the last one judged. Over real CLIs, rows are compared only with rows
+    of the same CLI."""
     stale = ["stale:task_notification"]
     errored = verdict.CheckReport(verdict.subject_info("0.2.188", None), 0, [
         verdict.Result("late_task_notification", "error", "asyncio", reason="check printed no JSON")])
     changes = verdict.render_matrix([_report("0.2.187", stale), errored, _report("0.2.190", [])]).split("changes (")[1].splitlines()[1:]
-    assert changes == ["  0.2.187 -> 0.2.190  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)"]
+    assert changes == ["  0.2.187 -> 0.2.188  late_task_notification/-/asyncio: regresses; 0.2.188 errors where 0.2.187 ran: check printed no JSON",
+                       "  0.2.187 -> 0.2.190  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)"]
     # the releases in release order, whatever order --sdk gave them in
     backwards = verdict.render_matrix([_report("0.2.190", []), _report("0.2.187", stale)]).split("changes (")[1].splitlines()[1:]
-    assert backwards == changes
+    assert backwards == changes[1:]
 
     def over(cli: str, version: str, shown: list[str], **subject: Any) -> verdict.CheckReport:
         report = _report(version, shown, **subject)
@@ -140,10 +142,12 @@ def test_a_release_that_errored_is_bridged_and_each_real_cli_has_its_own_chain()
     assert changes == [
         "  0.2.187 / CLI 2.0.1 -> 0.2.187+fix / CLI 2.0.1  late_task_notification/-/asyncio: fixes (gone: stale:task_notification)",
         "  0.2.187 / CLI 2.0.2 -> 0.2.187+fix / CLI 2.0.2  late_task_notification/-/asyncio: regresses (new: stale:task_notification)"]
-    alone = verdict.render_matrix([_report("0.2.190", []), _report("0.2.191.dev0", stale, installed_from="file:///src/main")])
+    alone = verdict.render_matrix([_report("0.2.190", []), _report("0.2.191.dev0", stale, installed_from="file:///src/my%20main")])
     assert alone.split("changes (")[1].splitlines()[1:] == [
-        "  0.2.191.dev0: not compared: no release 0.2.191.dev0 in the table; verify --candidate /src/main judges it beside the release "
-        "its version names"]
+        "  0.2.191.dev0: not compared: no release 0.2.191.dev0 in the table; verify --candidate '/src/my main' judges it beside the "
+        "release its version names"]
+    # the base release judged over another CLI only: not the same row
+    assert "no release 0.2.187 over CLI 2.0.2 in the table; verify --candidate /src/fix --cli 2.0.2" in verdict.render_matrix(rows[:1] + rows[3:])
 
 
 def test_a_candidate_that_could_not_be_judged_errors_on_each_model_and_loses_nothing() -> None:
@@ -165,3 +169,14 @@ def test_a_table_of_reports_judged_under_different_seeds_says_so() -> None:
     other.seed = 1
     assert "judged under different seeds" in verdict.render_matrix([one, other])
     assert "judged under different seeds" not in verdict.render_matrix([one, _report("0.2.190", [])])
+
+
+def test_verify_notes_a_baseline_other_than_the_release_a_candidate_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine.envs, "releases", lambda progress=None: ["0.1.48", "0.1.50", "0.2.187"])
+    progress = machine._Progress(quiet=True)
+    fix, base, other = _report("0.2.187+fix", []), _report("0.2.187", []), _report("0.1.50", [])
+    assert machine._other_base(fix, base, progress) is None
+    assert (machine._other_base(fix, other, progress) or "").startswith("baseline 0.1.50 is not the release the candidate's version names (0.2.187)")
+    assert machine._other_base(_report("0.1.50", []), _report("0.1.48", []), progress) is None, "a release judged as a candidate"
+    unreleased = _report("0.2.191.dev0", [], installed_from="file:///src/main")
+    assert machine._other_base(unreleased, base, progress) is None, "its version names no release"

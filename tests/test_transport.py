@@ -160,6 +160,25 @@ async def test_undelivered_frames_fail_the_teardown_check(agentsdk_backend) -> N
         transport.assert_played()
 
 
+async def test_a_prompt_left_without_a_result_is_named_by_its_own_turn(agentsdk_backend) -> None:
+    """Two prompts streamed, the first turn's result missing: one result came, turn1's, so the
+    warning names turn0, whose prompt it left unanswered (not the last prompt)."""
+    from claude_agent_sdk import query
+
+    async def two_prompts() -> Any:
+        for text in ("one", "two"):
+            yield {"type": "user", "message": {"role": "user", "content": text}, "parent_tool_use_id": None, "session_id": "default"}
+
+    transport = ScriptedTransport(Script().turn(wire.assistant("a")).turn(wire.assistant("b"), wire.result("b")), script_name="s")
+    async for _ in query(prompt=two_prompts(), transport=transport):
+        pass
+    assert (transport.results_missing() or "").startswith("s: stdout ended with 1 prompt(s) unanswered by a result frame (turn0 has no result frame)")
+    answered = ScriptedTransport(Script().turn(wire.assistant("a"), wire.result("a")))
+    async for _ in query(prompt="one", transport=answered):
+        pass
+    assert answered.results_missing() is None
+
+
 async def test_invalid_script_fails_at_connect(agentsdk_backend) -> None:
     transport = ScriptedTransport(Script().turn({"type": "nope"}))
     with pytest.raises(ScriptError, match="unknown frame kind"):

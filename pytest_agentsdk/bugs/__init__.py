@@ -17,6 +17,22 @@ if TYPE_CHECKING:
 
 #: Registered bugs, in report order; each is ``pytest_agentsdk.bugs.<name>.SCENARIO``.
 BUG_NAMES = ("cross_task_close", "late_task_notification", "premature_completion")
+#: Each bug's CLI behaviour models (a bug not named here is judged without one), said here so the
+#: commands that only name bugs (matrix, verify, bisect) check ``--model`` without importing a scenario.
+MODELS: dict[str, tuple[str, ...]] = {"late_task_notification": ("notify-only", "wake-parent")}
+
+
+def model_problem(bug_names: list[str], models: list[str] | None) -> str | None:
+    """What is wrong with ``--model`` for the bugs selected: a model no bug has, or models where
+    no selected bug has any (it would judge nothing); None when it is fine."""
+    known = sorted({m for names in MODELS.values() for m in names})
+    for model in models or []:
+        if model not in known:
+            return f"--model {model}: unknown CLI behaviour model; choose from {', '.join(known)}"
+    if models and not any(name in MODELS for name in bug_names):
+        return (f"--model {models[0]}: {' and '.join(bug_names)} {'has' if len(bug_names) == 1 else 'have'} no CLI behaviour "
+                f"models, so --model would judge nothing; leave --model out, or add --bug {next(iter(MODELS))}")
+    return None
 
 
 def __getattr__(name: str) -> Any:
@@ -41,4 +57,4 @@ def available() -> list[str]:
     return [n for n in BUG_NAMES if importlib.util.find_spec(f"{__name__}.{n}") is not None]
 
 
-__all__ = ["BUG_NAMES", "Scenario", "available", "scenario"]
+__all__ = ["BUG_NAMES", "MODELS", "Scenario", "available", "model_problem", "scenario"]

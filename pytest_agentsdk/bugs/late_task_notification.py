@@ -49,6 +49,7 @@ import anyio.lowlevel
 from hypothesis import strategies as st
 
 from .. import model_server, realcli, wire
+from . import MODELS as BUG_MODELS
 from ..compat import SdkInfo
 from ..completions import UNKNOWN, conversation_frame
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop, transport_checkpoints
@@ -62,7 +63,7 @@ from ..transport import Emission, ScriptedTransport
 from ..verdict import Result
 
 NAME = "late_task_notification"
-MODELS = ("notify-only", "wake-parent")
+MODELS = BUG_MODELS[NAME]
 #: When a background task started in turn s completes, relative to the consumer's turns.
 #: The seed's timing comes first, so it is what Hypothesis tries first and shrinks towards.
 #: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between them) spread
