@@ -154,13 +154,18 @@ def _leftovers(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir()) + alive
 
 
+def _why(result: dict[str, Any], done: subprocess.CompletedProcess[str]) -> str:
+    """What a failed real-CLI check said of itself: an error row's reason and traceback, and stderr."""
+    return f"{result.get('reason')}\n{result.get('evidence', {}).get('traceback', '')}\n{done.stderr[-2000:]}"
+
+
 @pytest.mark.realcli
 def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_for_a_cut_stream(real_cli: realcli.Cli, tmp_path: Path) -> None:
     done = _command(["check", "--bug", "premature_completion", "--cli", str(real_cli.path), "--backend", "asyncio",
                      "--seed", "0", "--json", "--quiet"], tmp_path)
     report = json.loads(done.stdout)
     (result,) = report["results"]
-    assert (done.returncode, report["subject"]["cli_version"], result["verdict"]) == (1, real_cli.version, "reproduced"), done.stderr
+    assert (done.returncode, report["subject"]["cli_version"], result["verdict"]) == (1, real_cli.version, "reproduced"), _why(result, done)
     assert result["manifestations"] == ["untruthful_completed_passed_through"]
     patterns = result["evidence"]["patterns"]
     # the verdict flips with the model's ground truth, story by story
@@ -175,7 +180,7 @@ def test_bug2_on_the_real_cli_turn_two_ends_on_the_clis_own_reaction(real_cli: r
     done = _command(["check", "--bug", "late_task_notification", "--cli", str(real_cli.path), "--backend", "asyncio",
                      "--seed", "0", "--json", "--quiet"], tmp_path)
     (result,) = json.loads(done.stdout)["results"]
-    assert result["verdict"] == "reproduced", done.stderr
+    assert result["verdict"] == "reproduced", _why(result, done)
     assert {"misattributed", "stale:cli_turn", "stale:task_notification"} <= set(result["manifestations"])
     patterns = result["evidence"]["patterns"]
     # the agent that runs inside turn 1 leaves turn 2 clean: the oracle does not cry wolf on the real CLI
