@@ -479,11 +479,6 @@ class ScriptedTransport(Transport):
         return ("the script was changed after this session connected: a session plays the script as it was at connect(); "
                 f"fill {self.script_name} before the code connects")
 
-    @property
-    def _turn_prompt(self) -> dict[str | None, int]:
-        """Segment name -> the prompt it answers, for the segments a prompt releases."""
-        return {s.name: s.trigger.prompt for s in self.script.segments if s.trigger.prompt is not None}
-
     def _turns_of(self, prompt: int) -> tuple[list[Segment], list[str]]:
         """The segments prompt ``prompt`` releases, and the names of those that hold no result frame."""
         turns = [s for s in self.script.segments if s.trigger.prompt == prompt]
@@ -529,8 +524,10 @@ class ScriptedTransport(Transport):
         if not self._ended_itself:
             return None
         # a turn's own result answers its prompt; a result of another segment (an event's), the first prompt left
-        answered = {self._turn_prompt.get(e.segment) for e in self.log.emissions if e.frame.get("type") == "result"} - {None}
-        spare = sum(1 for e in self.log.emissions if e.frame.get("type") == "result" and e.segment not in self._turn_prompt)
+        prompt_of = {s.name: s.trigger.prompt for s in self.script.segments if s.trigger.prompt is not None}
+        results = [e.segment for e in self.log.emissions if e.frame.get("type") == "result"]
+        answered = {prompt_of[name] for name in results if name in prompt_of}
+        spare = sum(1 for name in results if name not in prompt_of)
         unanswered = [k for k in range(self._prompts) if k not in answered][spare:]
         if not unanswered:
             return None
