@@ -540,12 +540,20 @@ def _default_baseline(candidate_version: str | None, progress: _Progress) -> tup
     named = verdict.release_named(candidate_version)
     if named is None:
         return envs.parse_spec("latest"), f"the candidate's version {candidate_version} names no release"
-    try:
-        if named in envs.releases(progress=progress):
-            return envs.parse_spec(f"pypi:{named}"), f"the release the candidate's version {candidate_version} names"
-    except envs.EnvError:
+    published = _published(named, progress)
+    if published is None:
         return envs.parse_spec("latest"), "the release list could not be read"
+    if published:
+        return envs.parse_spec(f"pypi:{named}"), f"the release the candidate's version {candidate_version} names"
     return envs.parse_spec("latest"), f"the candidate's version {candidate_version} names no release on the index"
+
+
+def _published(version: str, progress: _Progress) -> bool | None:
+    """Whether the index has release ``version``; None when its release list cannot be read."""
+    try:
+        return version in envs.releases(progress=progress)
+    except envs.EnvError:
+        return None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -600,10 +608,7 @@ def _other_base(candidate: verdict.CheckReport, baseline: verdict.CheckReport, p
     named = verdict.release_named(candidate.subject.get("sdk_version"))
     if not verdict.is_candidate(candidate) or named is None or verdict.release_named(baseline.subject.get("sdk_version")) == named:
         return None
-    try:
-        if named not in envs.releases(progress=progress):
-            return None
-    except envs.EnvError:
+    if not _published(named, progress):
         return None
     return (f"baseline {baseline.subject.get('sdk_version')} is not the release the candidate's version names ({named}): "
             "what changed between those releases shows here as the candidate's change")
