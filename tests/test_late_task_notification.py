@@ -282,8 +282,12 @@ def test_the_sweep_spans_every_known_class_seed_first() -> None:
     sweep = ltn.SCENARIO.sweep("notify-only")
     assert sweep.examples == examples and sweep.axes.startswith("5 timings x 3 reports x 2 progress")
     assert {ltn.flow(ex) for ex in examples} == set(ltn.FLOWS.values()) | {"several tasks"}
-    beside = [(ex["tasks"][0]["done"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"]) for ex in examples if len(ex["tasks"]) == 2]
-    assert sorted(beside) == sorted((done, 1, "in_turn") for done in ltn.DONE)  # a second agent beside the first, each timing
+    beside = [(ex["tasks"][0]["done"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"], ex["tasks"][1]["background"])
+              for ex in examples if len(ex["tasks"]) == 2]
+    # a second agent beside the first, each timing: in the background, and in the foreground (its
+    # task_updated is then one of turn 1's own frames)
+    assert sorted(beside) == sorted((done, 1, "in_turn", background) for done in ltn.DONE for background in (True, False))
+    assert all(ex["tasks"][1]["report"] == "both" for ex in examples if len(ex["tasks"]) == 2 and not ex["tasks"][1]["background"])
 
 
 # ---------------------------------------------------------------- the installed SDK

@@ -403,3 +403,15 @@ def test_judging_the_agents_transcript_fixes(verdict_on: Any, candidate_env: Any
     shown = json.loads(proc.stdout)
     assert shown["manifestations"] == ["dropped:turn"]
     assert [frame.split(" [")[0] for frame in shown["evidence"]["dropped"]] == ["system/task_updated t0"]
+
+
+def test_what_judging_the_agent_gives_up_on_bug_2_does_not_move_with_the_budget(candidate_env: Any) -> None:
+    """The task_updated of a foreground agent belongs to its turn's own frames; with a background
+    task still running, judge_the_agent holds it back and it reaches no call (``lost:turn``). The
+    sweep runs that class (a foreground agent beside a background one), so the smallest budget
+    names it: before, only some seeds' searches did."""
+    env = candidate_env("judge_the_agent")
+    args = ["--bug", "late_task_notification", "--model", "wake-parent", "--backend", "asyncio", "--seed", "0", "--quiet", "--examples", "5"]
+    (result,) = env.run_check(args, timeout=600)["results"]
+    assert result["tradeoffs"] == ["lost:task_lifecycle", "lost:turn"]
+    assert any(" [prompt:" in frame for frame in result["evidence"]["asides"]["several tasks"]["lost"])
