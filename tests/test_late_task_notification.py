@@ -500,14 +500,16 @@ def test_hiding_notifications_drops_the_turns_own_and_leaks_every_other_kind(can
     """Silencing the seed's symptom drops the stale notification (a trade-off: ``lost``) and leaves
     the task's other frames, its subagent and the CLI's own turn in the next call; it also drops
     the notifications a turn's own response read past (a foreground agent's, a task ending before
-    its turn's result): the consumer never learns its own agent finished, so it regresses."""
+    its turn's result): the consumer never learns its own agent finished, so it regresses. Under
+    wake-parent, a call that ends on the CLI's reaction turn leaves a foreground agent's
+    notification (one of its own turn's frames) to the next call, which hides it: ``lost:turn``."""
     judged = candidate("hide_notifications")
-    for model, expected in (("notify-only", NOTIFY_ONLY), ("wake-parent", WAKE_PARENT)):
+    for model, expected, lost in (("notify-only", NOTIFY_ONLY, []), ("wake-parent", WAKE_PARENT, ["lost:turn"])):
         result, change = judged[model]
         assert (result.verdict, change["change"], change["gone"]) == ("reproduced", "regresses", ["stale:task_notification"])
         assert change["new"] == ["dropped:task_notification", "dropped:turn"]
         assert result.manifestations == sorted(change["new"] + [name for name in expected if name != "stale:task_notification"])
-        assert result.tradeoffs == ["lost:task_notification"]
+        assert result.tradeoffs == ["lost:task_notification", *lost]
 
 
 def test_draining_the_buffer_at_query_is_found_racy(candidate: Any) -> None:
