@@ -489,7 +489,7 @@ def _harness_dir() -> Path:
             (staging / "METADATA").write_text(f"Metadata-Version: 2.1\nName: pytest-agentsdk\nVersion: {__version__}\n")
             (staging / "entry_points.txt").write_text("[pytest11]\nagentsdk = pytest_agentsdk.plugin\n")
             try:
-                os.rename(staging, dist_info)
+                interrupt.rename_into_place(staging, dist_info)
             except OSError:  # another process made it first
                 shutil.rmtree(staging, ignore_errors=True)
     return link_dir
@@ -607,7 +607,7 @@ def ensure_env(spec: str | Spec, *, cli: bool = False, progress: Progress | None
             version = probe.stdout.strip()
             (tmp / "agentsdk-env.json").write_text(json.dumps({**material, "spec": spec.text, "sdk_version": version, "built": time.time()}, indent=2))
             try:
-                os.rename(tmp, final)
+                interrupt.rename_into_place(tmp, final)
             except OSError:  # another process finished the same env first: use theirs
                 if not meta.is_file():
                     raise

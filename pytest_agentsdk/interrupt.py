@@ -48,6 +48,10 @@ _spawning: dict[int, bool] = {}  # threads between starting a child and register
 #: stop, when the signal found it starting a child (it stops once the child is registered, so
 #: nothing escapes)
 _state: dict[str, Any] = {"stopping": False, "signal": signal.SIGINT, "stopper": None}
+#: Held by a rename into place and by the stop while it deletes: a builder thread keeps running
+#: while the main thread stops, and must not move a directory the stop is half-way through
+#: deleting into the cache (reentrant: the handler may run in the main thread inside a rename)
+_renaming = threading.RLock()
 
 
 @contextmanager
@@ -111,6 +115,19 @@ def cleaned_up_on_interrupt(cleanup: Callable[[], object]) -> Iterator[None]:
         _cleanups.pop(id(cleanup), None)
 
 
+class Stopping(Exception):
+    """Raised in a thread that would rename a directory into place while the command stops."""
+
+
+def rename_into_place(built: Path, final: Path) -> None:
+    """``os.rename(built, final)`` of a path under :func:`removed_on_interrupt`, unless the command
+    is stopping (Stopping): the stop is deleting ``built``, and ends the process."""
+    with _renaming:
+        if _state["stopping"]:
+            raise Stopping(f"not moving {built.name} into place: the command is stopping")
+        os.rename(built, final)
+
+
 @contextmanager
 def removed_on_interrupt(path: Path) -> Iterator[Path]:
     """``path`` (a directory being built, a file or link about to be renamed into place) is
@@ -160,11 +177,15 @@ def _stop() -> None:
                 cleanup()
             except Exception:  # one failed cleanup must not keep the others or the exit from happening
                 pass
-        for path in list(_paths.values()):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.is_symlink() or path.exists():
-                path.unlink(missing_ok=True)
+        with _renaming:
+            for path in list(_paths.values()):
+                for _ in range(3):  # again, if a builder thread still running wrote into it meanwhile
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif path.is_symlink() or path.exists():
+                        path.unlink(missing_ok=True)
+                    if not (path.exists() or path.is_symlink()):
+                        break
         os.write(stderr, (message + "\n").encode())
     finally:
         os._exit(code)

@@ -115,6 +115,22 @@ def test_a_signal_during_env_builds_leaves_nothing(signum: int, tmp_path: Path) 
     assert [p.name for p in tmp_path.glob("envs/*")] == []
 
 
+def test_a_builder_thread_moves_nothing_into_the_cache_once_a_stop_began(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builder threads keep running while the main thread stops: one that finished its env then
+    must not rename the directory the stop is deleting into the cache (a matrix under SIGTERM left
+    an env holding only its metadata file that way)."""
+    built, final = tmp_path / ".build-key", tmp_path / "key"
+    built.mkdir()
+    (built / "agentsdk-env.json").write_text("{}")
+    monkeypatch.setitem(interrupt._state, "stopping", True)
+    with pytest.raises(interrupt.Stopping):
+        interrupt.rename_into_place(built, final)
+    assert (built.exists(), final.exists()) == (True, False)
+    monkeypatch.setitem(interrupt._state, "stopping", False)
+    interrupt.rename_into_place(built, final)
+    assert (built.exists(), final.exists()) == (False, True)
+
+
 @pytest.mark.machine
 @pytest.mark.parametrize("preload", ["1", "0"])
 def test_sigint_during_a_child_check_leaves_nothing(sdk_release, preload: str, tmp_path: Path) -> None:
