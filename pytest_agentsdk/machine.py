@@ -798,7 +798,7 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.set_defaults(func=_guarded(cmd_matrix))
 
     verify = sub.add_parser("verify", help="judge a fix candidate against its baseline",
-                            description=f"Per bug/model/backend: fixes, still reproduces, regresses, unchanged. {subjects}",
+                            description=f"Per bug/model/backend: fixes, narrows, still reproduces, regresses, unchanged, gains the surface. {subjects}",
                             epilog="Exit 1 when the candidate regresses anything or a --claims bug is not fixed.")
     verify.add_argument("--candidate", required=True, metavar="SPEC", help="the fix candidate")
     verify.add_argument("--baseline", metavar="SPEC", help="default: the release the candidate's version names, else latest")

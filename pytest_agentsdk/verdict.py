@@ -23,6 +23,8 @@ SCHEMA = "pytest-agentsdk/verdict/2"
 #: generator GC warning); ``reproduced``: something a successful run shows by default.
 VERDICTS = ("reproduced", "warnings", "fixed", "hang", "not_applicable", "error")
 RAN = ("reproduced", "warnings", "fixed", "hang")  # verdicts of a scenario that ran
+#: The change of a row the candidate ran and the baseline could not (see :func:`classify_change`).
+GAINS = "gains the surface"
 
 
 @dataclass
@@ -282,6 +284,8 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
     the surface where the baseline ran; ``fixes``: the baseline showed something and the candidate
     shows nothing users see by default (warnings it leaves are listed); ``narrows``: some gone,
     none new; ``still reproduces``: the same set; ``unchanged``: clean on both sides, or neither ran;
+    ``gains the surface``: the candidate runs where the baseline could not (``not_applicable``: a
+    release that cannot run under trio), so there is nothing to compare its manifestations with;
     ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
     ``sides`` names the two in a reason (a matrix compares a release with the one before it, or a
     candidate with its release, and names them).
@@ -301,6 +305,9 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
         row.update(change="regresses", reason=f"{sides[1]} {lost} where {sides[0]} ran: {why}")
     elif candidate is not None and candidate.verdict == "error":
         row.update(change="error", reason=f"{sides[1]}: {candidate.reason}")
+    elif c_ran and baseline is not None and not b_ran:
+        judged = f"{candidate.verdict}" + (f" ({', '.join(sorted(c_names))})" if c_names else "") if candidate else ""
+        row.update(change=GAINS, new=[], reason=f"{sides[1]} runs where {sides[0]} did not ({baseline.reason}); judged alone: {judged}")
     elif row["new"] or row.get("new_in_patterns"):
         row["change"] = "regresses"
     elif not b_names:
@@ -318,14 +325,17 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
 def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, list[str]]]:
     """Per consumer pattern / named flow, what the sweep (the same examples on both sides) showed
     newly or no longer: a manifestation spreading to a pattern that was safe is a regression even
-    when the union already had it. ``{"new_in_patterns": {name: [patterns]}, "gone_in_patterns": ...}``."""
+    when the union already had it. Only where the other side showed it nowhere in that pattern,
+    search included: what one side's search found there is neither new nor gone.
+    ``{"new_in_patterns": {name: [patterns]}, "gone_in_patterns": ...}``."""
     b_groups = baseline.evidence.get("patterns") or {}
     c_groups = candidate.evidence.get("patterns") or {}
     moves: dict[str, dict[str, list[str]]] = {"new_in_patterns": {}, "gone_in_patterns": {}}
     for group in [g for g in c_groups if g in b_groups]:
-        b_swept = set(b_groups[group].get("swept_manifestations", []))
-        c_swept = set(c_groups[group].get("swept_manifestations", []))
-        for key, names in (("new_in_patterns", c_swept - b_swept), ("gone_in_patterns", b_swept - c_swept)):
+        b, c = b_groups[group], c_groups[group]
+        b_swept, c_swept = set(b.get("swept_manifestations", [])), set(c.get("swept_manifestations", []))
+        b_all, c_all = b_swept | set(b.get("manifestations", [])), c_swept | set(c.get("manifestations", []))
+        for key, names in (("new_in_patterns", c_swept - b_all), ("gone_in_patterns", b_swept - c_all)):
             for name in sorted(names):
                 moves[key].setdefault(name, []).append(group)
     return {k: v for k, v in moves.items() if v}
@@ -384,7 +394,7 @@ def describe_change(row: dict[str, Any]) -> str:
     text = row["change"] + (f" ({'; '.join(parts)})" if parts else "")
     if row.get("tradeoffs"):
         text += f"; drops {', '.join(row['tradeoffs'])}"
-    if row.get("reason") and row["change"] in ("regresses", "error"):
+    if row.get("reason") and row["change"] in ("regresses", "error", GAINS):
         text += f"; {row['reason']}"
     return text
 

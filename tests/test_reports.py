@@ -78,6 +78,33 @@ def test_a_change_between_releases_names_them() -> None:
     assert row["reason"] == "candidate lacks the surface where baseline ran: release cannot run under trio"
 
 
+def test_a_release_that_runs_where_the_one_before_could_not_gains_the_surface_not_a_regression() -> None:
+    """0.1.64 cannot run under trio, 0.1.71 can and has the bug: nothing was there to compare with,
+    so the change says what the newer one showed alone, and fails no verify."""
+    lacks = verdict.Result("premature_completion", "not_applicable", "trio", reason="release cannot run under trio")
+    ran = verdict.Result("premature_completion", "reproduced", "trio", manifestations=["untruthful_completed_passed_through"])
+    row = verdict.classify_change(lacks, ran, ("0.1.64", "0.1.71"))
+    assert (row["change"], row["new"], row["gone"]) == (verdict.GAINS, [], [])
+    assert verdict.describe_change(row) == ("gains the surface; 0.1.71 runs where 0.1.64 did not (release cannot run under trio); "
+                                            "judged alone: reproduced (untruthful_completed_passed_through)")
+    assert not machine.claim_met([row]) and verdict.classify_change(lacks, lacks)["change"] == "unchanged"
+
+
+def test_what_one_side_s_search_found_in_a_pattern_is_neither_gone_nor_new_there() -> None:
+    """The sweep runs the same examples on both sides, the search may not: a manifestation the
+    candidate's sweep missed in a pattern but its search found there is not "gone in patterns"."""
+    def judged(swept: list[str], found: list[str]) -> verdict.Result:
+        flows = {"several tasks": {"swept_manifestations": swept, "manifestations": sorted(set(swept) | set(found))}}
+        return verdict.Result("late_task_notification", "reproduced", "asyncio", manifestations=sorted(set(swept) | set(found) | {"stale:turn"}),
+                              evidence={"patterns": flows})
+    stale = ["stale:task_notification"]
+    searched_there = verdict.classify_change(judged(stale, stale), judged([], stale))
+    assert "gone_in_patterns" not in searched_there and searched_there["change"] == "still reproduces"
+    assert "new_in_patterns" not in verdict.classify_change(judged([], stale), judged(stale, stale))
+    gone = verdict.classify_change(judged(stale, stale), judged([], []))
+    assert gone["gone_in_patterns"] == {"stale:task_notification": ["several tasks"]}
+
+
 def _report(version: str, manifestations: list[str], **subject: Any) -> verdict.CheckReport:
     shown = verdict.Result("late_task_notification", "reproduced" if manifestations else "fixed", "asyncio", manifestations=manifestations)
     return verdict.CheckReport(verdict.subject_info(version, None, **subject), 0, [shown])
