@@ -325,17 +325,17 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
 def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, list[str]]]:
     """Per consumer pattern / named flow, what the sweep (the same examples on both sides) showed
     newly or no longer: a manifestation spreading to a pattern that was safe is a regression even
-    when the union already had it. Only where the other side showed it nowhere in that pattern,
-    search included: what one side's search found there is neither new nor gone.
+    when the union already had it. The sweep's examples only, never the search's: like for like,
+    and the same at any budget (so it is said as "the sweep of" a pattern: the search may still
+    find a manifestation gone from the sweep there).
     ``{"new_in_patterns": {name: [patterns]}, "gone_in_patterns": ...}``."""
     b_groups = baseline.evidence.get("patterns") or {}
     c_groups = candidate.evidence.get("patterns") or {}
     moves: dict[str, dict[str, list[str]]] = {"new_in_patterns": {}, "gone_in_patterns": {}}
     for group in [g for g in c_groups if g in b_groups]:
-        b, c = b_groups[group], c_groups[group]
-        b_swept, c_swept = set(b.get("swept_manifestations", [])), set(c.get("swept_manifestations", []))
-        b_all, c_all = b_swept | set(b.get("manifestations", [])), c_swept | set(c.get("manifestations", []))
-        for key, names in (("new_in_patterns", c_swept - b_all), ("gone_in_patterns", b_swept - c_all)):
+        b_swept = set(b_groups[group].get("swept_manifestations", []))
+        c_swept = set(c_groups[group].get("swept_manifestations", []))
+        for key, names in (("new_in_patterns", c_swept - b_swept), ("gone_in_patterns", b_swept - c_swept)):
             for name in sorted(names):
                 moves[key].setdefault(name, []).append(group)
     return {k: v for k, v in moves.items() if v}
@@ -386,7 +386,7 @@ def describe_change(row: dict[str, Any]) -> str:
     """The change with what moved, in one cell: ``fixes (gone: a, b; warnings left: w); drops x``."""
     shown = (("gone", "gone"), ("new", "new")) + ((("warnings left", "warnings_left"),) if row["change"] == "fixes" else ())
     parts = [f"{what}: {', '.join(row[key])}" for what, key in shown if row.get(key)]
-    for what, key in (("new in patterns", "new_in_patterns"), ("gone in patterns", "gone_in_patterns")):
+    for what, key in (("new in the sweep of", "new_in_patterns"), ("gone from the sweep of", "gone_in_patterns")):
         if row.get(key) and (row["change"] == "regresses" or key == "gone_in_patterns" and row["change"] == "narrows"):
             spread = {name: groups for name, groups in row[key].items() if name not in row["gone"] + row["new"]}
             if spread:

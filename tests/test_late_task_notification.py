@@ -282,11 +282,12 @@ def test_the_sweep_spans_every_known_class_seed_first() -> None:
     sweep = ltn.SCENARIO.sweep("notify-only")
     assert sweep.examples == examples and sweep.axes.startswith("5 timings x 3 reports x 2 progress")
     assert {ltn.flow(ex) for ex in examples} == set(ltn.FLOWS.values()) | {"several tasks"}
-    beside = [(ex["tasks"][0]["done"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"], ex["tasks"][1]["background"])
+    beside = [(ex["tasks"][0]["done"], ex["tasks"][0]["report"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"], ex["tasks"][1]["background"])
               for ex in examples if len(ex["tasks"]) == 2]
-    # a second agent beside the first, each timing: in the background, and in the foreground (its
-    # task_updated is then one of turn 1's own frames)
-    assert sorted(beside) == sorted((done, 1, "in_turn", background) for done in ltn.DONE for background in (True, False))
+    # a second agent beside the first at each of its timings x reports: in the background, and in
+    # the foreground (its task_updated is then one of turn 1's own frames)
+    assert sorted(beside) == sorted((done, report, 1, "in_turn", background)
+                                    for done in ltn.DONE for report in ltn.REPORTS for background in (True, False))
     assert all(ex["tasks"][1]["report"] == "both" for ex in examples if len(ex["tasks"]) == 2 and not ex["tasks"][1]["background"])
 
 
@@ -532,6 +533,17 @@ def test_a_candidate_s_manifestations_do_not_move_with_the_budget(candidate_env:
     assert small[0].manifestations == large[0].manifestations
     assert "stale:subagent" in small[0].evidence["patterns"]["several tasks"]["swept_manifestations"]
 
+
+
+def test_a_pattern_s_status_does_not_move_with_the_budget(candidate_env: Any) -> None:
+    """consume_through leaks a notification in "several tasks" only when the first agent's
+    completion came as task_updated and notification both: the sweep runs the first agent at every
+    report, so the smallest budget finds that flow unsafe (it read "safe" at 5 examples, "unsafe" at 100)."""
+    env = candidate_env("consume_through")
+    args = ["--bug", "late_task_notification", "--model", "notify-only", "--backend", "asyncio", "--seed", "0", "--quiet", "--examples", "5"]
+    (result,) = env.run_check(args, timeout=600)["results"]
+    several = result["evidence"]["patterns"]["several tasks"]
+    assert (several["status"], several["swept_manifestations"]) == ("unsafe", ["stale:task_notification"])
 
 
 def test_reading_on_for_tasks_in_flight_regresses_under_a_cli_that_reacts(candidate: Any) -> None:

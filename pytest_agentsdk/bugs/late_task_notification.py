@@ -133,9 +133,11 @@ def sweep_examples() -> list[dict[str, Any]]:
     agents at once: the first's chain, at every timing, folding in while a second one, started in
     turn 1, reports progress and finishes within that turn (a call that stops when the tasks it
     tracks settle leaks the first's subagent frames there: found only by the search before, so at
-    some budgets and not others). And a foreground agent in turn 1 beside the first at every
-    timing: its task_updated belongs to turn 1's own frames, so a call that holds task frames back
-    while a background task runs loses it (found only by the search before)."""
+    some budgets and not others). And a foreground agent in turn 1 beside the first: its
+    task_updated belongs to turn 1's own frames, so a call that holds task frames back while a
+    background task runs loses it (found only by the search before). The first of two agents runs
+    at every timing x report: a call that reads on for a task whose completion came as both
+    task_updated and notification leaks that notification only there."""
     crossed = [
         _swept(3 if done == "later" else 2, [_swept_task(0, done, report, progress)], pace)
         for done in DONE
@@ -145,9 +147,10 @@ def sweep_examples() -> list[dict[str, Any]]:
     ]
     cascade = [_swept(3, [_swept_task(0, "between", "notification", 0)], pace) for pace in ("late", 0)]
     foreground = _swept(2, [_swept_task(0, "in_turn", "both", 1, background=False)], 0)
-    overlapping = [_swept(3, [_swept_task(0, done, "notification", 0), _swept_task(1, "in_turn", "notification", 1)], "late") for done in DONE]
-    beside_foreground = [_swept(3, [_swept_task(0, done, "notification", 0), _swept_task(1, "in_turn", "both", 1, background=False)], "late")
-                         for done in DONE]
+    overlapping = [_swept(3, [_swept_task(0, done, report, 0), _swept_task(1, "in_turn", "notification", 1)], "late")
+                   for done in DONE for report in REPORTS]
+    beside_foreground = [_swept(3, [_swept_task(0, done, report, 0), _swept_task(1, "in_turn", "both", 1, background=False)], "late")
+                         for done in DONE for report in REPORTS]
     return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground
 
 
@@ -161,8 +164,8 @@ def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[s
 
 SWEEP_AXES = (f"{len(DONE)} timings x {len(REPORTS)} reports x 2 progress, x 2 paces where the pace matters "
               f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent, "
-              f"+ a second agent finishing within turn 1 beside the first at each of the {len(DONE)} timings, "
-              f"+ a foreground agent in turn 1 beside the first at each of the {len(DONE)} timings")
+              f"+ beside the first, at each of its {len(DONE)} timings x {len(REPORTS)} reports, a second agent finishing "
+              f"within turn 1, in the background or the foreground")
 
 
 # ---------------------------------------------------------------- examples -> Script
