@@ -77,7 +77,7 @@ def _check_after(where: str, after: Any) -> None:
     whole_number(f"{where}[1]", after[1])
 
 
-def _fields(where: str, raw: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+def known_fields(where: str, raw: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     """``raw`` if it is a JSON object whose keys are all in ``allowed``."""
     if not isinstance(raw, dict):
         raise ScriptError(f"{where}: {raw!r} must be a JSON object with fields {', '.join(allowed)}")
@@ -375,7 +375,7 @@ class Script:
         """The Script ``data`` (as :meth:`to_json` writes it), every field checked: ScriptError names the first bad one."""
         if not isinstance(data, dict):
             raise ScriptError(f"script: {data!r} must be a JSON object with fields {', '.join(_SCRIPT_FIELDS)}")
-        _fields("script", data, _SCRIPT_FIELDS)
+        known_fields("script", data, _SCRIPT_FIELDS)
         if data.get("schema", SCHEMA) != SCHEMA:
             raise ScriptError(f"schema: {data.get('schema')!r} is not supported; this harness reads schema {SCHEMA}")
         raw_segments = data.get("segments", [])
@@ -384,10 +384,10 @@ class Script:
         segments = []
         for i, raw in enumerate(raw_segments):
             where = f"segments[{i}]"
-            _fields(where, raw, _SEGMENT_FIELDS)
+            known_fields(where, raw, _SEGMENT_FIELDS)
             if "name" not in raw:
                 raise ScriptError(f"{where}.name: missing; every segment has a name")
-            trigger = _fields(f"{where}.trigger", raw.get("trigger", {}), _TRIGGER_FIELDS)
+            trigger = known_fields(f"{where}.trigger", raw.get("trigger", {}), _TRIGGER_FIELDS)
             after = trigger.get("after")
             segments.append(Segment(
                 name=raw["name"],
@@ -405,7 +405,7 @@ class Script:
             segments=segments,
             checkpoints=data.get("checkpoints", {}),
             delays=data.get("delays", {}),
-            control={k: ControlReply(**_fields(f"control.{k}", v, _REPLY_FIELDS)) for k, v in control.items()},
+            control={k: ControlReply(**known_fields(f"control.{k}", v, _REPLY_FIELDS)) for k, v in control.items()},
             eof=data.get("eof", "end_input"),
             session_id=data.get("session_id", wire.DEFAULT_SESSION),
         ).validate()

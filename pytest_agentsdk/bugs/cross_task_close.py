@@ -33,7 +33,7 @@ from ..compat import SdkInfo
 from ..model_server import Reply
 from ..realcli import Cli
 from ..explore import EXAMPLE_WALL_S, Outcome, Scenario, Sweep, transport_checkpoints
-from ..script import Script, ScriptError, whole_number
+from ..script import Script, ScriptError, known_fields, whole_number
 from ..transport import ScriptedTransport
 from ..verdict import Result
 
@@ -431,10 +431,12 @@ def _examples(draw: st.DrawFn) -> dict[str, Any]:
 _EXAMPLES = _examples()
 
 
+EXAMPLE_FIELDS = ("pattern", "stop", "gc", "after", "schedule", "script")
+
+
 def _validated(example: Any) -> tuple[str, Script]:
     """The pattern and script of a (replayed) example; ScriptError names a bad field."""
-    if not isinstance(example, dict):
-        raise ScriptError("example: expected a JSON object with pattern, stop, gc, after, schedule, script")
+    known_fields("example", example, EXAMPLE_FIELDS)
     pattern = example.get("pattern")
     if pattern not in PATTERNS:
         raise ScriptError(f"example.pattern: {pattern!r} is not one of {', '.join(PATTERNS)}")

@@ -58,7 +58,7 @@ from ..isolation import (Isolation, TurnReport, assert_turn_isolation, chain_tur
 from ..model_server import Reply
 from ..realcli import Cli
 from ..recording import Call, RecordingClient
-from ..script import Script, ScriptError, Segment, whole_number
+from ..script import Script, ScriptError, Segment, known_fields, whole_number
 from ..transport import Emission, ScriptedTransport
 from ..verdict import Result
 
@@ -199,6 +199,10 @@ class _Task:
         return self.turn + (2 if self.done == "later" else 1)
 
 
+EXAMPLE_FIELDS = ("prompts", "tasks", "pace", "checkpoints")
+TASK_FIELDS = ("turn", "background", "done", "report", "progress", "delay", "gap")
+
+
 def _tasks(example: dict[str, Any], prompts: int) -> list[_Task]:
     raw = example.get("tasks")
     if not isinstance(raw, list) or not raw:
@@ -206,8 +210,7 @@ def _tasks(example: dict[str, Any], prompts: int) -> list[_Task]:
     tasks = []
     for i, t in enumerate(raw):
         where = f"tasks[{i}]"
-        if not isinstance(t, dict):
-            raise ScriptError(f"{where}: a task is a JSON object")
+        known_fields(where, t, TASK_FIELDS)
         done, report = t.get("done", "in_turn"), t.get("report", "notification")
         if done not in DONE:
             raise ScriptError(f"{where}.done: {done!r} is not one of {', '.join(DONE)}")
@@ -311,8 +314,7 @@ def build_script(example: dict[str, Any], model: str) -> Script:
     """The Script an example describes under a CLI behaviour model; ScriptError names a bad field."""
     if model not in MODELS:
         raise ScriptError(f"model: {model!r} is not one of {', '.join(MODELS)}")
-    if not isinstance(example, dict):
-        raise ScriptError("example: expected a JSON object")
+    known_fields("example", example, EXAMPLE_FIELDS)
     prompts = whole_number("prompts", example.get("prompts", 2), 2, MAX_PROMPTS)
     tasks = _tasks(example, prompts)
     _pace(example, prompts)

@@ -42,7 +42,7 @@ from ..completions import (
 from ..model_server import Reply
 from ..realcli import Cli
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop
-from ..script import Script, ScriptError, whole_number
+from ..script import Script, ScriptError, known_fields, whole_number
 from ..verdict import Result
 
 
@@ -127,10 +127,13 @@ def _texts(frame: dict[str, Any]) -> list[str]:
     return [b["text"] for b in frame["message"]["content"] if b.get("type") == "text"]
 
 
+EXAMPLE_FIELDS = ("driver", "agents", "interleave", "gap")
+AGENT_FIELDS = ("end", "report", "via", "result", "background", "tools", "progress", "description")
+
+
 def validate_example(example: Any) -> dict[str, Any]:
     """A (replayed) example checked field by field; ScriptError names the first bad one."""
-    if not isinstance(example, dict):
-        raise ScriptError("example: expected a JSON object with driver, agents, interleave, gap")
+    known_fields("example", example, EXAMPLE_FIELDS)
     if example.get("driver") not in DRIVERS:
         raise ScriptError(f"example.driver: {example.get('driver')!r} is not one of {', '.join(DRIVERS)}")
     whole_number("example.gap", example.get("gap", 0))
@@ -139,8 +142,7 @@ def validate_example(example: Any) -> dict[str, Any]:
         raise ScriptError("example.agents: give a non-empty list of agent objects")
     choices = {"end": ENDS, "report": STATUSES, "via": VIAS, "background": (True, False), "result": (True, False)}
     for i, agent in enumerate(agents):
-        if not isinstance(agent, dict):
-            raise ScriptError(f"example.agents[{i}]: an agent is a JSON object")
+        known_fields(f"example.agents[{i}]", agent, AGENT_FIELDS)
         for key, allowed in choices.items():
             if agent.get(key) not in allowed:
                 raise ScriptError(f"example.agents[{i}].{key}: {agent.get(key)!r} is not one of {', '.join(map(str, allowed))}")
