@@ -616,9 +616,10 @@ def _other_base(candidate: verdict.CheckReport, baseline: verdict.CheckReport, p
 
 def claim_met(rows: list[dict[str, Any]]) -> bool:
     """A claimed fix holds when some row of the bug ``fixes`` and none still shows, or newly shows,
-    what users see (``narrows`` is not a fix)."""
+    what users see (``narrows`` is not a fix), nor shows it where only the candidate runs."""
     return any(r["change"] == "fixes" for r in rows) and not any(
-        r["change"] in ("still reproduces", "narrows", "regresses", "error") for r in rows)
+        r["change"] in ("still reproduces", "narrows", "regresses", "error")
+        or r["change"] == verdict.GAINS and r["candidate"] in ("reproduced", "hang") for r in rows)
 
 
 def _signature(report: verdict.CheckReport, bug: str, manifestation: str | None) -> Any:

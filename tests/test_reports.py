@@ -87,7 +87,11 @@ def test_a_release_that_runs_where_the_one_before_could_not_gains_the_surface_no
     assert (row["change"], row["new"], row["gone"]) == (verdict.GAINS, [], [])
     assert verdict.describe_change(row) == ("gains the surface; 0.1.71 runs where 0.1.64 did not (release cannot run under trio); "
                                             "judged alone: reproduced (untruthful_completed_passed_through)")
-    assert not machine.claim_met([row]) and verdict.classify_change(lacks, lacks)["change"] == "unchanged"
+    assert verdict.classify_change(lacks, lacks)["change"] == "unchanged"
+    # a claimed fix is not met while the bug shows where only the candidate runs
+    fixed_here = {"change": "fixes", "candidate": "fixed"}
+    assert machine.claim_met([fixed_here]) and not machine.claim_met([fixed_here, {**row, "candidate": "reproduced"}])
+    assert machine.claim_met([fixed_here, {**row, "candidate": "fixed"}])
 
 
 def test_a_pattern_s_moves_are_the_sweep_s_said_as_such_whatever_the_search_found() -> None:
