@@ -83,10 +83,10 @@ def child(cmd: Sequence[str], *, own_group: bool = True, **popen: Any) -> Iterat
             _children[id(proc)] = (proc, own_group)
     finally:
         _spawning.pop(me, None)
-    if _state["stopping"]:  # the command is being stopped: finish that here, or wait for the exit
-        if _state["stopper"] == me:
-            _stop()
-        threading.Event().wait()
+        if _state["stopping"]:  # being stopped (even when starting the child failed): finish that here, or wait for the exit
+            if _state["stopper"] == me:
+                _stop()
+            threading.Event().wait()
     try:
         yield proc
     except BaseException:
@@ -186,6 +186,7 @@ def _stop() -> None:
                         path.unlink(missing_ok=True)
                     if not (path.exists() or path.is_symlink()):
                         break
+                    time.sleep(0.05)  # what still outlasts this is an abandoned .build-* the next build removes
         os.write(stderr, (message + "\n").encode())
     finally:
         os._exit(code)

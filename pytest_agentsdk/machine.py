@@ -583,7 +583,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                             ", or leave --baseline out for the release the candidate's version names")
     elsewhere = _other_base(candidate, baseline, progress)
     rows = verdict.compare(baseline, candidate)
-    unmet = [bug for bug in args.claims or [] if not claim_met([r for r in rows if r["bug"] == bug])]
+    unmet = {bug: problem for bug in args.claims or [] if (problem := claim_problem([r for r in rows if r["bug"] == bug]))}
     if args.json:
         print(json.dumps({"schema": verdict.SCHEMA, "seed": seed, "candidate": candidate.to_json(), "baseline": baseline.to_json(),
                           "comparison": rows, "unlike_runtimes": verdict.runtime_groups([baseline, candidate]), "baseline_note": elsewhere,
@@ -593,7 +593,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if elsewhere:
             text += f"\n\n{'**Note**: ' if args.markdown else 'note: '}{elsewhere}"
         if args.claims:
-            claims = ", ".join(f"{bug}: {'unmet' if bug in unmet else 'met'}" for bug in args.claims)
+            claims = ", ".join(f"{bug}: {f'unmet ({unmet[bug]})' if bug in unmet else 'met'}" for bug in args.claims)
             text += f"\n\n{'**Claims**' if args.markdown else 'claims'}: {claims}"
         print(text)
     if any(r["change"] == "regresses" for r in rows) or unmet:
@@ -614,12 +614,19 @@ def _other_base(candidate: verdict.CheckReport, baseline: verdict.CheckReport, p
             "what changed between those releases shows here as the candidate's change")
 
 
-def claim_met(rows: list[dict[str, Any]]) -> bool:
-    """A claimed fix holds when some row of the bug ``fixes`` and none still shows, or newly shows,
-    what users see (``narrows`` is not a fix), nor shows it where only the candidate runs."""
-    return any(r["change"] == "fixes" for r in rows) and not any(
-        r["change"] in ("still reproduces", "narrows", "regresses", "error")
-        or r["change"] == verdict.GAINS and r["candidate"] in ("reproduced", "hang") for r in rows)
+def claim_problem(rows: list[dict[str, Any]]) -> str | None:
+    """Why a claimed fix does not hold, None when it does: some row of the bug ``fixes`` and none
+    still shows, or newly shows, what users see (``narrows`` is not a fix), nor shows it where
+    only the candidate runs."""
+    failing = [r for r in rows if r["change"] in ("still reproduces", "narrows", "regresses", "error")
+               or r["change"] == verdict.GAINS and r["candidate"] in ("reproduced", "hang")]
+    if failing:
+        return "; ".join(f"{r['model'] or '-'}/{r['backend']}: {r['change']}" + (f" ({r['candidate']})" if r["change"] == verdict.GAINS else "")
+                         for r in failing)
+    if not any(r["change"] == "fixes" for r in rows):
+        compared = [r for r in rows if r["change"] != verdict.GAINS]
+        return "no row fixes it" + ("" if compared else ": the baseline ran on none of its rows, so there is nothing it fixed")
+    return None
 
 
 def _signature(report: verdict.CheckReport, bug: str, manifestation: str | None) -> Any:
@@ -799,7 +806,7 @@ def add_commands(sub: Any, add_output_flags: Callable[[argparse.ArgumentParser],
     matrix.set_defaults(func=_guarded(cmd_matrix))
 
     verify = sub.add_parser("verify", help="judge a fix candidate against its baseline",
-                            description=f"Per bug/model/backend: fixes, narrows, still reproduces, regresses, unchanged, gains the surface. {subjects}",
+                            description=f"Per bug/model/backend: fixes, narrows, still reproduces, regresses, unchanged, gains the surface, error. {subjects}",
                             epilog="Exit 1 when the candidate regresses anything or a --claims bug is not fixed.")
     verify.add_argument("--candidate", required=True, metavar="SPEC", help="the fix candidate")
     verify.add_argument("--baseline", metavar="SPEC", help="default: the release the candidate's version names, else latest")

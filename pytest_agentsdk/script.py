@@ -373,8 +373,6 @@ class Script:
     @classmethod
     def from_json(cls, data: Any) -> Script:
         """The Script ``data`` (as :meth:`to_json` writes it), every field checked: ScriptError names the first bad one."""
-        if not isinstance(data, dict):
-            raise ScriptError(f"script: {data!r} must be a JSON object with fields {', '.join(_SCRIPT_FIELDS)}")
         known_fields("script", data, _SCRIPT_FIELDS)
         if data.get("schema", SCHEMA) != SCHEMA:
             raise ScriptError(f"schema: {data.get('schema')!r} is not supported; this harness reads schema {SCHEMA}")

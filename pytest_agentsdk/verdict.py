@@ -284,8 +284,9 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
     the surface where the baseline ran; ``fixes``: the baseline showed something and the candidate
     shows nothing users see by default (warnings it leaves are listed); ``narrows``: some gone,
     none new; ``still reproduces``: the same set; ``unchanged``: clean on both sides, or neither ran;
-    ``gains the surface``: the candidate runs where the baseline could not (``not_applicable``: a
-    release that cannot run under trio), so there is nothing to compare its manifestations with;
+    ``gains the surface``: the candidate runs where the baseline was ``not_applicable`` (e.g. a
+    release that cannot run under trio, or has no typed task messages for bug 3's oracle), so
+    there is nothing to compare its manifestations with (a candidate that hangs there regresses);
     ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
     ``sides`` names the two in a reason (a matrix compares a release with the one before it, or a
     candidate with its release, and names them).
@@ -307,7 +308,9 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
         row.update(change="error", reason=f"{sides[1]}: {candidate.reason}")
     elif c_ran and baseline is not None and not b_ran:
         judged = f"{candidate.verdict}" + (f" ({', '.join(sorted(c_names))})" if c_names else "") if candidate else ""
-        row.update(change=GAINS, new=[], reason=f"{sides[1]} runs where {sides[0]} did not ({baseline.reason}); judged alone: {judged}")
+        gained = f"{sides[1]} runs where {sides[0]} did not ({baseline.reason}); judged alone: {judged}"
+        hangs = candidate is not None and candidate.verdict == "hang"  # a hang is a regression wherever it appears
+        row.update(change="regresses" if hangs else GAINS, new=row["new"] if hangs else [], reason=gained)
     elif row["new"] or row.get("new_in_patterns"):
         row["change"] = "regresses"
     elif not b_names:

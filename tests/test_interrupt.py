@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,25 @@ def test_a_signal_during_env_builds_leaves_nothing(signum: int, tmp_path: Path) 
     assert [p.name for p in tmp_path.glob("envs/*")] == []
 
 
+def test_a_signal_that_lands_while_a_child_fails_to_start_still_stops_the_command() -> None:
+    """The signal finds the main thread starting a child (so that thread must finish the stop) and
+    the start then fails: the command still stops, with its one line, rather than raising on and
+    ignoring every later signal."""
+    code = textwrap.dedent("""
+        import signal, subprocess
+        from pytest_agentsdk import interrupt
+        def start_fails(*args, **kwargs):
+            interrupt._on_signal(signal.SIGTERM, None)  # what the handler does when the signal lands here
+            raise FileNotFoundError("no such program")
+        subprocess.Popen = start_fails
+        with interrupt.handled(), interrupt.child(["no-such-program"]):
+            pass
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=60)
+    assert_interrupted(proc, err, signal.SIGTERM)
+
+
 def test_a_builder_thread_moves_nothing_into_the_cache_once_a_stop_began(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Builder threads keep running while the main thread stops: one that finished its env then
     must not rename the directory the stop is deleting into the cache (a matrix under SIGTERM left
@@ -122,10 +142,22 @@ def test_a_builder_thread_moves_nothing_into_the_cache_once_a_stop_began(tmp_pat
     built, final = tmp_path / ".build-key", tmp_path / "key"
     built.mkdir()
     (built / "agentsdk-env.json").write_text("{}")
-    monkeypatch.setitem(interrupt._state, "stopping", True)
-    with pytest.raises(interrupt.Stopping):
-        interrupt.rename_into_place(built, final)
-    assert (built.exists(), final.exists()) == (True, False)
+    raised: list[BaseException] = []
+
+    def builder() -> None:
+        try:
+            interrupt.rename_into_place(built, final)
+        except interrupt.Stopping as exc:
+            raised.append(exc)
+
+    with interrupt._renaming:  # the stop holds this while it deletes: a thread about to rename waits for it
+        thread = threading.Thread(target=builder)
+        thread.start()
+        thread.join(timeout=0.2)
+        assert thread.is_alive() and not final.exists()
+        monkeypatch.setitem(interrupt._state, "stopping", True)  # the stop began while the thread waited
+    thread.join()
+    assert len(raised) == 1 and (built.exists(), final.exists()) == (True, False)
     monkeypatch.setitem(interrupt._state, "stopping", False)
     interrupt.rename_into_place(built, final)
     assert (built.exists(), final.exists()) == (False, True)

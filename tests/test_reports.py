@@ -88,10 +88,15 @@ def test_a_release_that_runs_where_the_one_before_could_not_gains_the_surface_no
     assert verdict.describe_change(row) == ("gains the surface; 0.1.71 runs where 0.1.64 did not (release cannot run under trio); "
                                             "judged alone: reproduced (untruthful_completed_passed_through)")
     assert verdict.classify_change(lacks, lacks)["change"] == "unchanged"
-    # a claimed fix is not met while the bug shows where only the candidate runs
-    fixed_here = {"change": "fixes", "candidate": "fixed"}
-    assert machine.claim_met([fixed_here]) and not machine.claim_met([fixed_here, {**row, "candidate": "reproduced"}])
-    assert machine.claim_met([fixed_here, {**row, "candidate": "fixed"}])
+    hung = verdict.Result("premature_completion", "hang", "trio", manifestations=["hang"], reason="stalled")
+    assert verdict.classify_change(lacks, hung)["change"] == "regresses"  # a hang regresses wherever it appears
+    # a claimed fix is not met while the bug shows where only the candidate runs, nor with nothing compared
+    fixed_here = {"change": "fixes", "candidate": "fixed", "model": None, "backend": "asyncio"}
+    gained = {**row, "model": None, "backend": "trio"}
+    assert machine.claim_problem([fixed_here]) is None and machine.claim_problem([fixed_here, {**gained, "candidate": "fixed"}]) is None
+    assert machine.claim_problem([fixed_here, {**gained, "candidate": "reproduced"}]) == "-/trio: gains the surface (reproduced)"
+    assert machine.claim_problem([{**gained, "candidate": "fixed"}]) == (
+        "no row fixes it: the baseline ran on none of its rows, so there is nothing it fixed")
 
 
 def test_a_pattern_s_moves_are_the_sweep_s_said_as_such_whatever_the_search_found() -> None:
