@@ -24,6 +24,7 @@ _EXPORTS = {
     "sdk_info": "compat",
     "assert_clean_teardown": "observe",
     "TeardownWatch": "observe",
+    "TeardownWarning": "shown",
     "RecordingClient": "recording",
     "assert_turn_isolation": "isolation",
     "find_untruthful_completions": "completions",

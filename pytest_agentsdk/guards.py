@@ -7,7 +7,8 @@ SDK and anyio only (neither pytest nor Hypothesis is imported), so an applicatio
   ``receive_response()`` call yield only its own turn (late task notification), judged on a
   ScriptedTransport's log;
 * :func:`assert_clean_teardown` / :class:`TeardownWatch`: a run whose teardown printed a
-  cancel-scope error, "Task exception was never retrieved" and the like (cross-task close).
+  cancel-scope error, "Task exception was never retrieved" and the like (cross-task close); one
+  that showed only warnings (a ResourceWarning) warns, :class:`TeardownWarning`.
 
 Each ``assert_*`` raises its bug's :class:`BugShown` (an AssertionError naming the bug).
 """
@@ -18,7 +19,7 @@ from .completions import UntruthfulCompletion, assert_truthful_completions, find
 from .isolation import Isolation, assert_turn_isolation, judge_session
 from .observe import TeardownWatch, assert_clean_teardown
 from .recording import RecordingClient
-from .shown import BugShown, CrossTaskCloseShown, LateTaskNotificationShown, PrematureCompletionShown
+from .shown import BugShown, CrossTaskCloseShown, LateTaskNotificationShown, PrematureCompletionShown, TeardownWarning
 
 __all__ = [
     "BugShown",
@@ -27,6 +28,7 @@ __all__ = [
     "LateTaskNotificationShown",
     "PrematureCompletionShown",
     "RecordingClient",
+    "TeardownWarning",
     "TeardownWatch",
     "UntruthfulCompletion",
     "assert_clean_teardown",

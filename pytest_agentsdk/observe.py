@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import virtual_time
-from .shown import CrossTaskCloseShown
+from .shown import CrossTaskCloseShown, TeardownWarning
 
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
@@ -405,6 +405,7 @@ class TeardownWatch:
         self._echo_stderr = echo_stderr  # pass what is printed on (pytest shows it), besides judging it
         self._capture: _StderrCapture | None = None
         self._check_on_exit = check_on_exit
+        self._transport_checked = False  # its close count is judged once, however often the verdict is asked
         self._stack: contextlib.ExitStack | None = None
         self._restore_loop: Callable[[], None] = lambda: None
 
@@ -481,16 +482,32 @@ class TeardownWatch:
             self.teardown.events.append(Event(STDERR_OUTPUT, causes(None, "\n".join(output)), scrub(detail), origin=headline))
 
     # ------------------------------------------------------------ verdict
-    def failure(self) -> str | None:
-        """The assertion message for a noisy teardown, or None when it was clean."""
-        if self.transport is not None:
+    def _harm(self) -> list[Event]:
+        if self.transport is not None and not self._transport_checked:
+            self._transport_checked = True
             self.teardown.check_transport(self.transport)
-        harm = [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]
-        if not harm and not self.teardown.hung:
+        return [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]
+
+    def failure(self) -> str | None:
+        """The assertion message for a noisy teardown, or None when it was clean or showed only
+        what warnings show (see :meth:`warning`)."""
+        harm = self._harm()
+        if all(set(e.names) <= QUIET for e in harm) and not self.teardown.hung:
             return None
+        return self._message("unclean teardown", harm)
+
+    def warning(self) -> str | None:
+        """The message for a teardown that showed only what warnings show (a ResourceWarning, an
+        async generator's GC warning): ``check``'s ``warnings`` tier, a warning rather than a failure."""
+        harm = self._harm()
+        if not harm or self.failure() is not None:
+            return None
+        return self._message("teardown showed warnings", harm)
+
+    def _message(self, headline: str, harm: list[Event]) -> str:
         where = f" in consumer pattern {self.pattern!r}" if self.pattern else ""
         names = sorted({n for e in harm for n in e.names})
-        lines = [f"unclean teardown{where}: {', '.join(names) or 'hang'}"]
+        lines = [f"{headline}{where}: {', '.join(names) or 'hang'}"]
         lines += [f"  - {e.describe()}" for e in harm[:8]]
         if len(harm) > 8:
             lines.append(f"  - ... and {len(harm) - 8} more")
@@ -503,9 +520,14 @@ class TeardownWatch:
         return "\n".join(lines)
 
     def check(self) -> None:
+        """Raise CrossTaskCloseShown for a noisy teardown; warn (TeardownWarning) for one that
+        showed only what warnings show."""
         message = self.failure()
         if message:
             raise CrossTaskCloseShown(message)
+        quiet = self.warning()
+        if quiet:
+            warnings.warn(TeardownWarning(quiet), stacklevel=2)
 
     # ------------------------------------------------------------ context managers
     def __enter__(self) -> TeardownWatch:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .realcli import Cli, CliSession
     from .observe import TeardownWatch
     from .script import Script
+    from .script import ScriptWarning
     from .transport import ScriptedTransport
     from .verdict import Result
 
@@ -376,6 +377,7 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     frames never delivered, unexpected writes, or a stall (disable with ``@pytest.mark.agentsdk(strict=False)``),
     and warns (``pytest_agentsdk.ScriptWarning``) when stdout ended with a prompt no result frame answered.
     Under trio, a release that cannot run there is skipped with the reason (``agentsdk_backend``)."""
+    from .script import ScriptWarning
     from .transport import ScriptedTransport
 
     transport = ScriptedTransport(agentsdk_script, stall_timeout=_stall_timeout(request), script_name="agentsdk_script",
@@ -383,7 +385,7 @@ def scripted_transport(request: pytest.FixtureRequest, agentsdk_script: Script, 
     yield transport
     if _marker_options(request).get("strict", True) and _call_passed(request):
         _teardown_check(transport.assert_played)
-        _warn_at_test(request, [problem] if (problem := transport.results_missing()) else [])
+        _warn_at_test(request, [problem] if (problem := transport.results_missing()) else [], ScriptWarning)
 
 
 @pytest.fixture
@@ -399,6 +401,7 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     with a prompt no result frame answered (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
     ``eof``, ``checkpoints`` and ``stall_timeout`` apply to every session."""
     from .cli_routing import ScriptedCLI
+    from .script import ScriptWarning
 
     options = _marker_options(request)
     cli = ScriptedCLI(eof=options.get("eof", "end_input"), checkpoints=options.get("checkpoints"),
@@ -408,7 +411,7 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     if _call_passed(request):
         _teardown_check(lambda: cli.assert_done(strict=options.get("strict", True)))
         if options.get("strict", True):
-            _warn_at_test(request, cli.results_missing())
+            _warn_at_test(request, cli.results_missing(), ScriptWarning)
 
 
 def _teardown_check(check: Callable[[], None]) -> None:
@@ -422,17 +425,15 @@ def _teardown_check(check: Callable[[], None]) -> None:
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" chain
 
 
-def _warn_at_test(request: pytest.FixtureRequest, problems: list[str]) -> None:
-    """Each problem as a ScriptWarning at the test's own line (not this plugin's); under
+def _warn_at_test(request: pytest.FixtureRequest, problems: list[str], category: type[Warning]) -> None:
+    """Each problem as a ``category`` warning at the test's own line (not this plugin's); under
     ``-W error`` it fails the test with its message, as a teardown check does."""
-    from .script import ScriptWarning
-
     code = request.node.function.__code__
     for problem in problems:
         try:
-            warnings.warn_explicit(ScriptWarning(problem), ScriptWarning, code.co_filename, code.co_firstlineno)
-        except ScriptWarning as exc:
-            pytest.fail(f"ScriptWarning: {exc}", pytrace=False)
+            warnings.warn_explicit(category(problem), category, code.co_filename, code.co_firstlineno)
+        except category as exc:
+            pytest.fail(f"{category.__name__}: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -516,14 +517,17 @@ def _call_passed(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def agentsdk_teardown(request: pytest.FixtureRequest) -> Iterator[TeardownWatch]:
     """Fails a test whose SDK teardown was noisy: a cancel scope exited in another task, "Task
-    exception was never retrieved", errors closing async generators, unraisable exceptions,
-    ResourceWarnings, stray cancellations. The error names the manifestation and the test.
+    exception was never retrieved", errors closing async generators, unraisable exceptions, stray
+    cancellations. The error names the manifestation and the test. A teardown that showed only what
+    warnings show (a ResourceWarning, an async generator garbage collected unfinished: ``check``'s
+    ``warnings`` tier) warns instead (``pytest_agentsdk.TeardownWarning``; ``-W error`` fails on it).
     Set ``agentsdk_teardown.transport = scripted_transport`` to also require the CLI closed once.
     Your application's own logging and output are not the SDK's: allow them with
     ``@pytest.mark.agentsdk(allow_loggers=["myapp"], allow_stderr=[r"^retrying"])`` or
     ``agentsdk_teardown.allow(loggers=..., stderr=...)``; the plugin's own objects are never blamed.
     Not checked when the test itself failed (its own error says more)."""
     from .observe import TeardownWatch
+    from .shown import CrossTaskCloseShown, TeardownWarning
 
     options = _marker_options(request)
     watch = TeardownWatch(pattern=request.node.name, allow_loggers=options.get("allow_loggers", ()),
@@ -533,7 +537,10 @@ def agentsdk_teardown(request: pytest.FixtureRequest) -> Iterator[TeardownWatch]
         yield watch
     del request.node.stash[_WATCH]
     if _call_passed(request):
-        watch.check()
+        message = watch.failure()
+        if message:
+            raise CrossTaskCloseShown(message)
+        _warn_at_test(request, [quiet] if (quiet := watch.warning()) else [], TeardownWarning)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)

@@ -388,6 +388,25 @@ def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -
     result.stdout.fnmatch_lines(["*unclean teardown in consumer pattern 'test_noisy': cancel_scope_cross_task*"])
 
 
+def test_agentsdk_teardown_warns_of_what_only_warnings_show_and_fails_on_it_under_w_error(pytester) -> None:
+    """A ResourceWarning alone is ``check``'s ``warnings`` tier, not ``reproduced``: the guard passes
+    the test with a TeardownWarning in the summary, and ``-W error`` fails it with that message."""
+    pytester.makepyfile(
+        """
+        import warnings
+
+        def test_leaves_a_warning(agentsdk_teardown):
+            warnings.warn("unclosed transport <_UnixSubprocessTransport>", ResourceWarning)
+        """
+    )
+    shown = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning")
+    shown.assert_outcomes(passed=1, warnings=1)
+    shown.stdout.fnmatch_lines(["*TeardownWarning: teardown showed warnings in consumer pattern 'test_leaves_a_warning': resource_warning*"])
+    failed = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning", "-W", "error::pytest_agentsdk.TeardownWarning")
+    failed.assert_outcomes(passed=1, errors=1)
+    failed.stdout.fnmatch_lines(["*TeardownWarning: teardown showed warnings in consumer pattern 'test_leaves_a_warning': resource_warning*"])
+
+
 JUDGING_TESTS = """
     def test_late_task_notification_both_models(agentsdk_check):
         for model in ("notify-only", "wake-parent"):
