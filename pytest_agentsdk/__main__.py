@@ -29,6 +29,9 @@ from . import __version__, interrupt, options
 if TYPE_CHECKING:
     from . import verdict
 
+#: The exit status when the reader of stdout went away, as a shell reports a process SIGPIPE ended.
+SIGPIPE_EXIT = 128 + signal.SIGPIPE
+
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit 2."""
@@ -334,6 +337,9 @@ def _main(argv: list[str] | None) -> int:
         except (UsageError, ScriptError) as exc:
             print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as a process SIGPIPE ends does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            return SIGPIPE_EXIT
         except Exception as exc:  # a harness bug: exit 1 would read as "reproduced", a traceback as a crash of the SDK
             where = traceback.extract_tb(exc.__traceback__)[-1]
             print(f"pytest-agentsdk: error: internal error ({verdict.one_line(exc)} at {Path(where.filename).name}:{where.lineno}); "
