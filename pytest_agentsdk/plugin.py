@@ -398,7 +398,8 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     A session opened with nothing queued fails at once. After a passing test, teardown fails when a
     queued session was never opened, or a session left frames undelivered, wrote something
     unexpected or stalled, and warns (``pytest_agentsdk.ScriptWarning``) when a session's stdout ended
-    with a prompt no result frame answered (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
+    with a prompt no result frame answered, or a ClaudeSDKClient session was never closed
+    (``@pytest.mark.agentsdk(strict=False)``: not checked). The marker's
     ``eof``, ``checkpoints`` and ``stall_timeout`` apply to every session."""
     from .cli_routing import ScriptedCLI
     from .script import ScriptWarning
@@ -411,7 +412,7 @@ def agentsdk_cli(request: pytest.FixtureRequest, agentsdk_backend: str) -> Itera
     if _call_passed(request):
         _teardown_check(lambda: cli.assert_done(strict=options.get("strict", True)))
         if options.get("strict", True):
-            _warn_at_test(request, cli.results_missing(), ScriptWarning)
+            _warn_at_test(request, cli.warnings(), ScriptWarning)
 
 
 def _teardown_check(check: Callable[[], None]) -> None:

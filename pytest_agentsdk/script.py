@@ -25,6 +25,8 @@ TRANSPORT_OPS = ("connect", "write", "read", "end_input", "close")
 #: What the CLI does with stdout: ``end_input`` closes it once stdin is closed and nothing scripted
 #: is due (``query()`` ends at that EOF); ``close`` keeps it open until the SDK closes the transport.
 EOF_POLICIES = ("end_input", "close")
+#: Frames that belong to a turn before its result, never after it (system frames may follow it).
+_TURN_ONLY = frozenset({"assistant", "user", "result"})
 #: Default answers to SDK control requests, payload under ``response.response`` (WIRE.md 2.2-2.3).
 DEFAULT_CONTROL_REPLIES: dict[str, dict[str, Any]] = {
     "initialize": {"commands": [], "output_style": "default", "hook_on_failure_supported": True},
@@ -347,8 +349,17 @@ class Script:
                 raise ScriptError(f"{where}.trigger.after: no segment named {target!r}")
             if target == s.name or not 0 <= index < len(by_name[target].frames):
                 raise ScriptError(f"{where}.trigger.after: frame {index} of {target!r} does not exist")
+        result_at: int | None = None
         for i, frame in enumerate(s.frames):
             fwhere = f"{where}.frames[{i}]"
+            if t.prompt is not None and result_at is not None and frame["type"] in _TURN_ONLY:
+                raise ScriptError(
+                    f"{fwhere}: {'an' if frame['type'] == 'assistant' else 'a'} {frame['type']} frame after the turn's result (frames[{result_at}]): a real CLI ends a turn "
+                    f"with its result, and the SDK's receive_response() stops there; script what comes later as an event, "
+                    f"e.g. .event('late', ..., after=({s.name!r}, {result_at}))"
+                )
+            if frame["type"] == "result" and result_at is None:
+                result_at = i
             if frame["type"] == "control_response":
                 raise ScriptError(
                     f"{fwhere}: a scripted control_response answers no request; script replies with Script.reply()"

@@ -125,6 +125,26 @@ async def test_a_session_whose_stdout_ended_unanswered_warns_when_the_block_ends
     assert ours[0].filename == __file__  # at the with block, not in the harness
 
 
+async def test_a_client_the_code_never_closed_warns_and_one_it_closed_does_not(agentsdk_backend) -> None:
+    """A real CLI's process outlives a ClaudeSDKClient the code connected and never left."""
+    cli = ScriptedCLI(eof="close")
+    cli.session().turn(*answer("left open"))
+    cli.session().turn(*answer("closed"))
+    with pytest.warns(ScriptWarning) as warned:
+        with cli:
+            leaked = ClaudeSDKClient()
+            await leaked.connect()
+            await leaked.query("one")
+            assert [m async for m in leaked.receive_response()][-1].result == "left open"
+            async with ClaudeSDKClient() as client:
+                await client.query("two")
+                assert [m async for m in client.receive_response()][-1].result == "closed"
+    ours = [str(w.message) for w in warned if w.category is ScriptWarning]
+    assert ours == ["session 1 (ClaudeSDKClient) was connected and never closed: leave `async with ClaudeSDKClient(...)`, "
+                    "or call `await client.disconnect()`; a real CLI's process would keep running"]
+    await leaked.disconnect()
+
+
 async def test_a_session_that_left_frames_undelivered_is_named(agentsdk_backend) -> None:
     cli = ScriptedCLI()
     cli.session().turn(*answer("a")).turn(*answer("b"))

@@ -459,7 +459,10 @@ REAL_STORIES: dict[str, Callable[[], list[Reply]]] = {
     "text_null": lambda: [Reply([model_server.text(_CUT_TEXT)], stop_reason=None)],
     "tool_then_text_null": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason="tool_use"),
                                     Reply([model_server.text(_CUT_TEXT)], stop_reason=None)],
-    "cut_mid_tool": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason=None, ending="cut")],
+    # repeat: a CLI that got some output before the cut may ask the agent to go on (its truncated
+    # response recovery, as timing has it); it meets the same cut, so the story's truth holds either way
+    "cut_mid_tool": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason=None, ending="cut",
+                                   repeat=True)],
     "end_turn": lambda: [Reply([model_server.text(_REPORT)])],
     "no_message_stop_then_end_turn": lambda: [Reply([model_server.text(_CUT_TEXT)], stop_reason=None, ending="no_message_stop"),
                                               Reply([model_server.text(_REPORT)], repeat=True)],
