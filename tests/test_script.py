@@ -228,3 +228,13 @@ def test_builders_reject_bad_arguments_naming_them(build, message) -> None:
 def test_a_list_after_pair_is_accepted_like_a_tuple() -> None:
     script = Script().turn(wire.result()).event("t", wire.result(), after=["turn0", 0]).validate()
     assert script.segment("t").trigger.after == ("turn0", 0)
+
+
+def test_a_turn_s_own_frame_after_its_result_is_refused_and_a_system_frame_is_not() -> None:
+    """A real CLI ends a turn with its result: an assistant frame scripted after it would leak into
+    the next receive_response() by the script's doing, not the SDK's; an event says it instead."""
+    with pytest.raises(ScriptError, match=r"^segments\[turn0\]\.frames\[1\]: an assistant frame after the turn's result \(frames\[0\]\)"
+                                          r".*\.event\('late', \.\.\., after=\('turn0', 0\)\)$"):
+        Script().turn(wire.result("4"), wire.assistant("4")).turn(wire.result("6")).validate()
+    Script().turn(wire.result("4"), wire.session_state_changed("idle", sdk_host_only=True)).validate()  # what the CLI sends after it
+    Script().turn(wire.result("4")).event("late", wire.assistant("late"), after=("turn0", 0)).validate()
