@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import select
 import signal
 import sys
 import traceback
@@ -333,18 +334,35 @@ def _main(argv: list[str] | None) -> int:
 
         try:
             args = build_parser().parse_args(argv)
-            return int(args.func(args))
+            code = int(args.func(args))
+            sys.stdout.flush()  # here, not at exit: a reader gone by now is told apart below
+            return code
         except (UsageError, ScriptError) as exc:
             print(f"pytest-agentsdk: error: {exc}", file=sys.stderr)
             return 2
-        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as a process SIGPIPE ends does
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-            return SIGPIPE_EXIT
         except Exception as exc:  # a harness bug: exit 1 would read as "reproduced", a traceback as a crash of the SDK
+            if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():  # `| head`: stop quietly, as SIGPIPE would
+                return SIGPIPE_EXIT
             where = traceback.extract_tb(exc.__traceback__)[-1]
             print(f"pytest-agentsdk: error: internal error ({verdict.one_line(exc)} at {Path(where.filename).name}:{where.lineno}); "
                   "please report it with the command line", file=sys.stderr)
             return 2
+
+
+def _stdout_reader_gone() -> bool:
+    """stdout is a pipe whose reader closed it; then it points at /dev/null, so nothing fails at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (captured): not a pipe that broke
+        return False
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poll.poll(0)):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 if __name__ == "__main__":

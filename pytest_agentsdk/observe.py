@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import virtual_time
@@ -392,7 +392,8 @@ class TeardownWatch:
     Usable as ``with`` (around ``asyncio.run(...)``: loop errors reach it through the ``asyncio``
     logger) and as ``async with`` inside a running loop (it then also takes the loop's exception
     handler, and lets pending finalizers run before it looks). With ``check_on_exit`` it raises
-    :class:`AssertionError` naming the manifestation and the pattern.
+    :class:`AssertionError` naming the manifestation and the pattern, or warns (TeardownWarning)
+    when only what warnings show was seen (:meth:`check`).
     """
 
     def __init__(self, *, pattern: str | None = None, transport: ScriptedTransport | None = None,
@@ -406,6 +407,7 @@ class TeardownWatch:
         self._capture: _StderrCapture | None = None
         self._check_on_exit = check_on_exit
         self._transport_checked = False  # its close count is judged once, however often the verdict is asked
+        self._shown_elsewhere: Callable[..., Any] = warnings.showwarning
         self._stack: contextlib.ExitStack | None = None
         self._restore_loop: Callable[[], None] = lambda: None
 
@@ -416,6 +418,7 @@ class TeardownWatch:
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("always", ResourceWarning)
         warnings.simplefilter("always", RuntimeWarning)
+        self._shown_elsewhere = warnings.showwarning  # where warnings this watch does not judge still go
         stack.enter_context(_swap(warnings, "showwarning", self._warning))
         stack.enter_context(_swap(logging.Logger, "callHandlers", _dispatch_through(_LogCapture(self.teardown))))
         self._capture = _StderrCapture(sys.stderr, self._echo_stderr)
@@ -468,8 +471,9 @@ class TeardownWatch:
             channel = ASYNCGEN_GC_WARNING if gc_warning else RESOURCE_WARNING
         elif issubclass(category, RuntimeWarning):
             channel = RUNTIME_WARNING
-        else:
-            return  # deprecations and the like say nothing about teardown
+        else:  # deprecations, the harness's own warnings and the like say nothing about teardown: shown as ever
+            self._shown_elsewhere(message, category, filename, lineno, file, line)
+            return
         self.teardown.record(channel, f"{text.split('. ')[0]} ({filename}:{lineno})", subject=subject)
 
     def _stderr(self, capture: _StderrCapture) -> None:
@@ -519,15 +523,15 @@ class TeardownWatch:
         lines.append("  (which consumer patterns are safe on this SDK release: python -m pytest_agentsdk check --bug cross_task_close)")
         return "\n".join(lines)
 
-    def check(self) -> None:
-        """Raise CrossTaskCloseShown for a noisy teardown; warn (TeardownWarning) for one that
-        showed only what warnings show."""
+    def check(self, warn: Callable[[str], None] | None = None) -> None:
+        """Raise CrossTaskCloseShown for a noisy teardown; for one that showed only what warnings
+        show, ``warn(message)``, by default a TeardownWarning at the first caller outside this package."""
         message = self.failure()
         if message:
             raise CrossTaskCloseShown(message)
         quiet = self.warning()
         if quiet:
-            warnings.warn(TeardownWarning(quiet), stacklevel=2)
+            (warn or _warn_at_caller)(quiet)
 
     # ------------------------------------------------------------ context managers
     def __enter__(self) -> TeardownWatch:
@@ -565,6 +569,17 @@ class TeardownWatch:
         except RuntimeError:  # trio: no loop exception handler; errors surface through the other hooks
             return lambda: None
         return self.attach_loop(loop)
+
+
+def _warn_at_caller(message: str) -> None:
+    """A TeardownWarning at the first frame outside this package and contextlib (the user's
+    ``with`` / ``async with`` / call), so filters and the warning summary name their file."""
+    level = 2  # stacklevel 2 is the frame below: this function's caller
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__", "").startswith(f"{__package__}.") or
+                                 frame.f_code.co_filename == contextlib.__file__):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(TeardownWarning(message), stacklevel=level)
 
 
 @contextlib.contextmanager
@@ -759,7 +774,9 @@ _RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, in
 def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *, backend: str = "asyncio",
                           pattern: str | None = None, transport: ScriptedTransport | None = None,
                           allow_loggers: Iterable[str] = (), allow_stderr: Iterable[str] = ()) -> Any:
-    """Fail when a run's teardown is noisy, naming the manifestation and the consumer pattern.
+    """Fail when a run's teardown is noisy, naming the manifestation and the consumer pattern; warn
+    (TeardownWarning) when it showed only what warnings show (a ResourceWarning, an async
+    generator collected unfinished), ``check``'s ``warnings`` tier.
 
     * ``assert_clean_teardown(main, backend="trio")`` runs ``main()`` in a fresh loop as
       ``asyncio.run`` / ``trio.run`` would (loop shutdown included) and returns its result;

@@ -94,12 +94,12 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly() -> None:
-    """``check --json | head``: the JSON is larger than a pipe holds, the reader goes away, and the
-    command ends as a process SIGPIPE ends (141), without an "internal error" line."""
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", "check", "--json", "--quiet", "--bug", "cross_task_close",
+    """``check --json | head``: the reader goes away (here before anything is written, so the
+    outcome does not hang on how much a release's report holds), and the command ends as a process
+    SIGPIPE ends (141), without an "internal error" line."""
+    proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", "check", "--json", "--quiet", "--bug", "premature_completion",
                              "--backend", "asyncio", "--examples", "1", "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.read(100).startswith(b"{")
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert (proc.wait(timeout=600), err.splitlines()) == (141, ["pytest-agentsdk check: seed 0"])  # the seed line --quiet keeps

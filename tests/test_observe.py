@@ -335,3 +335,60 @@ def test_the_plugins_own_objects_are_never_blamed() -> None:
 def test_bad_allow_patterns_are_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         assert_clean_teardown(**kwargs)
+
+
+def _leaves_a_resource_warning() -> None:
+    warnings.warn("unclosed transport <_UnixSubprocessTransport>", ResourceWarning)
+
+
+async def _leaves_a_resource_warning_async() -> None:
+    _leaves_a_resource_warning()
+
+
+def test_a_teardown_that_shows_only_warnings_warns_at_the_caller_on_every_path() -> None:
+    """check's warnings tier: a TeardownWarning, not a failure, named at the user's own line
+    (the with block, the call), whichever way the guard is used."""
+    from pytest_agentsdk.shown import TeardownWarning
+
+    async def inside_a_loop() -> None:
+        async with assert_clean_teardown(pattern="p"):
+            _leaves_a_resource_warning()
+
+    paths: dict[str, Callable[[], Any]] = {
+        "with": lambda: _with_block(),
+        "async with": lambda: anyio.run(inside_a_loop),
+        "call": lambda: assert_clean_teardown(_leaves_a_resource_warning_async, pattern="p"),
+    }
+    for name, path in paths.items():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            path()
+        ours = [w for w in seen if w.category is TeardownWarning]
+        assert len(ours) == 1, name
+        assert str(ours[0].message).startswith("teardown showed warnings in consumer pattern 'p': resource_warning"), name
+        assert ours[0].filename == __file__, (name, ours[0].filename)
+
+
+def _with_block() -> None:
+    with assert_clean_teardown(pattern="p"):
+        _leaves_a_resource_warning()
+
+
+def test_a_loud_manifestation_beside_a_warning_fails_and_warns_of_nothing() -> None:
+    from pytest_agentsdk.shown import CrossTaskCloseShown, TeardownWarning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(CrossTaskCloseShown, match=r"^unclean teardown in consumer pattern 'p': .*resource_warning"):
+            with assert_clean_teardown(pattern="p"):
+                _leaves_a_resource_warning()
+                logging.getLogger("asyncio").error("Task exception was never retrieved")
+    assert [w for w in seen if w.category is TeardownWarning] == []
+
+
+def test_a_warning_the_watch_does_not_judge_is_shown_as_ever() -> None:
+    """A DeprecationWarning or the harness's own ScriptWarning says nothing about teardown: the
+    watch passes it on, never swallows it."""
+    with pytest.warns(UserWarning, match="the application's own"):
+        with TeardownWatch():
+            warnings.warn("the application's own", UserWarning)
