@@ -498,7 +498,26 @@ class ScriptedTransport(Transport):
         if said_all and self._end_input and self.script.eof == "close":
             return (f"{waiting}: eof='close' with query(): the SDK closed stdin and waits for stdout to end, which "
                     "eof='close' keeps open until the SDK closes the transport; use eof='end_input' (the default)")
+        if said_all and not self._end_input:
+            turn = turns[-1].name
+            result_at = next(i for i, f in enumerate(turns[-1].frames) if f.get("type") == "result")
+            event = self._how_to_add(f"event('done', wire.task_notification(...), after=({turn!r}, {result_at}))")
+            if unreported := self._tasks_unreported():
+                return (f"{waiting}: its turn was played to its result, and task {unreported[0]} the script started never "
+                        f"reports its end; if the code waits for that, script it: {event}")
+            return (f"{waiting}: its turn was played to its result and the code reads on; script what it waits for "
+                    f"(a background task's notification: {event})")
         return waiting
+
+    def _tasks_unreported(self) -> list[str]:
+        """Tasks whose start was emitted and whose end (a terminal status) never was."""
+        started, ended = [], set()
+        for emission in self.log.emissions:
+            if wire.kind(emission.frame) == "system/task_started":
+                started.append(emission.frame.get("task_id"))
+            elif wire.task_status(emission.frame) is not None:
+                ended.add(emission.frame.get("task_id"))
+        return [str(task) for task in started if task not in ended]
 
     def _how_to_add(self, call: str) -> str:
         name = self.script_name

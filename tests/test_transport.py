@@ -108,6 +108,24 @@ async def test_turn_that_never_ends_is_a_stall(agentsdk_script, scripted_transpo
 
 
 @pytest.mark.agentsdk(strict=False)
+async def test_a_client_waiting_for_a_notification_never_scripted_is_told_to_script_it(agentsdk_script, scripted_transport) -> None:
+    """The turn ended with its result, a task it started never reports its end, and the code reads
+    on for it: the stall names the task and the event to write."""
+    from claude_agent_sdk import ClaudeSDKClient
+
+    agentsdk_script.eof = "close"
+    agentsdk_script.turn(wire.system_init(), wire.task_started("t1", "worker"), wire.assistant("started"), wire.result("started"))
+    with pytest.raises(Exception, match="stalled") as err:
+        async with ClaudeSDKClient(transport=scripted_transport) as client:
+            await client.query("start it")
+            async for message in client.receive_messages():  # waits past the result for the task's notification
+                pass
+    assert ("more output after prompt 0: its turn was played to its result, and task t1 the script started never reports its end; "
+            "if the code waits for that, script it: `agentsdk_script.event('done', wire.task_notification(...), after=('turn0', 3))`"
+            ) in str(err.value)
+
+
+@pytest.mark.agentsdk(strict=False)
 async def test_silent_control_reply_is_a_stall_not_a_60s_timeout(agentsdk_script, scripted_transport) -> None:
     from claude_agent_sdk import ClaudeSDKClient
 
