@@ -388,41 +388,38 @@ def test_agentsdk_teardown_fails_a_noisy_test_and_passes_a_quiet_one(pytester) -
     result.stdout.fnmatch_lines(["*unclean teardown in consumer pattern 'test_noisy': cancel_scope_cross_task*"])
 
 
+#: A test whose teardown shows only a ResourceWarning, with ``MARKER`` above it; and the two ways to run
+#: it: warnings shown, and the guard's TeardownWarning made an error.
+WARNINGS_ONLY_TEST = """
+    import warnings
+    import pytest
+
+    MARKER
+    def test_leaves_a_warning(agentsdk_teardown):
+        warnings.warn("unclosed transport <_UnixSubprocessTransport>", ResourceWarning)
+    """
+SHOWN, AS_ERRORS = ("-W", "default::ResourceWarning"), ("-W", "default::ResourceWarning", "-W", "error::pytest_agentsdk.TeardownWarning")
+
+
 def test_agentsdk_teardown_warns_of_what_only_warnings_show_and_fails_on_it_under_w_error(pytester) -> None:
     """A ResourceWarning alone is ``check``'s ``warnings`` tier, not ``reproduced``: the guard passes
     the test with a TeardownWarning in the summary, and ``-W error`` fails it with that message."""
-    pytester.makepyfile(
-        """
-        import warnings
-
-        def test_leaves_a_warning(agentsdk_teardown):
-            warnings.warn("unclosed transport <_UnixSubprocessTransport>", ResourceWarning)
-        """
-    )
-    shown = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning")
+    pytester.makepyfile(WARNINGS_ONLY_TEST.replace("MARKER", ""))
+    warned = "*TeardownWarning: teardown showed warnings in consumer pattern 'test_leaves_a_warning': resource_warning*"
+    shown = pytester.runpytest_subprocess("-p", "agentsdk", *SHOWN)
     shown.assert_outcomes(passed=1, warnings=1)
-    shown.stdout.fnmatch_lines(["*TeardownWarning: teardown showed warnings in consumer pattern 'test_leaves_a_warning': resource_warning*"])
-    failed = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning", "-W", "error::pytest_agentsdk.TeardownWarning")
+    shown.stdout.fnmatch_lines([warned])
+    failed = pytester.runpytest_subprocess("-p", "agentsdk", *AS_ERRORS)
     failed.assert_outcomes(passed=1, errors=1)
-    failed.stdout.fnmatch_lines(["*TeardownWarning: teardown showed warnings in consumer pattern 'test_leaves_a_warning': resource_warning*"])
+    failed.stdout.fnmatch_lines([warned])
 
 
 def test_a_known_cross_task_close_that_shows_only_warnings_says_so_and_xfails_when_warnings_are_errors(pytester) -> None:
-    pytester.makepyfile(
-        """
-        import warnings
-        import pytest
-
-        @pytest.mark.agentsdk_known_bug("cross_task_close")
-        def test_known(agentsdk_teardown):
-            warnings.warn("unclosed transport <_UnixSubprocessTransport>", ResourceWarning)
-        """
-    )
-    shown = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning")
+    pytester.makepyfile(WARNINGS_ONLY_TEST.replace("MARKER", '@pytest.mark.agentsdk_known_bug("cross_task_close")'))
+    shown = pytester.runpytest_subprocess("-p", "agentsdk", *SHOWN)
     shown.assert_outcomes(failed=1, warnings=1)
     shown.stdout.fnmatch_lines(["*XPASS(strict)] cross_task_close showed only as warnings do on claude-agent-sdk *--warnings-as-errors*"])
-    held = pytester.runpytest_subprocess("-p", "agentsdk", "-W", "default::ResourceWarning", "-W", "error::pytest_agentsdk.TeardownWarning")
-    held.assert_outcomes(xfailed=1)
+    pytester.runpytest_subprocess("-p", "agentsdk", *AS_ERRORS).assert_outcomes(xfailed=1)
 
 
 JUDGING_TESTS = """
