@@ -492,21 +492,21 @@ class TeardownWatch:
             self.teardown.check_transport(self.transport)
         return [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]
 
+    def _loud(self, harm: list[Event]) -> bool:
+        """Something a run shows by default: any manifestation beyond what warnings show, or a hang."""
+        return bool(self.teardown.hung) or any(not set(e.names) <= QUIET for e in harm)
+
     def failure(self) -> str | None:
         """The assertion message for a noisy teardown, or None when it was clean or showed only
         what warnings show (see :meth:`warning`)."""
         harm = self._harm()
-        if all(set(e.names) <= QUIET for e in harm) and not self.teardown.hung:
-            return None
-        return self._message("unclean teardown", harm)
+        return self._message("unclean teardown", harm) if self._loud(harm) else None
 
     def warning(self) -> str | None:
         """The message for a teardown that showed only what warnings show (a ResourceWarning, an
         async generator's GC warning): ``check``'s ``warnings`` tier, a warning rather than a failure."""
         harm = self._harm()
-        if not harm or self.failure() is not None:
-            return None
-        return self._message("teardown showed warnings", harm)
+        return self._message("teardown showed warnings", harm) if harm and not self._loud(harm) else None
 
     def _message(self, headline: str, harm: list[Event]) -> str:
         where = f" in consumer pattern {self.pattern!r}" if self.pattern else ""

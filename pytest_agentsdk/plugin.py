@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from .realcli import Cli, CliSession
     from .observe import TeardownWatch
     from .script import Script
-    from .script import ScriptWarning
     from .transport import ScriptedTransport
     from .verdict import Result
 
