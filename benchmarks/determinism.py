@@ -1,8 +1,9 @@
-"""Do verdicts flicker? ``check`` under many seeds, where each bug reproduces and where each is fixed.
+"""Do verdicts flicker? ``check`` under many seeds, where each bug reproduces and where a fix moves it.
 
 Subjects: the latest release (every bug reproduces) and the fix candidates of tests/candidates
-that fix one bug each (``separate_channel``: late_task_notification; ``judge_the_agent``:
-premature_completion; no release or candidate fixes cross_task_close yet). For each, ``check``
+that move one bug each (``separate_channel`` fixes late_task_notification; ``judge_the_agent``
+narrows premature_completion: no SDK can fix the lies a result hides; no release or candidate
+fixes cross_task_close yet). For each, ``check``
 runs once per seed in the subject's env; a (bug, model, backend) whose verdict or manifestation
 set differs between seeds is a flip. Seed 0 runs twice: the two JSON reports (counterexamples
 included; check prints no timings) must be identical. Last, the installed release is judged by

@@ -26,8 +26,9 @@ IGNORED = frozenset({"control_response", "system/session_state_changed", "rate_l
 #: Differences that remain, by story, with why: a field name (differs on aligned frames) or a
 #: frame's shape (one side only). Anything else :func:`compare` finds is a defect of the scripted CLI.
 _STOP_REASON = ("the real CLI's stream-json assistant frames carry stop_reason null even when healthy; the scripted CLI "
-                "keeps end_turn/tool_use because its bug-3 oracle takes ground truth from the frames (over the real CLI, "
-                "ground truth is what the scripted model served)")
+                "does so for a subagent whose text is sent as its result, and keeps end_turn/tool_use elsewhere: no "
+                "oracle reads the main agent's, and bug 3's scripted shapes with no result are the ones where a "
+                "release's typed stop_reason can show a cut text (ground truth is the script's, never the frames)")
 _TASKS_CHANGED = "not modelled: no oracle reads background_tasks_changed"
 KNOWN: dict[str, dict[str, str]] = {
     "one_turn": {"stop_reason": _STOP_REASON},

@@ -39,14 +39,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def expected_lies(example: dict[str, Any]) -> set[str]:
-    """The spec, written from the example alone: which reports are untruthful completions."""
-    lies = set()
-    for i, agent in enumerate(example["agents"]):
-        result_seen = agent["result"] and (agent["via"] != "updated" or not agent["background"])
-        dead = agent["end"] == "unanswered_tool_use" or (agent["end"] in ("after_tool_result", "text_cut") and not result_seen)
-        if agent["report"] == "completed" and dead:
-            lies.add(pc.agent_ids(i)[0])
-    return lies
+    """The spec, written from the example alone: every completion of an agent that did not end its turn."""
+    return {pc.agent_ids(i)[0] for i, agent in enumerate(example["agents"]) if agent["report"] == "completed" and agent["end"] != "end_turn"}
+
+
+def visible_lies(example: dict[str, Any]) -> set[str]:
+    """The lies a guard on the frames can see: all but those a result the CLI sent hides (a cut
+    text, a tool result left unanswered: a success's frames, over the real CLI as here)."""
+    def sent_as_result(agent: dict[str, Any]) -> bool:
+        hidden = agent["end"] in ("text_cut", "after_tool_result")
+        return hidden and agent["result"] and (agent["via"] != "updated" or not agent["background"])
+
+    return expected_lies(example) - {pc.agent_ids(i)[0] for i, agent in enumerate(example["agents"]) if sent_as_result(agent)}
 
 
 # ---------------------------------------------------------------- the oracle on real CLI frames
@@ -107,22 +111,42 @@ def test_clean_completion_is_not_flagged(background: bool, result: bool) -> None
     assert find_untruthful_completions(session.received) == []
 
 
-def test_a_report_rescues_a_cut_text_but_not_a_pending_tool_call() -> None:
-    """A result stands in for the stop_reason (stream-json frames never carry one), never for a
-    tool call left unanswered."""
-    assert find_untruthful_completions(pc.run_session(pc.agent_example(end="text_cut", result=True)).received) == []
-    assert len(find_untruthful_completions(pc.run_session(pc.agent_example(end="unanswered_tool_use", result=True)).received)) == 1
+def test_a_result_hides_a_cut_text_but_not_a_pending_tool_call() -> None:
+    """A cut text the CLI sent as the result looks like a clean finish (the real CLI's frames carry
+    stop_reason null on both), so the guard misses it while the scenario still calls it the lie it
+    is; a result never hides a tool call left unanswered."""
+    cut = pc.run_session(pc.agent_example(end="text_cut", result=True))
+    assert find_untruthful_completions(cut.received) == []
+    assert pc.judge_session(cut).names == [pc.PASSED_THROUGH]
+    (found,) = find_untruthful_completions(pc.run_session(pc.agent_example(end="unanswered_tool_use", result=True)).received)
+    assert "unanswered" in found.reason
+
+
+def test_a_clean_finish_with_its_text_as_result_streams_what_a_cut_text_does() -> None:
+    """Where the CLI sends the agent's text as the result, the scripted CLI streams stop_reason null
+    on the clean finish, as the real CLI does (trace b_query_bg), so no fix can tell the two apart
+    in scripted mode that could not over the real CLI."""
+    def last_stop(example: dict[str, Any]) -> Any:
+        frames = [f for f in pc.run_session(example).emitted if f["type"] == "assistant" and f.get("parent_tool_use_id")]
+        return frames[-1]["message"]["stop_reason"]
+
+    assert last_stop(pc.agent_example(end="end_turn", result=True)) is None
+    assert last_stop(pc.agent_example(end="text_cut", result=True)) is None
+    assert last_stop(pc.agent_example(end="end_turn", result=False)) == "end_turn"
+    assert last_stop(pc.agent_example(end="end_turn", result=True, via="updated")) == "end_turn", "no result reaches the parent"
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(example=pc.examples())
 def test_guard_on_received_matches_oracle_on_emitted_and_the_spec(backend: str, example: dict[str, Any]) -> None:
     """Several agents, foreground and background, both drivers: the guard over what the consumer
-    received, the oracle over what the CLI emitted, and the spec agree (the guard may see less
-    only where the release hides stop_reason)."""
+    received, the oracle over what the CLI emitted, and the spec agree on every lie the frames
+    show (the guard may see less only where the release hides stop_reason), and the scenario
+    judges every lie of the spec."""
     session = pc.run_session(example, backend)
     on_frames = {f.task_id for f in pc.audit(session.emitted).untruthful}
-    assert on_frames == expected_lies(example)
+    assert on_frames == visible_lies(example)
+    assert bool(pc.judge_session(session).names) is bool(expected_lies(example))
     guarded = {f.task_id for f in find_untruthful_completions(session.received)}
     if SEES_STOP_REASON:
         assert guarded == on_frames
@@ -161,7 +185,7 @@ def as_parsed(example: dict[str, Any], status: str | None) -> pc.Session:
     reports = tuple(getattr(sdk, name) for name in ("TaskNotificationMessage", "TaskUpdatedMessage") if hasattr(sdk, name))
     received = [dataclasses.replace(m, status=status) if isinstance(m, reports) else m
                 for m in session.received if status is not None or not isinstance(m, reports)]
-    return pc.Session(received, session.emitted)
+    return dataclasses.replace(session, received=received)
 
 
 needs_typed_reports = pytest.mark.skipif(not sdk_info().has("typed_task_messages"), reason="release has no typed task messages")
@@ -203,7 +227,7 @@ def test_a_clean_finish_whose_typed_stop_reason_is_lost_looks_untruthful() -> No
     (stop_reason None): the consumer's guard flags a true completion."""
     session = pc.run_session(pc.agent_example(end="end_turn", report="completed"))
     received = [dataclasses.replace(m, stop_reason=None) if type(m).__name__ == "AssistantMessage" else m for m in session.received]
-    outcome = pc.judge_session(pc.Session(received, session.emitted))
+    outcome = pc.judge_session(dataclasses.replace(session, received=received))
     assert outcome.names == [pc.LOOKS_UNTRUTHFUL]
     assert not pc.judge_session(session).names
 
@@ -241,15 +265,15 @@ def test_sweep_spans_every_ending_via_driver_side_and_result() -> None:
 
 
 def test_sweep_mixes_lies_and_truthful_completions_and_the_oracle_agrees_with_the_spec() -> None:
-    """On every swept example the oracle on what the CLI emitted matches the spec; the installed
-    release passes every lie through and flags nothing else."""
+    """On every swept example the oracle on what the CLI emitted sees every lie the frames show;
+    the installed release passes every lie through and flags nothing else."""
     lies = truthful = 0
     for example in pc.sweep_examples():
         expected = expected_lies(example)
         completed = {pc.agent_ids(i)[0] for i, a in enumerate(example["agents"]) if a["report"] == "completed"}
         lies, truthful = lies + len(expected), truthful + len(completed - expected)
         session = pc.run_session(example)
-        assert {f.task_id for f in pc.audit(session.emitted).untruthful} == expected, example
+        assert {f.task_id for f in pc.audit(session.emitted).untruthful} == visible_lies(example), example
         assert pc.judge_session(session).names == ([pc.PASSED_THROUGH] if expected else []), example
     assert lies > 20 and truthful > 20
 
@@ -268,7 +292,8 @@ def test_check_reproduces_on_installed_release_with_evidence(backend: str) -> No
     assert task["task_id"] == "a000" and task["consumer_told"] == ["completed"] and task["guard_flags_it"]
     assert task["why_false"] and task["last_frames"]
     assert "passed the claim through untouched" in result.evidence["semantics"]
-    assert result.evidence["detectable_by_consumer"] is sdk_info().has("assistant_stop_reason")
+    assert result.evidence["detectable_by_consumer"] is False, "a cut text sent as the result is a success's frames"
+    assert result.evidence["detectable_by_shape"]["text_cut"] is sdk_info().has("assistant_stop_reason")
     assert any("TaskNotificationMessage.result" in note for note in result.notes), "the raw-data fallback is said"
 
 
@@ -316,12 +341,18 @@ def test_lie_passes_through_as_completed(verdict_on: Any, spec: str) -> None:
 
 @pytest.mark.parametrize(("spec", "detectable"), [("0.1.48", False), ("0.1.50", False), ("0.1.51", True), ("latest", True)])
 def test_detectability_flips_with_assistant_stop_reason(verdict_on: Any, spec: str, detectable: bool) -> None:
-    evidence = verdict_on(spec)["evidence"]
-    assert evidence["detectable_by_consumer"] is detectable
+    """A cut text without a result shows once AssistantMessage has stop_reason; one the CLI sent as
+    the result shows on no release."""
+    result = verdict_on(spec)
+    evidence = result["evidence"]
     assert evidence["detectable_by_shape"]["text_cut"] is detectable
     assert evidence["detectable_by_shape"]["unanswered_tool_use"] is True
-    if not detectable:
-        assert "no stop_reason" in evidence["detectability_reason"]
+    hidden = ("text_cut_sent_as_result", "after_tool_result_with_a_result")
+    assert [evidence["detectable_by_shape"][shape] for shape in hidden] == [False, False]
+    assert evidence["detectable_by_consumer"] is False
+    assert "only the CLI can tell" in evidence["detectability_reason"]
+    assert ("no stop_reason" in evidence["detectability_reason"]) is not detectable
+    assert any(note.startswith("detectable by the consumer through the typed API: partly") for note in result["notes"])
 
 
 @pytest.mark.parametrize(("spec", "typed_updated"), [("0.1.48", False), ("latest", True)])
@@ -385,17 +416,23 @@ def test_failing_completions_without_a_result_regresses(verdict_on: Any, candida
     assert replayed(env, pc.agent_example(via="updated")) == [pc.PASSED_THROUGH]
 
 
-def test_judging_the_agents_transcript_fixes(verdict_on: Any, candidate_env: Any) -> None:
-    """Reading the subagent's own transcript, as the oracle does, tells every lie from a clean
-    finish; a completion announced by task_updated alone is dropped (its news: a trade-off). The
+def test_judging_the_agents_transcript_narrows(verdict_on: Any, candidate_env: Any) -> None:
+    """Reading a background subagent's own transcript tells every lie the frames show from a clean
+    finish, but not those a result hides (a cut text the CLI sent as the result: a success's
+    frames), nor a foreground agent's, which it leaves alone: it narrows, pattern by pattern. A
+    completion announced by task_updated alone is dropped (its news: a trade-off). The
     task_updated frames it holds back never reach the consumer, which bug 2's oracle counts: a
     verify judging every bug says this fix regresses late_task_notification."""
     env = candidate_env("judge_the_agent")
     result, change = judged_against_base(verdict_on, env)
-    assert (result["verdict"], result["manifestations"], change["change"]) == ("fixed", [], "fixes")
+    assert (result["verdict"], result["manifestations"], change["change"]) == ("reproduced", [pc.PASSED_THROUGH], "narrows")
+    gone = change["gone_in_patterns"][pc.PASSED_THROUGH]
+    assert {"the seed's flow", "unanswered_tool_use/completed/background", "text_cut/completed/background"} <= set(gone)
+    assert not {"text_cut/completed+result/background", "unanswered_tool_use/completed/foreground"} & set(gone)
     assert result["tradeoffs"] == ["task_report"]
     assert replayed(env, pc.lie_example("text_cut")) == []
-    assert replayed(env, pc.agent_example(end="end_turn", via="both")) == []
+    assert replayed(env, pc.agent_example(end="text_cut", result=True)) == [pc.PASSED_THROUGH]
+    assert replayed(env, pc.agent_example(end="end_turn", via="both", background=False, result=True)) == []
     foreground_agent = {"prompts": 2, "tasks": [{"turn": 0, "background": False, "done": "in_turn", "report": "both", "progress": 1,
                                                  "delay": 0, "gap": 0}], "pace": [0], "checkpoints": {}}
     proc = env.run(["-m", "pytest_agentsdk", "replay", "--bug", "late_task_notification", "--model", "notify-only",

@@ -4,6 +4,7 @@ no CLI needed), then the three bugs, the fidelity check and the cleanup on a rea
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -172,7 +173,36 @@ def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_fo
     assert not patterns["text_null/background/query"]["safe"] and not patterns["tool_then_text_null/background/query"]["safe"]
     assert patterns["cut_mid_tool/background/query"]["safe"] and patterns["end_turn/background/query"]["safe"]
     assert patterns["no_message_stop_then_end_turn/background/query"]["safe"]
+    assert patterns["end_turn/foreground/query"]["safe"] and not patterns["text_null/foreground/query"]["safe"]
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.realcli
+def test_a_bug3_fix_judging_foreground_agents_by_their_frames_regresses_over_the_real_cli(real_cli: realcli.Cli, sdk_release: Any,
+                                                                                          candidate_env: Any, tmp_path: Path) -> None:
+    """The real CLI streams neither a foreground agent's last message nor a result in its
+    notification, so judging that agent by its frames reports a clean finish failed. The
+    candidate judge_the_agent leaves foreground agents alone and gives no false alarm; patched to
+    judge them too, the foreground clean-finish story catches it (the story the real sweep
+    lacked, when that version was called a narrowing)."""
+    from candidates import BASE_VERSION
+    from candidates.premature_completion import CANDIDATES
+
+    from pytest_agentsdk import patching, verdict
+
+    args = ["--bug", "premature_completion", "--backend", "asyncio", "--seed", "0", "--cli", str(real_cli.path), "--quiet"]
+    (base,) = sdk_release(BASE_VERSION).run_check(args, timeout=900)["results"]
+    (cand,) = candidate_env("judge_the_agent").run_check(args, timeout=900)["results"]
+    assert verdict.classify_change(verdict.Result(**base), verdict.Result(**cand))["new"] == []
+    (patch,) = CANDIDATES["judge_the_agent"]
+    every_agent = dataclasses.replace(patch, new=patch.new.replace(' if message.get("tool_use_id") in background else None', ""))
+    package = Path(sdk_release(BASE_VERSION).run(["-c", patching.PACKAGE_DIR_CODE]).stdout.strip())
+    tree = patching.build_source_tree(package, tmp_path / "every_agent", (every_agent,), local="every.agent",
+                                      what="judge_the_agent judging foreground agents too")
+    (judged,) = sdk_release(str(tree)).run_check(args, timeout=900)["results"]
+    change = verdict.classify_change(verdict.Result(**base), verdict.Result(**judged))
+    assert (change["change"], change["new"]) == ("regresses", ["truthful_reported_failed"]), change
+    assert not judged["evidence"]["patterns"]["end_turn/foreground/query"]["safe"]
 
 
 @pytest.mark.realcli

@@ -3,14 +3,18 @@
 The lie is made by the CLI (anthropics/claude-code#47936): a background agent whose last assistant
 messages carry ``stop_reason: None`` and a tool call left unanswered is announced to the parent as
 ``task_notification[completed]``; the only difference from a real success is a missing result.
-Over the scripted CLI this module plays lies and truthful completions and compares what the CLI
-said (the ground truth) with the typed messages the SDK hands the consumer:
+Over the scripted CLI this module plays lies and truthful completions and compares how each agent
+really ended (the ground truth: the script knows, as the scripted model does over the real CLI)
+and what the CLI said with the typed messages the SDK hands the consumer:
 ``untruthful_completed_passed_through`` (the lie reached the consumer as ``completed``: the bug),
 ``truthful_reported_failed`` (a clean finish reported ``failed``/``stopped``: a false alarm a fix
 can introduce), ``truthful_looks_untruthful`` (a clean finish reported ``completed`` whose typed
 messages no longer show it ended cleanly, e.g. a lost ``stop_reason``: the consumer's guard flags a
 true completion, and can no longer tell a lie from a success) and ``failure_reported_completed``
-(a failure turned into ``completed``).
+(a failure turned into ``completed``). Two shapes no SDK can tell from a success: a cut text the CLI
+sends as the agent's result, and a tool result left unanswered whose report carries older text
+(see :mod:`pytest_agentsdk.completions`); the scripted CLI streams ``stop_reason: null`` wherever a
+report carries the agent's text, as the real CLI does on every finish.
 
 The oracle (:func:`audit`) and the public guard (:func:`find_untruthful_completions`) live in
 :mod:`pytest_agentsdk.completions`, usable in production without pytest or Hypothesis; this module
@@ -84,9 +88,15 @@ def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     elif end == "text_cut":
         frames.append(wire.assistant("Let me read the S-1 for patent expiry details...", stop_reason=None,
                                      message_id=f"msg_{i}_end", **on))
-    else:
-        frames.append(wire.assistant(_report_text(i), stop_reason="end_turn", message_id=f"msg_{i}_end", **on))
+    else:  # a result carrying the agent's text is the real CLI's shape: its frames say stop_reason null, as a cut text's do
+        frames.append(wire.assistant(_report_text(i), stop_reason=None if _result_sent(agent) else "end_turn",
+                                     message_id=f"msg_{i}_end", **on))
     return frames
+
+
+def _result_sent(agent: dict[str, Any]) -> bool:
+    """Does the parent get the agent's text as its result: in the notification, or (foreground) its tool result?"""
+    return bool(agent.get("result")) and (agent["via"] != "updated" or not agent["background"])
 
 
 def _report_text(i: int) -> str:
@@ -106,8 +116,8 @@ def _terminal(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     if agent["via"] in ("updated", "both"):
         frames.append(wire.task_updated(task_id, status))
     if agent["via"] in ("notification", "both"):
-        if agent.get("result"):
-            summary, extra = _last_text(i, agent), {"summary_is_report": True}
+        if agent.get("result"):  # a foreground agent's result is its parent's tool result: the summary is not flagged a report (b_query_fg)
+            summary, extra = _last_text(i, agent), {"summary_is_report": True} if agent["background"] else {}
         else:
             summary = f'Agent "{_description(i, agent)}" {status}'
         frames.append(wire.task_notification(task_id, status, summary, tool_use_id=spawn,
@@ -231,10 +241,12 @@ def examples() -> st.SearchStrategy[dict[str, Any]]:
 # ================================================================ drivers
 @dataclass
 class Session:
-    """What one scripted session produced: the consumer's messages and the CLI's frames."""
+    """What one scripted session produced: the consumer's messages and the CLI's frames, and the
+    example it played (the ground truth: how each agent really ended)."""
 
     received: list[Any]
     emitted: list[dict[str, Any]]
+    example: dict[str, Any]
 
 
 def run_session(example: dict[str, Any], backend: str = "asyncio") -> Session:
@@ -261,7 +273,7 @@ def run_session(example: dict[str, Any], backend: str = "asyncio") -> Session:
                     received.append(message)
 
     run_in_fresh_loop(via_query if example["driver"] == "query" else via_client, backend, skip_idle=True)
-    return Session(received, [e.frame for e in transport.log.emissions])
+    return Session(received, [e.frame for e in transport.log.emissions], example)
 
 
 # ================================================================ the scenario
@@ -271,15 +283,28 @@ LOOKS_UNTRUTHFUL = "truthful_looks_untruthful"
 FAILURE_HIDDEN = "failure_reported_completed"
 
 SEMANTICS = (
-    "Ground truth is what the scripted CLI emitted, judged by the oracle; the consumer's view is the typed "
-    f"messages the SDK yielded. {PASSED_THROUGH}: the CLI's untruthful 'completed' reached the consumer as "
-    f"completed (the SDK passed the claim through untouched); {FALSE_ALARM}: a completion the CLI reported "
-    f"truthfully (its agent ended cleanly) reached the consumer as failed or stopped; {LOOKS_UNTRUTHFUL}: such a "
-    "completion reached the consumer as completed, but the typed messages make its agent look cut off (the guard on "
-    f"them flags it); {FAILURE_HIDDEN}: a failed "
-    "or stopped report reached the consumer as completed. An SDK that reports the lie as failed or stopped and "
-    "changes nothing else is judged fixed."
+    "Ground truth is how the script ended each agent: only an agent whose last message ended its turn finished; "
+    "one left with a tool call unanswered, stopped right after a tool result or cut off mid-text did not, whatever "
+    "its report carries (the CLI sends a cut agent's last text as its result, as the real CLI does). The consumer's "
+    f"view is the typed messages the SDK yielded. {PASSED_THROUGH}: the CLI's 'completed' for an agent that did not "
+    f"finish reached the consumer as completed (the SDK passed the claim through untouched); {FALSE_ALARM}: a "
+    f"completion the CLI reported truthfully reached the consumer as failed or stopped; {LOOKS_UNTRUTHFUL}: such a "
+    "completion reached the consumer as completed, but the typed messages make its agent look cut off where the "
+    f"CLI's frames did not (the guard on them flags it); {FAILURE_HIDDEN}: a failed or stopped report reached the "
+    "consumer as completed. An SDK that reports every lie as failed or stopped and changes nothing else is judged "
+    "fixed; none can over this wire where the CLI sent older or cut text as the result (see detectability)."
 )
+
+#: Why an agent that ended so never finished (an ``end`` missing here is a clean finish).
+UNFINISHED = {
+    "unanswered_tool_use": "its agent left a tool call unanswered",
+    "after_tool_result": "its agent stopped right after a tool result, without answering it",
+    "text_cut": "its agent's last message is text cut off mid-stream: it never ended its turn",
+}
+
+
+def _why_false(agent: dict[str, Any]) -> str:
+    return UNFINISHED[agent["end"]] + ("; the CLI sent that agent's last text as its result" if _result_sent(agent) else "")
 
 
 def agent_example(driver: str = "query", **agent: Any) -> dict[str, Any]:
@@ -314,29 +339,32 @@ SWEEP_AXES = (f"the seed's flow + {len(ENDS)} endings x {len(VIAS)} vias x {len(
 
 
 def judge_session(session: Session) -> Outcome:
-    """Task by task, what the CLI emitted (judged by the oracle) against what the consumer was told.
+    """Task by task, how its agent really ended (the example) and what the CLI said, against what
+    the consumer was told.
 
     A task whose report never reached the consumer is a trade-off (``task_report``), not a
     manifestation: the lie is gone, and so is the news.
     """
+    agents = {agent_ids(i)[0]: agent for i, agent in enumerate(session.example["agents"])}
     emitted = transcript(session.emitted)
-    truth = audit_transcript(emitted)
     told = transcript(session.received)
-    lies = {f.task_id: f for f in truth.untruthful}
+    flagged_by_cli = {f.task_id for f in audit_transcript(emitted).untruthful}
     flagged = {f.task_id for f in audit_transcript(told).untruthful}
     shown: list[str] = []
     records: list[dict[str, Any]] = []
     dropped = False
     for task in emitted.tasks.values():
+        agent = agents[task.task_id]
         said = task.statuses
         heard = told.tasks[task.task_id].statuses if task.task_id in told.tasks else []
-        if said and not heard:
-            dropped = True
-        if task.task_id in lies and "completed" in heard:
+        dropped = dropped or bool(said and not heard)
+        lie = "completed" in said and agent["end"] in UNFINISHED
+        truthful = "completed" in said and not lie
+        if lie and "completed" in heard:
             name = PASSED_THROUGH
-        elif task.task_id in truth.truthful and set(heard) - {"completed"}:
+        elif truthful and set(heard) - {"completed"}:
             name = FALSE_ALARM
-        elif task.task_id in truth.truthful and task.task_id in flagged:
+        elif truthful and task.task_id in flagged - flagged_by_cli:
             name = LOOKS_UNTRUTHFUL
         elif said and "completed" not in said and "completed" in heard:
             name = FAILURE_HIDDEN
@@ -345,13 +373,25 @@ def judge_session(session: Session) -> Outcome:
         shown.append(name)
         record: dict[str, Any] = {"task_id": task.task_id, "shows": name, "cli_reported": said, "consumer_told": heard,
                                   "last_frames": [s.describe() for s in emitted.steps_of(task)[-3:]]}
-        if lie := lies.get(task.task_id):
-            record.update(reported_by=list(lie.reported_by), why_false=lie.reason, guard_flags_it=task.task_id in flagged)
+        if lie:
+            record.update(reported_by=list(dict.fromkeys(r.source for r in task.reports if r.status == "completed")),
+                          why_false=_why_false(agent), guard_flags_it=task.task_id in flagged)
         records.append(record)
     evidence: dict[str, Any] = {"semantics": SEMANTICS, "tasks": records}
     if told.from_raw:
         evidence["read_from_raw_data"] = sorted(told.from_raw)
     return Outcome(sorted(set(shown)), None, evidence, ["task_report"] if dropped else [])
+
+
+def shape(example: dict[str, Any]) -> str | None:
+    """The sweep's unit of comparison: one agent's ending, what the CLI reported of it and its side,
+    e.g. ``text_cut/completed+result/background`` (a result the parent got); the seed's flow by
+    name; None for other multi-agent examples."""
+    if len(example["agents"]) > 1:
+        return "the seed's flow" if example == seed_example() else None
+    (agent,) = example["agents"]
+    with_result = "+result" if agent["report"] == "completed" and _result_sent(agent) else ""
+    return f"{agent['end']}/{agent['report']}{with_result}/{'background' if agent['background'] else 'foreground'}"
 
 
 class PrematureCompletion(Scenario):
@@ -371,6 +411,9 @@ class PrematureCompletion(Scenario):
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         return judge_session(run_session(example, backend))
 
+    def group(self, example: Any) -> str | None:
+        return shape(example)
+
     def on_cli(self, cli: Cli) -> Scenario:
         return RealCliPrematureCompletion(cli)
 
@@ -380,39 +423,52 @@ class PrematureCompletion(Scenario):
         probe = detectability(result.backend)
         result.evidence.update(probe)
         result.evidence.setdefault("semantics", SEMANTICS)
-        seen = "yes" if probe["detectable_by_consumer"] else "no"
+        seen = "yes" if probe["detectable_by_consumer"] else "partly" if any(probe["detectable_by_shape"].values()) else "no"
         result.notes = [f"detectable by the consumer through the typed API: {seen} ({probe['detectability_reason']})"]
         if probe["read_from_raw_data"]:
             result.notes.append("read from raw message.data (this release's typed classes have no such field): "
                                 + ", ".join(probe["read_from_raw_data"]))
 
 
+#: Each shape of the lie the detectability probe plays (announced by task_updated and
+#: task_notification), and why the two a result hides stay unseen whatever the release.
+LIE_SHAPES: dict[str, dict[str, Any]] = {end: {"end": end} for end in UNFINISHED} | {
+    "text_cut_sent_as_result": {"end": "text_cut", "result": True},
+    "after_tool_result_with_a_result": {"end": "after_tool_result", "result": True}}
+_HIDDEN_BY_A_RESULT = {
+    "text_cut_sent_as_result": "the CLI sends the cut text as the agent's result (trace d_query_bgnull) and streams stop_reason "
+                               "null on a clean finish too (b_query_bg)",
+    "after_tool_result_with_a_result": "the CLI never streams a foreground agent's final message (b_query_fg), so a clean "
+                                       "finish with a result ends on a tool result too"}
+
+
 def detectability(backend: str) -> dict[str, Any]:
     """Can a consumer of the installed release see each shape of the lie through the typed API?
 
-    Found by playing each shape (announced by task_updated and task_notification) and running the
-    guard on the messages the consumer received, so the answer comes from the release's own
-    parser, not from a version table. A shape the release itself reports ``failed`` or ``stopped``
-    counts as seen. ``read_from_raw_data`` lists what the guard had to read from ``message.data``
-    for want of a typed field.
+    Found by playing each shape and running the guard on the messages the consumer received, so
+    the answer comes from the release's own parser, not from a version table. A shape the release
+    itself reports ``failed`` or ``stopped`` counts as seen. ``read_from_raw_data`` lists what the
+    guard had to read from ``message.data`` for want of a typed field.
     """
     task_id = agent_ids(0)[0]
     by_shape: dict[str, bool] = {}
     why_not: dict[str, str] = {}
     from_raw: set[str] = set()
-    for end in ENDS[:-1]:
-        told = transcript(run_session(agent_example(end=end, via="both"), backend).received)
+    for name, agent in LIE_SHAPES.items():
+        told = transcript(run_session(agent_example(via="both", **agent), backend).received)
         from_raw |= told.from_raw
         found = audit_transcript(told)
         reported_failed = task_id in told.tasks and "completed" not in told.tasks[task_id].statuses
-        by_shape[end] = reported_failed or any(f.task_id == task_id for f in found.untruthful)
-        if not by_shape[end]:
-            why_not[end] = found.undecided.get(task_id, "the guard saw no sign of it in the typed messages")
-    visible = [e for e, ok in by_shape.items() if ok]
+        by_shape[name] = reported_failed or any(f.task_id == task_id for f in found.untruthful)
+        if not by_shape[name]:
+            hidden = _HIDDEN_BY_A_RESULT.get(name)
+            why_not[name] = found.undecided.get(task_id) or (f"{hidden}: the typed messages are those of a success, and only the CLI can tell"
+                                                             if hidden else "the guard saw no sign of it in the typed messages")
+    visible = [name for name, seen in by_shape.items() if seen]
     if all(by_shape.values()):
         reason = "every shape of the lie is visible in the typed messages (parent_tool_use_id, tool blocks, stop_reason, task status)"
     else:
-        reason = "; ".join(f"{end}: {why}" for end, why in why_not.items())
+        reason = "; ".join(f"{name}: {why}" for name, why in why_not.items())
         if visible:
             reason += f" (still visible: {', '.join(visible)})"
     return {"detectable_by_consumer": all(by_shape.values()), "detectability_reason": reason, "detectable_by_shape": by_shape,
@@ -476,11 +532,11 @@ REAL_SEMANTICS = (
 
 
 def real_sweep() -> list[dict[str, Any]]:
-    """Every story with a background agent through query(); the seed's lie also in the foreground
-    and through ClaudeSDKClient."""
+    """Every story with a background agent through query(); the seed's lie and a clean finish also
+    in the foreground (whose report the CLI does not mark as one), the lie through ClaudeSDKClient."""
     return ([{"story": s, "background": True, "driver": "query"} for s in REAL_STORIES]
-            + [{"story": "text_null", "background": False, "driver": "query"},
-               {"story": "text_null", "background": True, "driver": "client"}])
+            + [{"story": s, "background": False, "driver": "query"} for s in ("text_null", "end_turn")]
+            + [{"story": "text_null", "background": True, "driver": "client"}])
 
 
 def _real_main_replies(background: bool) -> list[Reply]:
@@ -497,7 +553,7 @@ def _real_main_replies(background: bool) -> list[Reply]:
 class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
     """Bug 3 as the real CLI plays it: the model side scripted, the CLI deciding what to report."""
 
-    story_axes = f"{len(REAL_STORIES)} subagent endings + foreground + ClaudeSDKClient"
+    story_axes = f"{len(REAL_STORIES)} subagent endings + 2 in the foreground + ClaudeSDKClient"
 
     def stories(self) -> list[dict[str, Any]]:
         return real_sweep()

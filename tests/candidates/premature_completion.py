@@ -6,12 +6,16 @@ field sees them).
 |---|---|---|
 | all_failed | every task_notification is reported ``failed`` | regresses: ``truthful_reported_failed`` new; the lie still reaches the consumer through ``TaskUpdatedMessage`` (a completion sent as task_updated, alone or before the notification) |
 | flag_unfinished | a ``completed`` task_notification without a result (``result`` / ``summary_is_report``) is reported ``failed`` | regresses: the seed's lie is caught, but an agent that ended its turn cleanly with no result in its report is a false alarm (``truthful_reported_failed``); the lie still passes when the report carries a result while a tool call is left pending, and through ``TaskUpdatedMessage``, which carries no result to judge by |
-| judge_the_agent | the reader follows each subagent's transcript (tool calls answered, its last stop_reason); a ``completed`` task_notification is reported ``failed`` when a tool call is pending, or when its report has no result and the agent did not end its turn (last ``stop_reason`` not ``end_turn``, or a tool result left unanswered); a ``completed`` task_updated is not passed on (the notification that follows carries the news, and its result) | fixes: nothing reaches the consumer as a lie, no clean finish is reported failed; drops ``task_report`` where a completion is announced by task_updated alone. Judged on every bug (``verify`` without ``--bug``) it regresses late_task_notification: the task_updated frames it holds back never reach the consumer (``dropped:task_lifecycle``, and ``dropped:turn`` for a foreground agent, whose frames are its turn's) |
+| judge_the_agent | the reader follows each background subagent's transcript (tool calls answered, its last stop_reason); a ``completed`` task_notification for one is reported ``failed`` when a tool call is pending, or when its report has no result and the agent did not end its turn (last ``stop_reason`` not ``end_turn``, or a tool result left unanswered); a foreground agent is left alone (its result is the parent's tool result, which comes after the notification; the real CLI streams neither its last message nor a result in the notification, so judging it by its transcript reports every clean finish failed); a ``completed`` task_updated is not passed on (the notification that follows carries the news, and its result) | narrows: every background lie the frames show is reported failed and no clean finish is, but the lies a result hides (a cut text the CLI sent as the result; a tool result left unanswered whose report carries older text) and the foreground lies still pass; drops ``task_report`` where a completion is announced by task_updated alone. Over the real CLI 2.1.330 it still reproduces: that CLI sends every background lie of its stories with a result, or reports it failed itself. Judged on every bug (``verify`` without ``--bug``) it regresses late_task_notification: the task_updated frames it holds back never reach the consumer (``dropped:task_lifecycle``, and ``dropped:turn`` for a foreground agent, whose frames are its turn's) |
 
 The first two are not fixes: the notification alone does not say whether the agent finished (a
 clean ``end_turn`` may come without a result, a pending tool call with one), and the task_updated
 patch that announces the same completion arrives first, with no result at all. judge_the_agent
-reads the agent's own transcript, which is what the oracle judges by.
+reads the agent's own transcript, as the guard does, and is as blind as the guard where a result
+hides the lie: no SDK-side change fixes bug 3 whole, only a CLI that tells. Judging a foreground
+agent too made it report the real CLI's clean foreground finishes failed, a regression that only
+the real CLI's foreground clean-finish story (and the scripted CLI's faithful foreground report)
+showed.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
         Patch(
             "_internal/query.py",
             "                # Regular SDK messages go to the stream\n",
-            "                # judge_the_agent: follow each subagent's transcript; tell a completion it did not reach\n"
+            "                # judge_the_agent: follow each background subagent's transcript; tell a completion it did not reach\n"
             '                agents = self.__dict__.setdefault("_agent_transcripts", {})\n'
+            '                background = self.__dict__.setdefault("_background_spawns", set())\n'
+            '                if msg_type == "system" and message.get("subtype") == "task_started" and message.get("is_backgrounded"):\n'
+            '                    background.add(message.get("tool_use_id"))\n'
             '                if msg_type in ("assistant", "user") and message.get("parent_tool_use_id"):\n'
             '                    agent = agents.setdefault(message["parent_tool_use_id"], {"pending": set(), "last": None})\n'
             '                    blocks = [b for b in (message.get("message") or {}).get("content") or [] if isinstance(b, dict)]\n'
@@ -58,7 +65,7 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
             '                if msg_type == "system" and message.get("subtype") == "task_updated" and (message.get("patch") or {}).get("status") == "completed":\n'
             "                    continue\n"
             '                if msg_type == "system" and message.get("subtype") == "task_notification" and message.get("status") == "completed":\n'
-            '                    agent = agents.get(message.get("tool_use_id"))\n'
+            '                    agent = agents.get(message.get("tool_use_id")) if message.get("tool_use_id") in background else None\n'
             '                    has_result = bool(message.get("result") or message.get("summary_is_report"))\n'
             '                    if agent is not None and (agent["pending"] or (not has_result and agent["last"] != "end_turn")):\n'
             '                        message = {**message, "status": "failed"}\n'
