@@ -88,6 +88,10 @@ class Scenario(ABC):
     #: Manifestations users see only with warnings enabled (``-W default``, pytest, ``-X dev``):
     #: they make a ``warnings`` verdict, not ``reproduced``, unless warnings count as errors.
     quiet: frozenset[str] = frozenset()
+    #: Exceptions that end one example, not the judgement (a real CLI asking for a reply its story
+    #: never queued): the other examples still run and the verdict names the ones that could not.
+    #: Any other exception is the harness's failure: an ``error`` row.
+    example_errors: tuple[type[Exception], ...] = ()
 
     def not_applicable(self, sdk: SdkInfo, backend: str, model: str | None) -> str | None:
         """Why this release lacks the surface this scenario needs, or None."""
@@ -370,13 +374,18 @@ def judge(
     tradeoffs: set[str] = set()
     ran = 0
     swept_count = 0
+    could_not_run: list[dict[str, Any]] = []
 
     def run(example: Any, swept: bool) -> Outcome:
         nonlocal ran
         ran += 1
         key = _key(example)
         with _global_random_seeded():
-            outcome = scenario.run_example(example, backend, model)
+            try:
+                outcome = scenario.run_example(example, backend, model)
+            except scenario.example_errors as exc:
+                could_not_run.append({"example": example, "error": str(exc)})
+                return Outcome([])
         runs.setdefault(key, (example, outcome))
         union.update(outcome.names)
         tradeoffs.update(outcome.tradeoffs)
@@ -430,7 +439,20 @@ def judge(
                                          "replay": replay_command(scenario.name, backend, model, found, scenario.replay_args)}
     if groups:
         result.evidence["patterns"] = {name: g.to_json(quiet) for name, g in groups.items()}
+    if could_not_run:
+        _say_could_not_run(result, could_not_run)
     return result
+
+
+def _say_could_not_run(result: Result, could_not_run: list[dict[str, Any]]) -> None:
+    """What ran still counts (a manifestation seen is seen), but nothing is ``fixed`` on examples
+    that never ran: with nothing shown, the verdict is ``error``."""
+    result.evidence["could_not_run"] = could_not_run
+    result.coverage = f"{result.coverage}; {len(could_not_run)} of them could not run (evidence: could_not_run)"
+    if result.verdict == "fixed":
+        result.verdict = "error"
+        result.coverage = result.coverage.removeprefix("not reproduced in ")
+        result.reason = f"{len(could_not_run)} of {result.examples} examples could not run and the rest showed nothing; first: {could_not_run[0]['error']}"
 
 
 def _fill_failure(result: Result, example: Any, outcome: Outcome, replay_args: Sequence[str]) -> None:

@@ -168,3 +168,48 @@ def test_a_drawing_is_the_same_whatever_local_modules_hold(tmp_path: Any, monkey
     with pytest.raises(Exception):
         find(strategy, lambda ex: plain.append(ex) or False, settings=explore._search_settings(300), random=random.Random(5))
     assert any(424200 <= n < 424250 for ex in plain for n in ex)  # what the test guards against: a plain find draws them
+
+
+class Stories(Scenario):
+    """Three stories, the whole example space; ``broken`` ones raise an example error, ``shown``
+    ones show ``lie``."""
+
+    name = "stories"
+    example_errors = (LookupError,)
+
+    def __init__(self, shown: set[str], broken: set[str]) -> None:
+        self.shown, self.broken = shown, broken
+
+    def examples(self, model: str | None) -> st.SearchStrategy[Any]:
+        return st.sampled_from(["a", "b", "c"])
+
+    def sweep(self, model: str | None) -> Sweep:
+        return Sweep(["a", "b", "c"], "3 stories", exhaustive=True)
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        if example in self.broken:
+            raise LookupError(f"story {example}: the CLI asked for a reply nothing queued")
+        return Outcome(["lie"] if example in self.shown else [])
+
+
+def test_an_example_that_cannot_run_leaves_what_the_others_showed_standing() -> None:
+    """A real-CLI story that errs used to end the whole row with nothing in it; the stories that
+    ran still count, and the verdict names the one that could not."""
+    result = explore.judge(Stories(shown={"a"}, broken={"b"}), "asyncio", None, seed=0, max_examples=5)
+    assert (result.verdict, result.manifestations, result.examples) == ("reproduced", ["lie"], 3)
+    assert result.evidence["could_not_run"] == [{"example": "b", "error": "story b: the CLI asked for a reply nothing queued"}]
+    assert "1 of them could not run" in (result.coverage or "")
+
+
+def test_nothing_is_fixed_on_examples_that_never_ran() -> None:
+    result = explore.judge(Stories(shown=set(), broken={"c"}), "asyncio", None, seed=0, max_examples=5)
+    assert result.verdict == "error"
+    assert result.reason == "1 of 3 examples could not run and the rest showed nothing; first: story c: the CLI asked for a reply nothing queued"
+    assert not (result.coverage or "").startswith("not reproduced")
+
+
+def test_any_other_exception_is_still_the_harness_s_error() -> None:
+    scenario = Stories(shown=set(), broken={"a"})
+    scenario.example_errors = ()
+    with pytest.raises(LookupError):
+        explore.judge(scenario, "asyncio", None, seed=0, max_examples=5)
