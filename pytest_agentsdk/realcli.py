@@ -33,7 +33,7 @@ from typing import Any
 from . import cache, interrupt, options
 from .explore import Sweep, run_in_fresh_loop
 from .model_server import Reply, ScriptedModel
-from .script import ScriptError
+from .script import ScriptError, one_of
 
 NPM_PACKAGE = "@anthropic-ai/claude-code"
 _VERSION = re.compile(r"(?:npm:|@anthropic-ai/claude-code@)?(\d+\.\d+\.\d+)")
@@ -343,8 +343,7 @@ class RealCliStories:
                               "check --cli ran (its counterexample)")
         for key in dict.fromkeys(k for story in stories for k in story):
             values = list(dict.fromkeys(story[key] for story in stories if key in story))
-            if example.get(key) not in values:
-                raise ScriptError(f"example.{key}: {example.get(key)!r} is not one of {', '.join(map(str, values))}")
+            one_of(f"example.{key}", example.get(key), values, missing=key not in example)
         raise ScriptError(f"example: {json.dumps(example, sort_keys=True)[:120]} is not one of the {len(stories)} real-CLI stories "
                           "(each field is, the combination is not): replay a counterexample check --cli printed")
 

@@ -13,7 +13,9 @@ Scripts are validated before they run: :class:`ScriptError` names the offending 
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -49,6 +51,18 @@ def whole_number(where: str, value: Any, low: int = 0, high: int | None = None) 
         bound = f"from {low} to {high}" if high is not None else f">= {low}"
         raise ScriptError(f"{where}: {value!r} must be a whole number {bound}")
     return value
+
+
+def one_of(where: str, value: Any, allowed: Collection[Any], *, missing: bool = False) -> Any:
+    """``value`` if it is one of ``allowed``; else a ScriptError naming ``where`` and the choices,
+    with the nearest one for a misspelt name. ``missing``: the field was not given at all."""
+    if value in allowed and not missing:
+        return value
+    choices = ", ".join(map(str, allowed))
+    if missing:
+        raise ScriptError(f"{where}: missing; give one of {choices}")
+    near = difflib.get_close_matches(value, [a for a in allowed if isinstance(a, str)], n=1) if isinstance(value, str) else []
+    raise ScriptError(f"{where}: {value!r} is not one of {choices}" + (f" (did you mean {near[0]!r}?)" if near else ""))
 
 
 def _text(where: str, value: Any, *, optional: bool = False) -> None:
@@ -305,8 +319,7 @@ class Script:
         return values
 
     def _check(self) -> None:
-        if self.eof not in EOF_POLICIES:
-            raise ScriptError(f"eof: {self.eof!r} is not one of {', '.join(EOF_POLICIES)}")
+        one_of("eof", self.eof, EOF_POLICIES)
         _text("session_id", self.session_id)
         if not isinstance(self.control, dict):
             raise ScriptError("control: give a JSON object {request subtype: reply}")

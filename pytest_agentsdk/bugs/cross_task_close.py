@@ -33,7 +33,7 @@ from ..compat import SdkInfo
 from ..model_server import Reply
 from ..realcli import Cli
 from ..explore import EXAMPLE_WALL_S, Outcome, Scenario, Sweep, transport_checkpoints
-from ..script import Script, ScriptError, known_fields, whole_number
+from ..script import Script, ScriptError, known_fields, one_of, whole_number
 from ..transport import ScriptedTransport
 from ..verdict import Result
 
@@ -437,11 +437,8 @@ EXAMPLE_FIELDS = ("pattern", "stop", "gc", "after", "schedule", "script")
 def _validated(example: Any) -> tuple[str, Script]:
     """The pattern and script of a (replayed) example; ScriptError names a bad field."""
     known_fields("example", example, EXAMPLE_FIELDS)
-    pattern = example.get("pattern")
-    if pattern not in PATTERNS:
-        raise ScriptError(f"example.pattern: {pattern!r} is not one of {', '.join(PATTERNS)}")
-    if example.get("gc") not in GC_TIMINGS:
-        raise ScriptError(f"example.gc: {example.get('gc')!r} is not one of {', '.join(GC_TIMINGS)}")
+    pattern = one_of("example.pattern", example.get("pattern"), PATTERNS, missing="pattern" not in example)
+    one_of("example.gc", example.get("gc"), GC_TIMINGS, missing="gc" not in example)
     stop = example.get("stop")
     if stop != "result":
         whole_number("example.stop (or 'result')", stop)

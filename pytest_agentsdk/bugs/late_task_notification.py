@@ -58,7 +58,7 @@ from ..isolation import (Isolation, TurnReport, assert_turn_isolation, chain_tur
 from ..model_server import Reply
 from ..realcli import Cli
 from ..recording import Call, RecordingClient
-from ..script import Script, ScriptError, Segment, known_fields, whole_number
+from ..script import Script, ScriptError, Segment, known_fields, one_of, whole_number
 from ..transport import Emission, ScriptedTransport
 from ..verdict import Result
 
@@ -212,10 +212,8 @@ def _tasks(example: dict[str, Any], prompts: int) -> list[_Task]:
         where = f"tasks[{i}]"
         known_fields(where, t, TASK_FIELDS)
         done, report = t.get("done", "in_turn"), t.get("report", "notification")
-        if done not in DONE:
-            raise ScriptError(f"{where}.done: {done!r} is not one of {', '.join(DONE)}")
-        if report not in REPORTS:
-            raise ScriptError(f"{where}.report: {report!r} is not one of {', '.join(REPORTS)}")
+        one_of(f"{where}.done", done, DONE)
+        one_of(f"{where}.report", report, REPORTS)
         background = t.get("background", True)
         if not isinstance(background, bool):
             raise ScriptError(f"{where}.background: {background!r} must be true or false")
@@ -312,8 +310,7 @@ def _turn_frames(k: int, tasks: list[_Task], wake: bool) -> tuple[list[wire.Fram
 
 def build_script(example: dict[str, Any], model: str) -> Script:
     """The Script an example describes under a CLI behaviour model; ScriptError names a bad field."""
-    if model not in MODELS:
-        raise ScriptError(f"model: {model!r} is not one of {', '.join(MODELS)}")
+    one_of("model", model, MODELS)
     known_fields("example", example, EXAMPLE_FIELDS)
     prompts = whole_number("prompts", example.get("prompts", 2), 2, MAX_PROMPTS)
     tasks = _tasks(example, prompts)

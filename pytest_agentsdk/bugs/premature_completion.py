@@ -46,7 +46,7 @@ from ..completions import (
 from ..model_server import Reply
 from ..realcli import Cli
 from ..explore import Outcome, Scenario, Sweep, run_in_fresh_loop
-from ..script import Script, ScriptError, known_fields, whole_number
+from ..script import Script, ScriptError, known_fields, one_of, whole_number
 from ..verdict import Result
 
 
@@ -144,8 +144,7 @@ AGENT_FIELDS = ("end", "report", "via", "result", "background", "tools", "progre
 def validate_example(example: Any) -> dict[str, Any]:
     """A (replayed) example checked field by field; ScriptError names the first bad one."""
     known_fields("example", example, EXAMPLE_FIELDS)
-    if example.get("driver") not in DRIVERS:
-        raise ScriptError(f"example.driver: {example.get('driver')!r} is not one of {', '.join(DRIVERS)}")
+    one_of("example.driver", example.get("driver"), DRIVERS, missing="driver" not in example)
     whole_number("example.gap", example.get("gap", 0))
     agents = example.get("agents")
     if not isinstance(agents, list) or not agents:
@@ -154,8 +153,7 @@ def validate_example(example: Any) -> dict[str, Any]:
     for i, agent in enumerate(agents):
         known_fields(f"example.agents[{i}]", agent, AGENT_FIELDS)
         for key, allowed in choices.items():
-            if agent.get(key) not in allowed:
-                raise ScriptError(f"example.agents[{i}].{key}: {agent.get(key)!r} is not one of {', '.join(map(str, allowed))}")
+            one_of(f"example.agents[{i}].{key}", agent.get(key), allowed, missing=key not in agent)
         whole_number(f"example.agents[{i}].tools", agent.get("tools", 0))
     return example
 
