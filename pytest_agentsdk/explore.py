@@ -432,7 +432,7 @@ def judge(
     if severity:
         # the first swept example of the worst tier (the flow users recognise), else the search's minimal one
         order = [_key(ex) for ex in sweep.examples] + ([_key(found)] if found is not None else []) + list(runs)
-        example, outcome = runs[next(k for k in order if _severity(set(runs[k][1].names), quiet) == severity)]
+        example, outcome = runs[next(k for k in order if k in runs and _severity(set(runs[k][1].names), quiet) == severity)]
         _fill_failure(result, example, outcome, scenario.replay_args)
         if found is not None and _key(found) != _key(example):
             result.evidence["search"] = {"counterexample": found, "manifestations": runs[_key(found)][1].names,

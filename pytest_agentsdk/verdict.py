@@ -321,8 +321,23 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
         row["change"] = "fixes"
     else:
         row["change"] = "narrows"
+    _unlike_when_examples_could_not_run(row, baseline, candidate, sides)
     row["warnings_left"] = sorted(candidate.quiet) if c_ran and candidate else []
     return row
+
+
+def _unlike_when_examples_could_not_run(row: dict[str, Any], baseline: Result | None, candidate: Result | None,
+                                        sides: tuple[str, str]) -> None:
+    """Examples that could not run on one side (a real CLI's story: ``evidence.could_not_run``)
+    leave the two unlike: what is gone may only not have run, and what is new may only have run
+    on one side. The row is ``error``, saying so; a candidate's new manifestation against a
+    baseline that ran everything still regresses (seen is seen)."""
+    unrun = [(side, len(r.evidence.get("could_not_run") or [])) for side, r in zip(sides, (baseline, candidate)) if r is not None]
+    unrun = [(side, n) for side, n in unrun if n]
+    if not unrun or row["change"] == "error" or (row["change"] == "regresses" and unrun[0][0] == sides[1]):
+        return
+    said = "; ".join(f"{side}: {n} example(s) could not run" for side, n in unrun)
+    row.update(change="error", reason=f"{said} (evidence.could_not_run), so the two are not like for like")
 
 
 def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, list[str]]]:

@@ -201,6 +201,12 @@ def test_an_example_that_cannot_run_leaves_what_the_others_showed_standing() -> 
     assert "1 of them could not run" in (result.coverage or "")
 
 
+def test_an_example_that_cannot_run_before_the_one_that_shows_is_no_counterexample() -> None:
+    result = explore.judge(Stories(shown={"b"}, broken={"a"}), "asyncio", None, seed=0, max_examples=5)
+    assert (result.verdict, result.counterexample) == ("reproduced", "b")
+    assert [entry["example"] for entry in result.evidence["could_not_run"]] == ["a"]
+
+
 def test_nothing_is_fixed_on_examples_that_never_ran() -> None:
     result = explore.judge(Stories(shown=set(), broken={"c"}), "asyncio", None, seed=0, max_examples=5)
     assert result.verdict == "error"

@@ -4,6 +4,7 @@ refused naming the field, never drawn as a table or crashing as it renders."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -76,6 +77,24 @@ def test_a_change_between_releases_names_them() -> None:
     assert "; 0.1.51 lacks the surface where 0.1.50 ran: release cannot run under trio" in verdict.render_matrix([older, newer])
     (row,) = verdict.compare(older, newer)
     assert row["reason"] == "candidate lacks the surface where baseline ran: release cannot run under trio"
+
+
+def test_examples_that_could_not_run_leave_the_two_sides_unlike() -> None:
+    """A story that never ran on the candidate is no fix of what it showed on the baseline, nor is
+    one that never ran on the baseline a regression of the candidate's; a new manifestation against
+    a baseline that ran everything still regresses."""
+    lie = verdict.Result("premature_completion", "reproduced", "asyncio", manifestations=["lie"])
+    both = verdict.Result("premature_completion", "reproduced", "asyncio", manifestations=["gc_warning", "lie"], quiet=["gc_warning"])
+    broken = {"could_not_run": [{"example": "b", "error": "the CLI asked for a reply nothing queued"}]}
+    quiet = verdict.Result("premature_completion", "warnings", "asyncio", manifestations=["gc_warning"], quiet=["gc_warning"], evidence=broken)
+    assert verdict.classify_change(both, dataclasses.replace(quiet, evidence={}))["change"] == "fixes"
+    row = verdict.classify_change(both, quiet, ("0.2.187", "candidate"))
+    assert (row["change"], row["reason"]) == ("error", "candidate: 1 example(s) could not run (evidence.could_not_run), so the two are not like for like")
+    shows_more = verdict.Result("premature_completion", "reproduced", "asyncio", manifestations=["lie", "false_alarm"], evidence=broken)
+    assert verdict.classify_change(lie, shows_more)["change"] == "regresses"
+    base_broken = verdict.Result("premature_completion", "reproduced", "asyncio", manifestations=["lie"], evidence=broken)
+    assert verdict.classify_change(base_broken, shows_more)["change"] == "error"
+    assert verdict.classify_change(lie, lie)["change"] == "still reproduces"
 
 
 def test_a_release_that_runs_where_the_one_before_could_not_gains_the_surface_not_a_regression() -> None:
