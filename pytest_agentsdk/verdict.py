@@ -287,7 +287,8 @@ def classify_change(baseline: Result | None, candidate: Result | None, sides: tu
     ``gains the surface``: the candidate runs where the baseline was ``not_applicable`` (e.g. a
     release that cannot run under trio, or has no typed task messages for bug 3's oracle), so
     there is nothing to compare its manifestations with (a candidate that hangs there regresses);
-    ``error``: the baseline itself could not be judged (a harness failure, not the candidate's).
+    ``error``: the baseline itself could not be judged (a harness failure, not the candidate's), or
+    examples could not run on one side (:func:`_unlike_when_examples_could_not_run`).
     ``sides`` names the two in a reason (a matrix compares a release with the one before it, or a
     candidate with its release, and names them).
     """
