@@ -3,10 +3,11 @@
 The CLI can announce a subagent that stopped mid-work (``stop_reason: None``, a tool call left
 unanswered) as ``task_notification[completed]`` (anthropics/claude-code#47936); often the only
 difference from a real success is a missing result. The guard flags what a consumer's messages
-show: a tool call left unanswered, or, with no result reported, a tool result left unanswered or
-a last message that did not end its turn. A result hides the other two: the real CLI's frames
-carry ``stop_reason: null`` on a clean finish too, and never stream a foreground agent's final
-message (its text is the parent's tool result), so only the CLI can tell those lies from success.
+show: a tool call left unanswered, a background agent's tool result left unanswered, or, with no
+result reported, a foreground agent's tool result left unanswered or a last message that did not
+end its turn. A result hides the last two: the real CLI's frames carry ``stop_reason: null`` on a
+clean finish too, and never stream a foreground agent's final message (its text is the parent's
+tool result; b_query_fg), so only the CLI can tell those lies from success.
 
 Two parts, usable apart and in production (this module needs neither pytest nor Hypothesis; bug
 3's scenario in :mod:`pytest_agentsdk.bugs.premature_completion` builds on it):
@@ -283,9 +284,11 @@ def _why_untruthful(view: Transcript, task: Task, completed: list[Report]) -> tu
     if pending := _unanswered(steps):
         calls = ", ".join(f"{name}({tid})" for tid, name in pending)
         return f"its agent left tool call(s) {calls} unanswered", None
+    last = steps[-1]
+    if last.role == "user" and task.backgrounded:  # the CLI streams a background agent's last message (b_query_bg)
+        return "its agent stopped right after a tool result, without answering it", None
     if _result_present(view, task, completed):  # the real CLI streams stop_reason null even on a clean finish
         return None, None
-    last = steps[-1]
     if last.role == "user":
         return "its agent stopped right after a tool result, without answering it, and no result was reported", None
     if last.stop_reason is UNKNOWN:

@@ -38,6 +38,11 @@ KNOWN: dict[str, dict[str, str]] = {
         "result": "with stdin closed the real CLI holds turn 1's result back and emits both results at the end; the "
                   "scripted CLI emits turn 1's at once (query() reads to the end either way)",
     },
+    "foreground_agent": {
+        "stop_reason": _STOP_REASON,
+        "user(by=subagent)": "the real CLI forwards a foreground agent's prompt; no oracle reads it (the guard skips a "
+                             "subagent's user frame that answers no tool call)",
+    },
     "two_turns_background": {
         "stop_reason": _STOP_REASON,
         "system/background_tasks_changed": _TASKS_CHANGED,
@@ -171,6 +176,21 @@ def _lie_scripted(backend: str) -> Played:
     return Played(pc.run_session(story, backend).emitted)
 
 
+def _foreground_real(cli: realcli.Cli, backend: str) -> Played:
+    from .bugs import premature_completion as pc
+
+    with realcli.tap_stdout() as frames:
+        pc.SCENARIO.on_cli(cli).run_example({"story": "end_turn", "background": False, "driver": "query"}, backend, None)
+    return Played(list(frames))
+
+
+def _foreground_scripted(backend: str) -> Played:
+    from .bugs import premature_completion as pc
+
+    story = pc.agent_example(end="end_turn", tools=0, progress=False, via="both", background=False, result=True)
+    return Played(pc.run_session(story, backend).emitted)
+
+
 def _two_turns_real(cli: realcli.Cli, backend: str) -> Played:
     from .bugs import late_task_notification as ltn
 
@@ -224,6 +244,7 @@ def _two_turns_scripted(backend: str) -> Played:
 STORIES: dict[str, tuple[str, Callable[[realcli.Cli, str], Played], Callable[[str], Played]]] = {
     "one_turn": ("cross_task_close", _one_turn_real, _one_turn_scripted),
     "background_agent_lie": ("premature_completion", _lie_real, _lie_scripted),
+    "foreground_agent": ("premature_completion", _foreground_real, _foreground_scripted),
     "two_turns_background": ("late_task_notification", _two_turns_real, _two_turns_scripted),
 }
 

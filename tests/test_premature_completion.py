@@ -45,9 +45,10 @@ def expected_lies(example: dict[str, Any]) -> set[str]:
 
 def visible_lies(example: dict[str, Any]) -> set[str]:
     """The lies a guard on the frames can see: all but those a result the CLI sent hides (a cut
-    text, a tool result left unanswered: a success's frames, over the real CLI as here)."""
+    text; a foreground agent's tool result left unanswered: a success's frames, over the real CLI
+    as here)."""
     def sent_as_result(agent: dict[str, Any]) -> bool:
-        hidden = agent["end"] in ("text_cut", "after_tool_result")
+        hidden = agent["end"] == "text_cut" or (agent["end"] == "after_tool_result" and not agent["background"])
         return hidden and agent["result"] and (agent["via"] != "updated" or not agent["background"])
 
     return expected_lies(example) - {pc.agent_ids(i)[0] for i, agent in enumerate(example["agents"]) if sent_as_result(agent)}
@@ -122,6 +123,19 @@ def test_a_result_hides_a_cut_text_but_not_a_pending_tool_call() -> None:
     assert "unanswered" in found.reason
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_a_result_hides_a_tool_result_left_unanswered_in_the_foreground_only(background: bool) -> None:
+    """The CLI streams a background agent's last message (b_query_bg): ending on a tool result, it
+    never answered it, whatever its report says. A foreground agent's last message never streams
+    (b_query_fg): a clean finish ends on a tool result too, and a result rescues it."""
+    stopped = find_untruthful_completions(pc.run_session(pc.agent_example(end="after_tool_result", result=True, background=background)).received)
+    assert len(stopped) == background
+    clean = pc.run_session(pc.agent_example(end="end_turn", result=True, background=background, tools=2))
+    assert find_untruthful_completions(clean.received) == []
+    last = [f for f in clean.emitted if f.get("parent_tool_use_id") and f["type"] in ("assistant", "user")][-1]
+    assert last["type"] == ("assistant" if background else "user")
+
+
 def test_a_clean_finish_with_its_text_as_result_streams_what_a_cut_text_does() -> None:
     """Where the CLI sends the agent's text as the result, the scripted CLI streams stop_reason null
     on the clean finish, as the real CLI does (trace b_query_bg), so no fix can tell the two apart
@@ -132,6 +146,7 @@ def test_a_clean_finish_with_its_text_as_result_streams_what_a_cut_text_does() -
 
     assert last_stop(pc.agent_example(end="end_turn", result=True)) is None
     assert last_stop(pc.agent_example(end="text_cut", result=True)) is None
+    assert last_stop(pc.agent_example(end="end_turn", result=False, background=False)) == "end_turn"
     assert last_stop(pc.agent_example(end="end_turn", result=False)) == "end_turn"
     assert last_stop(pc.agent_example(end="end_turn", result=True, via="updated")) == "end_turn", "no result reaches the parent"
 
@@ -347,7 +362,8 @@ def test_detectability_flips_with_assistant_stop_reason(verdict_on: Any, spec: s
     evidence = result["evidence"]
     assert evidence["detectable_by_shape"]["text_cut"] is detectable
     assert evidence["detectable_by_shape"]["unanswered_tool_use"] is True
-    hidden = ("text_cut_sent_as_result", "after_tool_result_with_a_result")
+    assert evidence["detectable_by_shape"]["after_tool_result_with_a_result"] is True, "a background agent's last message streams"
+    hidden = ("text_cut_sent_as_result", "foreground_after_tool_result_with_a_result")
     assert [evidence["detectable_by_shape"][shape] for shape in hidden] == [False, False]
     assert evidence["detectable_by_consumer"] is False
     assert "only the CLI can tell" in evidence["detectability_reason"]

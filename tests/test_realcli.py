@@ -174,6 +174,7 @@ def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_fo
     assert patterns["cut_mid_tool/background/query"]["safe"] and patterns["end_turn/background/query"]["safe"]
     assert patterns["no_message_stop_then_end_turn/background/query"]["safe"]
     assert patterns["end_turn/foreground/query"]["safe"] and not patterns["text_null/foreground/query"]["safe"]
+    assert patterns["tool_then_end_turn/foreground/query"]["safe"] and patterns["tool_then_end_turn/background/query"]["safe"]
     assert _leftovers(tmp_path) == []
 
 
@@ -181,10 +182,11 @@ def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_fo
 def test_a_bug3_fix_judging_foreground_agents_by_their_frames_regresses_over_the_real_cli(real_cli: realcli.Cli, sdk_release: Any,
                                                                                           candidate_env: Any, tmp_path: Path) -> None:
     """The real CLI streams neither a foreground agent's last message nor a result in its
-    notification, so judging that agent by its frames reports a clean finish failed. The
-    candidate judge_the_agent leaves foreground agents alone and gives no false alarm; patched to
-    judge them too, the foreground clean-finish story catches it (the story the real sweep
-    lacked, when that version was called a narrowing)."""
+    notification, so judging that agent by its frames reports a clean finish failed (it ends on
+    its last tool result, or shows no message at all). The candidate judge_the_agent leaves
+    foreground agents alone and gives no false alarm; patched to judge them too, the foreground
+    clean-finish stories catch it (the stories the real sweep lacked, when that version was
+    called a narrowing)."""
     from candidates import BASE_VERSION
     from candidates.premature_completion import CANDIDATES
 
@@ -202,7 +204,8 @@ def test_a_bug3_fix_judging_foreground_agents_by_their_frames_regresses_over_the
     (judged,) = sdk_release(str(tree)).run_check(args, timeout=900)["results"]
     change = verdict.classify_change(verdict.Result(**base), verdict.Result(**judged))
     assert (change["change"], change["new"]) == ("regresses", ["truthful_reported_failed"]), change
-    assert not judged["evidence"]["patterns"]["end_turn/foreground/query"]["safe"]
+    for story in ("end_turn", "tool_then_end_turn"):
+        assert not judged["evidence"]["patterns"][f"{story}/foreground/query"]["safe"]
 
 
 @pytest.mark.realcli
@@ -241,7 +244,7 @@ def test_bug1_over_the_real_subprocess_transport(real_cli: realcli.Cli, tmp_path
 def test_fidelity_the_scripted_cli_stays_within_what_the_real_cli_does(real_cli: realcli.Cli, tmp_path: Path) -> None:
     done = _command(["fidelity", "--cli", str(real_cli.path), "--json", "--quiet"], tmp_path)
     comparisons = json.loads(done.stdout)
-    assert [c["story"] for c in comparisons] == ["one_turn", "background_agent_lie", "two_turns_background"]
+    assert [c["story"] for c in comparisons] == ["one_turn", "background_agent_lie", "foreground_agent", "two_turns_background"]
     assert {c["story"]: c["differences"] for c in comparisons} == {c["story"]: [] for c in comparisons}
     assert done.returncode == 0
 

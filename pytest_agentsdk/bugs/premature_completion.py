@@ -12,9 +12,10 @@ can introduce), ``truthful_looks_untruthful`` (a clean finish reported ``complet
 messages no longer show it ended cleanly, e.g. a lost ``stop_reason``: the consumer's guard flags a
 true completion, and can no longer tell a lie from a success) and ``failure_reported_completed``
 (a failure turned into ``completed``). Two shapes no SDK can tell from a success: a cut text the CLI
-sends as the agent's result, and a tool result left unanswered whose report carries older text
-(see :mod:`pytest_agentsdk.completions`); the scripted CLI streams ``stop_reason: null`` wherever a
-report carries the agent's text, as the real CLI does on every finish.
+sends as the agent's result, and a foreground agent's tool result left unanswered whose result
+carries older text (see :mod:`pytest_agentsdk.completions`). Wherever the parent gets the agent's
+text as its result, the scripted CLI streams what the real CLI does: ``stop_reason: null`` on the
+last message, and no last message at all for a foreground agent.
 
 The oracle (:func:`audit`) and the public guard (:func:`find_untruthful_completions`) live in
 :mod:`pytest_agentsdk.completions`, usable in production without pytest or Hypothesis; this module
@@ -71,7 +72,7 @@ def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     def call(j: int, answered: bool) -> None:
         tid = f"toolu_{i}_{j}"
         frames.append(
-            wire.assistant(f"Let me read source {j}.", wire.tool_use(tid, "Read", {"source_id": f"src{j}"}),
+            wire.assistant(_read_text(j), wire.tool_use(tid, "Read", {"source_id": f"src{j}"}),
                            stop_reason=None, message_id=f"msg_{i}_{j}", **on)
         )
         if agent.get("progress"):
@@ -85,9 +86,10 @@ def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
     end = agent["end"]
     if end in ("unanswered_tool_use", "after_tool_result"):
         call(tools, answered=end == "after_tool_result")
+    elif not agent["background"] and _result_sent(agent):
+        pass  # the real CLI streams no foreground agent's last message: its text is the parent's tool result (b_query_fg)
     elif end == "text_cut":
-        frames.append(wire.assistant("Let me read the S-1 for patent expiry details...", stop_reason=None,
-                                     message_id=f"msg_{i}_end", **on))
+        frames.append(wire.assistant(_CUT_TEXT, stop_reason=None, message_id=f"msg_{i}_end", **on))
     else:  # a result carrying the agent's text is the real CLI's shape: its frames say stop_reason null, as a cut text's do
         frames.append(wire.assistant(_report_text(i), stop_reason=None if _result_sent(agent) else "end_turn",
                                      message_id=f"msg_{i}_end", **on))
@@ -97,6 +99,13 @@ def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
 def _result_sent(agent: dict[str, Any]) -> bool:
     """Does the parent get the agent's text as its result: in the notification, or (foreground) its tool result?"""
     return bool(agent.get("result")) and (agent["via"] != "updated" or not agent["background"])
+
+
+def _read_text(j: int) -> str:
+    return f"Let me read source {j}."
+
+
+_CUT_TEXT = "Let me read the S-1 for patent expiry details..."
 
 
 def _report_text(i: int) -> str:
@@ -127,14 +136,9 @@ def _terminal(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _last_text(i: int, agent: dict[str, Any]) -> str:
     """The text the CLI uses as the report: the agent's last text (what d_query_bgnull shows)."""
-    texts = [wire_text for f in _agent_work(i, agent) for wire_text in _texts(f)]
-    return texts[-1] if texts else ""
-
-
-def _texts(frame: dict[str, Any]) -> list[str]:
-    if frame.get("type") != "assistant":
-        return []
-    return [b["text"] for b in frame["message"]["content"] if b.get("type") == "text"]
+    if agent["end"] in ("text_cut", "end_turn"):
+        return _CUT_TEXT if agent["end"] == "text_cut" else _report_text(i)
+    return _read_text(int(agent.get("tools", 0)))
 
 
 EXAMPLE_FIELDS = ("driver", "agents", "interleave", "gap")
@@ -429,15 +433,17 @@ class PrematureCompletion(Scenario):
 
 
 #: Each shape of the lie the detectability probe plays (announced by task_updated and
-#: task_notification), and why the two a result hides stay unseen whatever the release.
+#: task_notification; a background agent unless said), and why the two a result hides stay unseen
+#: whatever the release.
 LIE_SHAPES: dict[str, dict[str, Any]] = {end: {"end": end} for end in UNFINISHED} | {
+    "after_tool_result_with_a_result": {"end": "after_tool_result", "result": True},
     "text_cut_sent_as_result": {"end": "text_cut", "result": True},
-    "after_tool_result_with_a_result": {"end": "after_tool_result", "result": True}}
+    "foreground_after_tool_result_with_a_result": {"end": "after_tool_result", "result": True, "background": False}}
 _HIDDEN_BY_A_RESULT = {
     "text_cut_sent_as_result": "the CLI sends the cut text as the agent's result (trace d_query_bgnull) and streams stop_reason "
                                "null on a clean finish too (b_query_bg)",
-    "after_tool_result_with_a_result": "the CLI never streams a foreground agent's final message (b_query_fg), so a clean "
-                                       "finish with a result ends on a tool result too"}
+    "foreground_after_tool_result_with_a_result": "the CLI never streams a foreground agent's last message (b_query_fg), so a "
+                                                  "clean finish with a result ends on a tool result too"}
 
 
 def detectability(backend: str) -> dict[str, Any]:
@@ -496,7 +502,6 @@ __all__ = [
 # ================================================================ over the real CLI
 REAL_SPAWN = "toolu_spawn_real"
 _AGENT_GATE = "agent"
-_CUT_TEXT = "Let me read the S-1 for patent expiry details..."
 _REPORT = "REPORT: all sources read; findings written to notes.md."
 
 
@@ -518,6 +523,8 @@ REAL_STORIES: dict[str, Callable[[], list[Reply]]] = {
     "cut_mid_tool": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason=None, ending="cut",
                                    repeat=True)],
     "end_turn": lambda: [Reply([model_server.text(_REPORT)])],
+    "tool_then_end_turn": lambda: [Reply([model_server.text("Let me read the notes."), _read_call(0)], stop_reason="tool_use"),
+                                   Reply([model_server.text(_REPORT)])],
     "no_message_stop_then_end_turn": lambda: [Reply([model_server.text(_CUT_TEXT)], stop_reason=None, ending="no_message_stop"),
                                               Reply([model_server.text(_REPORT)], repeat=True)],
 }
@@ -525,15 +532,17 @@ REAL_SEMANTICS = (
     "Ground truth is what the scripted Messages API served each subagent: one whose last reply ended with "
     f"stop_reason null or a cut stream never finished. {PASSED_THROUGH}: the real CLI's 'completed' for such an "
     f"agent reached the consumer (the typed messages the SDK yielded); {FALSE_ALARM}: an agent the model ended "
-    "cleanly reached the consumer as failed or stopped."
+    f"cleanly reached the consumer as failed or stopped; {LOOKS_UNTRUTHFUL}: it reached the consumer as completed, "
+    "but the guard flags the typed messages where it did not flag the CLI's frames."
 )
 
 
 def real_sweep() -> list[dict[str, Any]]:
-    """Every story with a background agent through query(); the seed's lie and a clean finish also
-    in the foreground (whose report the CLI does not mark as one), the lie through ClaudeSDKClient."""
+    """Every story with a background agent through query(); the seed's lie and two clean finishes
+    also in the foreground (whose last message the CLI does not stream, nor mark its report as
+    one), the lie through ClaudeSDKClient."""
     return ([{"story": s, "background": True, "driver": "query"} for s in REAL_STORIES]
-            + [{"story": s, "background": False, "driver": "query"} for s in ("text_null", "end_turn")]
+            + [{"story": s, "background": False, "driver": "query"} for s in ("text_null", "end_turn", "tool_then_end_turn")]
             + [{"story": "text_null", "background": True, "driver": "client"}])
 
 
@@ -551,7 +560,7 @@ def _real_main_replies(background: bool) -> list[Reply]:
 class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
     """Bug 3 as the real CLI plays it: the model side scripted, the CLI deciding what to report."""
 
-    story_axes = f"{len(REAL_STORIES)} subagent endings + 2 in the foreground + ClaudeSDKClient"
+    story_axes = f"{len(REAL_STORIES)} subagent endings + 3 in the foreground + ClaudeSDKClient"
 
     def stories(self) -> list[dict[str, Any]]:
         return real_sweep()
@@ -564,7 +573,7 @@ class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
         work = REAL_STORIES[example["story"]]()
         if example["background"]:
             work[0].gate = _AGENT_GATE
-        with realcli.CliSession(self.cli, _real_main_replies(example["background"]), work) as session:
+        with realcli.tap_stdout() as frames, realcli.CliSession(self.cli, _real_main_replies(example["background"]), work) as session:
             if example["driver"] == "query":
                 received = realcli.play_query(session, "Research these assets.", backend)
             else:
@@ -575,16 +584,19 @@ class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
         clean = bool(served) and served[-1].reply is not None and served[-1].reply.ends_cleanly
         told = transcript(received)
         heard = [s for t in told.tasks.values() if t.tool_use_id in (REAL_SPAWN, None) for s in t.statuses]
+        flagged, flagged_by_cli = bool(find_untruthful_completions(received)), bool(find_untruthful_completions(frames))
         if not clean and "completed" in heard:
             shown = [PASSED_THROUGH]
         elif clean and set(heard) - {"completed"}:
             shown = [FALSE_ALARM]
+        elif clean and "completed" in heard and flagged and not flagged_by_cli:
+            shown = [LOOKS_UNTRUTHFUL]
         else:
             shown = []
         evidence = {"semantics": REAL_SEMANTICS, "cli": self.cli.describe(), "story": example["story"],
                     "model_served_subagent": [r.reply.describe() for r in served if r.reply is not None],
-                    "agent_finished": clean, "consumer_told": heard,
-                    "guard_flags_it": bool(find_untruthful_completions(received))}
+                    "agent_finished": clean, "consumer_told": heard, "guard_flags_it": flagged,
+                    "guard_flags_the_cli_frames": flagged_by_cli}
         return Outcome(shown, None, evidence, [] if heard else ["task_report"])
 
     def annotate(self, result: Result, sdk: SdkInfo) -> None:
