@@ -175,6 +175,7 @@ def test_bug3_on_the_real_cli_lies_for_a_null_stop_reason_and_tells_the_truth_fo
     assert patterns["no_message_stop_then_end_turn/background/query"]["safe"]
     assert patterns["end_turn/foreground/query"]["safe"] and not patterns["text_null/foreground/query"]["safe"]
     assert patterns["tool_then_end_turn/foreground/query"]["safe"] and patterns["tool_then_end_turn/background/query"]["safe"]
+    assert patterns["end_turn/background/client"]["safe"] and not patterns["text_null/background/client"]["safe"]
     assert _leftovers(tmp_path) == []
 
 
