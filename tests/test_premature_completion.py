@@ -468,3 +468,12 @@ def test_what_judging_the_agent_gives_up_on_bug_2_does_not_move_with_the_budget(
     (result,) = env.run_check(args, timeout=600)["results"]
     assert result["tradeoffs"] == ["lost:task_lifecycle", "lost:turn"]
     assert any(" [prompt:" in frame for frame in result["evidence"]["asides"]["several tasks"]["lost"])
+
+
+def test_hiding_notifications_makes_a_true_completion_look_untruthful(verdict_on: Any, candidate_env: Any) -> None:
+    """late_task_notification's hide_notifications, judged on bug 3: a clean background finish
+    whose report it hid has no result, and its last message streams stop_reason null, so the
+    consumer's guard flags a true completion."""
+    result, change = judged_against_base(verdict_on, candidate_env("hide_notifications"))
+    assert (change["change"], change["new"]) == ("regresses", [pc.LOOKS_UNTRUTHFUL])
+    assert "end_turn/completed+result/background" in change["new_in_patterns"][pc.LOOKS_UNTRUTHFUL]
