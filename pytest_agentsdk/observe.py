@@ -32,13 +32,22 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import virtual_time
 from .shown import CrossTaskCloseShown, TeardownWarning
 
 if TYPE_CHECKING:
     from .transport import ScriptedTransport
+
+
+@runtime_checkable
+class Sessions(Protocol):
+    """What routes several sessions to scripted transports (``agentsdk_cli``, a ScriptedCLI): each
+    session's transport must be closed once."""
+
+    @property
+    def transports(self) -> list[ScriptedTransport]: ...
 
 # ---------------------------------------------------------------- stable names
 #: Causes: what went wrong, recognised in any exception chain / message.
@@ -210,13 +219,13 @@ class Teardown:
     def record_exception(self, channel: str, exc: BaseException) -> None:
         self.record(channel, _describe(exc), exc)
 
-    def check_transport(self, transport: ScriptedTransport) -> None:
+    def check_transport(self, transport: ScriptedTransport, which: str = "the transport") -> None:
         """The CLI must be closed exactly once: never means a leaked process, twice a confused SDK."""
         closes = transport.log.counts["close"]
         if closes == 0:
-            self.record(TRANSPORT_NOT_CLOSED, "the SDK never closed the transport")
+            self.record(TRANSPORT_NOT_CLOSED, f"the SDK never closed {which}")
         elif closes > 1:
-            self.record(TRANSPORT_CLOSED_REPEATEDLY, f"the SDK closed the transport {closes} times")
+            self.record(TRANSPORT_CLOSED_REPEATEDLY, f"the SDK closed {which} {closes} times")
 
     def check_result(self, received: bool) -> None:
         if not received:
@@ -396,7 +405,7 @@ class TeardownWatch:
     when only what warnings show was seen (:meth:`check`).
     """
 
-    def __init__(self, *, pattern: str | None = None, transport: ScriptedTransport | None = None,
+    def __init__(self, *, pattern: str | None = None, transport: ScriptedTransport | Sessions | None = None,
                  check_on_exit: bool = False, allow_loggers: Iterable[str] = (), allow_stderr: Iterable[str] = (),
                  echo_stderr: bool = False) -> None:
         self.pattern = pattern
@@ -489,7 +498,11 @@ class TeardownWatch:
     def _harm(self) -> list[Event]:
         if self.transport is not None and not self._transport_checked:
             self._transport_checked = True
-            self.teardown.check_transport(self.transport)
+            if isinstance(self.transport, Sessions):
+                for i, transport in enumerate(self.transport.transports):
+                    self.teardown.check_transport(transport, f"session {i}'s transport")
+            else:
+                self.teardown.check_transport(self.transport)
         return [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]
 
     def _loud(self, harm: list[Event]) -> bool:
@@ -772,7 +785,7 @@ _RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, in
 
 # ---------------------------------------------------------------- the pytest surface
 def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *, backend: str = "asyncio",
-                          pattern: str | None = None, transport: ScriptedTransport | None = None,
+                          pattern: str | None = None, transport: ScriptedTransport | Sessions | None = None,
                           allow_loggers: Iterable[str] = (), allow_stderr: Iterable[str] = ()) -> Any:
     """Fail when a run's teardown is noisy, naming the manifestation and the consumer pattern; warn
     (TeardownWarning) when it showed only what warnings show (a ResourceWarning, an async
@@ -783,7 +796,8 @@ def assert_clean_teardown(main: Callable[[], Awaitable[Any]] | None = None, /, *
     * ``with assert_clean_teardown(pattern="cli"): asyncio.run(app())`` wraps your own run;
     * ``async with assert_clean_teardown(transport=t): ...`` inside an async test.
 
-    With ``transport`` (a ScriptedTransport), it also requires the CLI to have been closed once.
+    With ``transport`` (a ScriptedTransport), it also requires the CLI to have been closed once; given
+    a ScriptedCLI (``agentsdk_cli``), every session's transport.
     ``allow_loggers`` (names, children included) and ``allow_stderr`` (regexes searched in each
     printed line, a traceback's exception line) are your application's own, never failing the check.
     """

@@ -526,7 +526,8 @@ def agentsdk_teardown(request: pytest.FixtureRequest) -> Iterator[TeardownWatch]
     cancellations. The error names the manifestation and the test. A teardown that showed only what
     warnings show (a ResourceWarning, an async generator garbage collected unfinished: ``check``'s
     ``warnings`` tier) warns instead (``pytest_agentsdk.TeardownWarning``; ``-W error`` fails on it).
-    Set ``agentsdk_teardown.transport = scripted_transport`` to also require the CLI closed once.
+    Set ``agentsdk_teardown.transport = scripted_transport`` to also require the CLI closed once
+    (``= agentsdk_cli``: every session it routed).
     Your application's own logging and output are not the SDK's: allow them with
     ``@pytest.mark.agentsdk(allow_loggers=["myapp"], allow_stderr=[r"^retrying"])`` or
     ``agentsdk_teardown.allow(loggers=..., stderr=...)``; the plugin's own objects are never blamed.

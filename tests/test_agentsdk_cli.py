@@ -212,3 +212,29 @@ def test_the_readme_example_passes_as_written(pytester, sdk_info) -> None:
     outcomes = pytester.runpytest_subprocess("-p", "agentsdk", "-q").parseoutcomes()
     runnable = len(sdk_info.backends())  # asyncio, and trio where the release runs under it
     assert (outcomes.get("passed", 0), outcomes.get("skipped", 0)) == (runnable, 2 - runnable), outcomes
+
+
+async def test_a_teardown_watch_given_the_router_requires_every_session_closed(agentsdk_backend) -> None:
+    """``agentsdk_teardown.transport = agentsdk_cli`` (here: ``assert_clean_teardown(transport=cli)``)
+    judges each routed session's close as the bug-1 oracle does: one never closed is named."""
+    from pytest_agentsdk import assert_clean_teardown
+
+    cli = ScriptedCLI(eof="close")
+    cli.session().turn(*answer("left open"))
+    cli.session().turn(*answer("closed"))
+    with cli:
+        with pytest.raises(AssertionError, match=r"transport_not_closed") as failed:
+            async with assert_clean_teardown(transport=cli):
+                leaked = ClaudeSDKClient()
+                await leaked.connect()
+                await leaked.query("one")
+                assert [m async for m in leaked.receive_response()][-1].result == "left open"
+                assert await chat("two") == ["closed"]
+        assert "the SDK never closed session 0's transport" in str(failed.value)
+        assert "session 1" not in str(failed.value)
+        await leaked.disconnect()
+    cli = ScriptedCLI(eof="close")
+    cli.session().turn(*answer("closed"))
+    with cli:
+        async with assert_clean_teardown(transport=cli):
+            assert await chat("three") == ["closed"]
