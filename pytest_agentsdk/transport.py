@@ -39,6 +39,7 @@ STALL_TIMEOUT_S = 2.0
 #: Scheduler passes to wait for a change before starting the (costlier) all-blocked watcher:
 #: the SDK writes the next line within one pass on asyncio and two on trio.
 FAST_PATH_CHECKPOINTS = 2
+_STALL_TIMEOUT_KNOBS = "(@pytest.mark.agentsdk(stall_timeout=S), ScriptedTransport(stall_timeout=S))"
 
 
 #: The transport whose stall the SDK's reader task is about to log (set in that task's context).
@@ -460,8 +461,9 @@ class ScriptedTransport(Transport):
             if s.name not in self._released
         ]
         timer_in = self._quiet.timer_in if self._quiet else math.inf
+        said = any("raise stall_timeout" in wait for wait in waits)
         later = (f"; the next timer is due in {timer_in:.1f} s: if the code waits that long on purpose, raise stall_timeout "
-                 "(@pytest.mark.agentsdk(stall_timeout=S), ScriptedTransport(stall_timeout=S))") if timer_in < math.inf else ""
+                 f"{_STALL_TIMEOUT_KNOBS}" if timer_in < math.inf and not said else "")
         return (
             f"scripted CLI stalled: {'; '.join(waits)}; nothing can happen any more (every task blocked, no "
             f"thread busy, no timer due within {self.stall_timeout:g} s{later}); prompts written: {self._prompts}; "
@@ -505,6 +507,12 @@ class ScriptedTransport(Transport):
             if unreported := self._tasks_unreported():
                 return (f"{waiting}: its turn was played to its result, and task {unreported[0]} the script started never "
                         f"reports its end; if the code waits for that, script it: {event}")
+            timer_in = self._quiet.timer_in if self._quiet else math.inf
+            if (next_turns := self._turns_of(self._prompts)[0]) and timer_in < math.inf:
+                return (f"{waiting}: its turn was played to its result, and a timer is due in {timer_in:.1f} s while prompt "
+                        f"{self._prompts}, which '{next_turns[0].name}' answers, is not written: if the code sleeps that long "
+                        f"between turns, raise stall_timeout above {timer_in:.1f} s {_STALL_TIMEOUT_KNOBS}; if it reads on "
+                        f"for something, script it (a background task's notification: {event})")
             return (f"{waiting}: its turn was played to its result and the code reads on; script what it waits for "
                     f"(a background task's notification: {event})")
         return waiting
