@@ -139,7 +139,11 @@ class ScriptedCLI:
             self._sessions.append((kind, None))
             self._unscripted.append(problem)
             raise ScriptedCLIError(f"{self.name}: {problem}")
-        transport = ScriptedTransport(script, stall_timeout=self.stall_timeout, script_name=name, report_stall_once=True)
+        order = (f"sessions take the queued scripts in the order they open (session {number}, a {kind}, took "
+                 f"{self.name}.session() number {number}): if the code opens them in another order, queue them in that "
+                 "order") if self._queued > 1 and name.startswith("session") else ""
+        transport = ScriptedTransport(script, stall_timeout=self.stall_timeout, script_name=name, report_stall_once=True,
+                                      stall_hint=order)
         self._sessions.append((kind, transport))
         return transport
 

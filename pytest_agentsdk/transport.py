@@ -172,18 +172,21 @@ class ScriptedTransport(Transport):
     ``stall_timeout``: see :data:`STALL_TIMEOUT_S`. ``script_name``: how the test refers to the
     script, for diagnoses ("add `agentsdk_script.turn(...)`"). ``report_stall_once``: drop the SDK's
     own "Fatal error in message reader" log of this transport's stall (the consumer's error has it).
+    ``stall_hint``: a last sentence for a stall's diagnosis (``agentsdk_cli``: how sessions take
+    their scripts).
     """
 
     #: stdout ended by the CLI's own rule (stdin closed, nothing due), not by the SDK closing the transport
     _ended_itself = False
 
     def __init__(self, script: Script, *, stall_timeout: float = STALL_TIMEOUT_S, script_name: str = "the script",
-                 report_stall_once: bool = False) -> None:
+                 report_stall_once: bool = False, stall_hint: str = "") -> None:
         self.script = script  # may still be extended until connect(), which validates it
         self.log = TransportLog()
         self.stall_timeout = stall_timeout
         self.script_name = script_name
         self.report_stall_once = report_stall_once
+        self.stall_hint = stall_hint
         self._active: list[_Cursor] = []
         self._delayed: list[tuple[int, _Cursor, bool]] = []  # (checkpoints left, cursor, preempt)
         self._pending_on_block: list[Segment] = []
@@ -468,6 +471,7 @@ class ScriptedTransport(Transport):
             f"scripted CLI stalled: {'; '.join(waits)}; nothing can happen any more (every task blocked, no "
             f"thread busy, no timer due within {self.stall_timeout:g} s{later}); prompts written: {self._prompts}; "
             f"end_input: {'yes' if self._end_input else 'no'}; script still holds: {', '.join(held) if held else 'nothing'}"
+            + (f"; {self.stall_hint}" if self.stall_hint else "")
         )
 
     def _changed_since_connect(self) -> str | None:

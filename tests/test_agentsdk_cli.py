@@ -12,7 +12,7 @@ from claude_agent_sdk import ClaudeSDKClient, ResultMessage, query
 
 from pytest_agentsdk import wire
 from pytest_agentsdk.cli_routing import ROUTES, ScriptedCLI
-from pytest_agentsdk.script import ScriptWarning
+from pytest_agentsdk.script import Script, ScriptWarning
 from pytest_agentsdk.transport import ScriptedCLIError
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +238,19 @@ async def test_a_teardown_watch_given_the_router_requires_every_session_closed(a
     with cli:
         async with assert_clean_teardown(transport=cli):
             assert await chat("three") == ["closed"]
+
+
+async def test_a_session_that_stalls_on_a_script_queued_for_another_says_how_sessions_take_them(agentsdk_backend) -> None:
+    """Queued for a client then a query, opened as a query then a client: the query meets the
+    client's script (eof='close', two turns) and stalls; the diagnosis says which session() it
+    took, and the rule."""
+    cli = ScriptedCLI(eof="close")
+    cli.session().turn(*answer("first")).turn(*answer("second"))  # meant for chat()
+    cli.session(Script()).turn(*answer("asked"))  # meant for ask()
+    with cli.routing(), pytest.raises(Exception, match="stalled") as stalled:
+        await ask("one")
+        await chat("two", "three")
+    said = str(stalled.value)
+    assert "eof='close' with query()" in said
+    assert said.endswith("; sessions take the queued scripts in the order they open (session 1, a query(), took "
+                         "ScriptedCLI.session() number 1): if the code opens them in another order, queue them in that order"), said
