@@ -59,6 +59,12 @@ class ScriptedCLI:
         """One per session opened with a script, in the order they opened."""
         return [transport for _, transport in self._sessions if transport is not None]
 
+    def opened(self) -> list[tuple[str, ScriptedTransport]]:
+        """Each session opened with a script, as this router's messages name it (``session 2
+        (ClaudeSDKClient)``), with its transport."""
+        return [(f"session {number} ({kind})", transport)
+                for number, (kind, transport) in enumerate(self._sessions, start=1) if transport is not None]
+
     # ------------------------------------------------------------ scripting
     def session(self, script: Script | None = None) -> Script:
         """Queue ``script`` (a new, empty one by default) for the next session; returns it to fill."""
@@ -127,8 +133,13 @@ class ScriptedCLI:
 
     def _open(self, kind: str) -> ScriptedTransport:
         number = len(self._sessions) + 1
+        hint = ""
         if self._queue:
             script, name = self._queue.pop(0), f"session {number}'s script"
+            if self._queued > 1:
+                hint = (f"sessions take the queued scripts in the order they open (session {number}, a {kind}, took "
+                        f"{self.name}.session() number {self._queued - len(self._queue)}): if the code opens them in "
+                        "another order, queue them in that order")
         elif self._every is not None:
             script, name = self._every, "the every_session script"
         else:
@@ -139,11 +150,8 @@ class ScriptedCLI:
             self._sessions.append((kind, None))
             self._unscripted.append(problem)
             raise ScriptedCLIError(f"{self.name}: {problem}")
-        order = (f"sessions take the queued scripts in the order they open (session {number}, a {kind}, took "
-                 f"{self.name}.session() number {number}): if the code opens them in another order, queue them in that "
-                 "order") if self._queued > 1 and name.startswith("session") else ""
         transport = ScriptedTransport(script, stall_timeout=self.stall_timeout, script_name=name, report_stall_once=True,
-                                      stall_hint=order)
+                                      stall_hint=hint)
         self._sessions.append((kind, transport))
         return transport
 

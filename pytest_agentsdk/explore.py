@@ -445,14 +445,16 @@ def judge(
 
 
 def _say_could_not_run(result: Result, could_not_run: list[dict[str, Any]]) -> None:
-    """What ran still counts (a manifestation seen is seen), but nothing is ``fixed`` on examples
-    that never ran: with nothing shown, the verdict is ``error``."""
+    """What ran still counts (a manifestation seen is seen), but nothing is ``fixed``, nor only
+    ``warnings``, on examples that never ran: the verdict is then ``error``."""
     result.evidence["could_not_run"] = could_not_run
     result.coverage = f"{result.coverage}; {len(could_not_run)} of them could not run (evidence: could_not_run)"
-    if result.verdict == "fixed":
+    if result.verdict in ("fixed", "warnings"):
+        rest = ("the rest showed only warnings" if result.verdict == "warnings" else "the rest showed nothing"
+                ) if len(could_not_run) < result.examples else "none ran"
         result.verdict = "error"
         result.coverage = result.coverage.removeprefix("not reproduced in ")
-        result.reason = f"{len(could_not_run)} of {result.examples} examples could not run and the rest showed nothing; first: {could_not_run[0]['error']}"
+        result.reason = f"{len(could_not_run)} of {result.examples} examples could not run and {rest}; first: {could_not_run[0]['error']}"
 
 
 def _fill_failure(result: Result, example: Any, outcome: Outcome, replay_args: Sequence[str]) -> None:

@@ -46,8 +46,8 @@ class Sessions(Protocol):
     """What routes several sessions to scripted transports (``agentsdk_cli``, a ScriptedCLI): each
     session's transport must be closed once."""
 
-    @property
-    def transports(self) -> list[ScriptedTransport]: ...
+    def opened(self) -> list[tuple[str, ScriptedTransport]]:
+        """Each session, as the router names it, and its transport."""
 
 # ---------------------------------------------------------------- stable names
 #: Causes: what went wrong, recognised in any exception chain / message.
@@ -499,8 +499,8 @@ class TeardownWatch:
         if self.transport is not None and not self._transport_checked:
             self._transport_checked = True
             if isinstance(self.transport, Sessions):
-                for i, transport in enumerate(self.transport.transports):
-                    self.teardown.check_transport(transport, f"session {i}'s transport")
+                for session, transport in self.transport.opened():
+                    self.teardown.check_transport(transport, f"the transport of {session}")
             else:
                 self.teardown.check_transport(self.transport)
         return [e for e in self.teardown.harm if not _own(e) and not self.allowed.permits(e)]

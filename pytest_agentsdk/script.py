@@ -56,7 +56,7 @@ def whole_number(where: str, value: Any, low: int = 0, high: int | None = None) 
 def one_of(where: str, value: Any, allowed: Collection[Any], *, missing: bool = False) -> Any:
     """``value`` if it is one of ``allowed``; else a ScriptError naming ``where`` and the choices,
     with the nearest one for a misspelt name. ``missing``: the field was not given at all."""
-    if value in allowed and not missing:
+    if not missing and any(type(value) is type(choice) and value == choice for choice in allowed):  # 1 is no True
         return value
     choices = ", ".join(map(str, allowed))
     if missing:

@@ -464,7 +464,7 @@ class ScriptedTransport(Transport):
             if s.name not in self._released
         ]
         timer_in = self._quiet.timer_in if self._quiet else math.inf
-        said = any("raise stall_timeout" in wait for wait in waits)
+        said = any(_STALL_TIMEOUT_KNOBS in wait for wait in waits)
         later = (f"; the next timer is due in {timer_in:.1f} s: if the code waits that long on purpose, raise stall_timeout "
                  f"{_STALL_TIMEOUT_KNOBS}" if timer_in < math.inf and not said else "")
         return (
@@ -513,9 +513,10 @@ class ScriptedTransport(Transport):
                         f"reports its end; if the code waits for that, script it: {event}")
             timer_in = self._quiet.timer_in if self._quiet else math.inf
             if (next_turns := self._turns_of(self._prompts)[0]) and timer_in < math.inf:
+                above = math.ceil(timer_in * 10) / 10  # rounded up: a stall_timeout of that much outwaits the timer
                 return (f"{waiting}: its turn was played to its result, and a timer is due in {timer_in:.1f} s while prompt "
                         f"{self._prompts}, which '{next_turns[0].name}' answers, is not written: if the code sleeps that long "
-                        f"between turns, raise stall_timeout above {timer_in:.1f} s {_STALL_TIMEOUT_KNOBS}; if it reads on "
+                        f"between turns, raise stall_timeout above {above:.1f} s {_STALL_TIMEOUT_KNOBS}; if it reads on "
                         f"for something, script it (a background task's notification: {event})")
             return (f"{waiting}: its turn was played to its result and the code reads on; script what it waits for "
                     f"(a background task's notification: {event})")

@@ -331,11 +331,14 @@ def _unlike_when_examples_could_not_run(row: dict[str, Any], baseline: Result | 
                                         sides: tuple[str, str]) -> None:
     """Examples that could not run on one side (a real CLI's story: ``evidence.could_not_run``)
     leave the two unlike: what is gone may only not have run, and what is new may only have run
-    on one side. The row is ``error``, saying so; a candidate's new manifestation against a
-    baseline that ran everything still regresses (seen is seen)."""
+    on one side. The row is ``error``, saying so, but for what needs no like for like: a hang, a
+    surface the candidate lost or gained, and a candidate's new manifestation against a baseline
+    that ran everything (seen is seen)."""
     unrun = [(side, len(r.evidence.get("could_not_run") or [])) for side, r in zip(sides, (baseline, candidate)) if r is not None]
     unrun = [(side, n) for side, n in unrun if n]
-    if not unrun or row["change"] == "error" or (row["change"] == "regresses" and unrun[0][0] == sides[1]):
+    if not unrun or row["change"] in ("error", GAINS) or (candidate is not None and candidate.verdict in ("hang", "not_applicable")):
+        return
+    if row["change"] == "regresses" and (row["new"] or row.get("new_in_patterns")) and all(side == sides[1] for side, _ in unrun):
         return
     said = "; ".join(f"{side}: {n} example(s) could not run" for side, n in unrun)
     row.update(change="error", reason=f"{said} (evidence.could_not_run), so the two are not like for like")

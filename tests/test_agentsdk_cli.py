@@ -230,8 +230,8 @@ async def test_a_teardown_watch_given_the_router_requires_every_session_closed(a
                 await leaked.query("one")
                 assert [m async for m in leaked.receive_response()][-1].result == "left open"
                 assert await chat("two") == ["closed"]
-        assert "the SDK never closed session 0's transport" in str(failed.value)
-        assert "session 1" not in str(failed.value)
+        assert "the SDK never closed the transport of session 1 (ClaudeSDKClient)" in str(failed.value)
+        assert "session 2" not in str(failed.value)
         await leaked.disconnect()
     cli = ScriptedCLI(eof="close")
     cli.session().turn(*answer("closed"))
@@ -254,3 +254,17 @@ async def test_a_session_that_stalls_on_a_script_queued_for_another_says_how_ses
     assert "eof='close' with query()" in said
     assert said.endswith("; sessions take the queued scripts in the order they open (session 1, a query(), took "
                          "ScriptedCLI.session() number 1): if the code opens them in another order, queue them in that order"), said
+
+
+async def test_the_order_hint_counts_queued_scripts_not_sessions(agentsdk_backend) -> None:
+    """A session opened with nothing queued takes no script: the next session takes session()
+    number 1, and the hint says so."""
+    cli = ScriptedCLI(eof="close")
+    with cli.routing():
+        with pytest.raises(ScriptedCLIError, match="opened session 1"):
+            await ask("too early")
+        cli.session().turn(*answer("first")).turn(*answer("second"))  # meant for chat()
+        cli.session(Script()).turn(*answer("asked"))  # meant for ask()
+        with pytest.raises(Exception, match="stalled") as stalled:
+            await ask("one")
+    assert "(session 2, a query(), took ScriptedCLI.session() number 1)" in str(stalled.value)

@@ -214,6 +214,14 @@ def test_nothing_is_fixed_on_examples_that_never_ran() -> None:
     assert not (result.coverage or "").startswith("not reproduced")
 
 
+def test_only_warnings_are_not_claimed_on_examples_that_never_ran() -> None:
+    scenario = Stories(shown={"a"}, broken={"b"})
+    scenario.quiet = frozenset({"lie"})
+    result = explore.judge(scenario, "asyncio", None, seed=0, max_examples=5)
+    assert (result.verdict, result.manifestations) == ("error", ["lie"])
+    assert result.reason is not None and "could not run and the rest showed only warnings" in result.reason
+
+
 def test_any_other_exception_is_still_the_harness_s_error() -> None:
     scenario = Stories(shown=set(), broken={"a"})
     scenario.example_errors = ()

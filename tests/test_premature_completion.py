@@ -161,7 +161,7 @@ def test_guard_on_received_matches_oracle_on_emitted_and_the_spec(backend: str, 
     session = pc.run_session(example, backend)
     on_frames = {f.task_id for f in pc.audit(session.emitted).untruthful}
     assert on_frames == visible_lies(example)
-    assert bool(pc.judge_session(session).names) is bool(expected_lies(example))
+    assert pc.judge_session(session).names == ([pc.PASSED_THROUGH] if expected_lies(example) else [])
     guarded = {f.task_id for f in find_untruthful_completions(session.received)}
     if SEES_STOP_REASON:
         assert guarded == on_frames

@@ -95,6 +95,13 @@ def test_examples_that_could_not_run_leave_the_two_sides_unlike() -> None:
     base_broken = verdict.Result("premature_completion", "reproduced", "asyncio", manifestations=["lie"], evidence=broken)
     assert verdict.classify_change(base_broken, shows_more)["change"] == "error"
     assert verdict.classify_change(lie, lie)["change"] == "still reproduces"
+    # nothing shown and a story that could not run is an error row of its own: not a candidate that lost the surface
+    none_ran = verdict.Result("premature_completion", "error", "asyncio", reason="1 of 3 examples could not run", evidence=broken)
+    assert verdict.classify_change(lie, none_ran)["change"] == "error"
+    # what needs no like for like still regresses: a hang, a surface lost
+    hung = verdict.Result("premature_completion", "hang", "asyncio", manifestations=["hang"], reason="stalled")
+    lacks = verdict.Result("premature_completion", "not_applicable", "asyncio", reason="no typed task messages")
+    assert [verdict.classify_change(base_broken, c)["change"] for c in (hung, lacks)] == ["regresses", "regresses"]
 
 
 def test_a_release_that_runs_where_the_one_before_could_not_gains_the_surface_not_a_regression() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import find, given
 
 from pytest_agentsdk import wire
-from pytest_agentsdk.script import ControlReply, Script, ScriptError
+from pytest_agentsdk.script import ControlReply, Script, ScriptError, one_of
 from pytest_agentsdk.strategies import bug_examples, transport_checkpoints
 
 
@@ -238,3 +238,17 @@ def test_a_turn_s_own_frame_after_its_result_is_refused_and_a_system_frame_is_no
         Script().turn(wire.result("4"), wire.assistant("4")).turn(wire.result("6")).validate()
     Script().turn(wire.result("4"), wire.session_state_changed("idle", sdk_host_only=True)).validate()  # what the CLI sends after it
     Script().turn(wire.result("4")).event("late", wire.assistant("late"), after=("turn0", 0)).validate()
+
+
+def test_a_choice_is_checked_by_type_and_value_and_a_misspelt_one_is_named() -> None:
+    """``one_of`` behind every example's and script's choices: 1 is no True, a list no pattern
+    name (no crash on an unhashable value), a missing field says so, a near miss gets its match."""
+    assert one_of("x", False, (True, False)) is False
+    with pytest.raises(ScriptError, match=r"^x: 1 is not one of True, False$"):
+        one_of("x", 1, (True, False))
+    with pytest.raises(ScriptError, match=r"^example\.pattern: \['aclosing'\] is not one of aclosing, complete$"):
+        one_of("example.pattern", ["aclosing"], {"aclosing": None, "complete": None})
+    with pytest.raises(ScriptError, match=r"^x: missing; give one of a, b$"):
+        one_of("x", None, ("a", "b"), missing=True)
+    with pytest.raises(ScriptError, match=r"^eof: 'closed' is not one of end_input, close \(did you mean 'close'\?\)$"):
+        one_of("eof", "closed", ("end_input", "close"))

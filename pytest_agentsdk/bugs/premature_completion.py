@@ -537,14 +537,18 @@ REAL_SEMANTICS = (
 )
 
 
+_REAL_FOREGROUND = ("text_null", "end_turn", "tool_then_end_turn")
+_REAL_THROUGH_CLIENT = ("text_null", "end_turn")
+
+
 def real_sweep() -> list[dict[str, Any]]:
     """Every story with a background agent through query(); the seed's lie and two clean finishes
     also in the foreground (whose last message the CLI does not stream, nor mark its report as
     one); the lie and a clean finish through ClaudeSDKClient (whose stdin stays open: the CLI
     sends turn 1's result at once, and the agent's report after it)."""
     return ([{"story": s, "background": True, "driver": "query"} for s in REAL_STORIES]
-            + [{"story": s, "background": False, "driver": "query"} for s in ("text_null", "end_turn", "tool_then_end_turn")]
-            + [{"story": s, "background": True, "driver": "client"} for s in ("text_null", "end_turn")])
+            + [{"story": s, "background": False, "driver": "query"} for s in _REAL_FOREGROUND]
+            + [{"story": s, "background": True, "driver": "client"} for s in _REAL_THROUGH_CLIENT])
 
 
 def _real_main_replies(background: bool) -> list[Reply]:
@@ -561,7 +565,8 @@ def _real_main_replies(background: bool) -> list[Reply]:
 class RealCliPrematureCompletion(realcli.RealCliStories, PrematureCompletion):
     """Bug 3 as the real CLI plays it: the model side scripted, the CLI deciding what to report."""
 
-    story_axes = f"{len(REAL_STORIES)} subagent endings + 3 in the foreground + 2 through ClaudeSDKClient"
+    story_axes = (f"{len(REAL_STORIES)} subagent endings + {len(_REAL_FOREGROUND)} in the foreground + "
+                  f"{len(_REAL_THROUGH_CLIENT)} through ClaudeSDKClient")
 
     def stories(self) -> list[dict[str, Any]]:
         return real_sweep()
