@@ -87,9 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "agentsdk_known_bug(bug, releases='SPECIFIER', reason=''): the bug is known on releases matching the "
-        "PEP 440 specifier (all if omitted); the test is xfail(strict=True) there, so a fix shows up as a failure "
-        "telling you to update the expectation",
+        "agentsdk_known_bug(bug, releases='SPECIFIER', backends=['trio'], reason=''): the bug is known on releases "
+        "matching the PEP 440 specifier (all if omitted), under those backends (all if omitted: the test's anyio_backend "
+        "parameter, or asyncio under pytest-asyncio); the test is xfail(strict=True) there, so a fix shows up as a "
+        "failure telling you to update the expectation",
     )
     config.stash[_RESULTS] = []
     if not _is_xdist_worker(config):
@@ -175,11 +176,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     """Every agentsdk marker is validated where its test is collected: a typo must not become an
     xfail that hides a failure. A bad one is a collection error (on xdist's workers too), one line
-    per problem, naming the test."""
+    per problem, naming the test (once, however many parameters it runs with)."""
     report = yield
-    if report.passed:
-        problems = [f"{item.nodeid}: {problem}" for item in report.result if isinstance(item, pytest.Item)
-                    for problem in _marker_problems(item)]
+    if report.passed:  # once per test function, not once per parameter (asyncio, trio)
+        problems = list(dict.fromkeys(f"{item.nodeid.split('[')[0]}: {problem}" for item in report.result
+                                      if isinstance(item, pytest.Item) for problem in _marker_problems(item)))
         if problems:
             report.outcome = "failed"
             report.longrepr = "\n".join(problems)
@@ -191,12 +192,12 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
 class KnownBugs:
     """The agentsdk_known_bug markers of a test that hold on the installed release."""
 
-    marks: tuple[tuple[str, str | None], ...]  # (bug, releases)
+    marks: tuple[tuple[str, str | None, tuple[str, ...] | None], ...]  # (bug, releases, backends)
     reason: str
 
     @property
     def bugs(self) -> tuple[str, ...]:
-        return tuple(bug for bug, _ in self.marks)
+        return tuple(bug for bug, _, _ in self.marks)
 
     @property
     def shown(self) -> tuple[type[BaseException], ...]:
@@ -215,9 +216,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     version = _installed_sdk_version()
     for item in items:
         marks = [mark for mark in item.iter_markers("agentsdk_known_bug")
-                 if version is not None and mark.args and mark.args[0] in SHOWN and _matches(version, mark.kwargs.get("releases"))]
+                 if version is not None and mark.args and mark.args[0] in SHOWN and _matches(version, mark.kwargs.get("releases"))
+                 and _runs_under(item, _backends(mark))]
         if marks:
-            known = KnownBugs(tuple((m.args[0], m.kwargs.get("releases")) for m in marks),
+            known = KnownBugs(tuple((m.args[0], m.kwargs.get("releases"), _backends(m)) for m in marks),
                               marks[0].kwargs.get("reason") or f"{' and '.join(m.args[0] for m in marks)} known on claude-agent-sdk {version}")
             item.add_marker(pytest.mark.xfail(strict=True, reason=known.reason, raises=known.shown))
             item.stash[_KNOWN_BUG] = known
@@ -230,7 +232,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 #: keyword arguments of each marker
 _AGENTSDK_KWARGS = ("eof", "checkpoints", "strict", "stall_timeout", "allow_loggers", "allow_stderr")
-_KNOWN_BUG_KWARGS = ("releases", "reason")
+_KNOWN_BUG_KWARGS = ("releases", "backends", "reason")
+
+
+def _backends(mark: pytest.Mark) -> tuple[str, ...] | None:
+    """A known-bug marker's ``backends=`` as a tuple (None: every backend)."""
+    given = mark.kwargs.get("backends")
+    return None if given is None else (given,) if isinstance(given, str) else tuple(given)
+
+
+def _item_backend(item: pytest.Item) -> str | None:
+    """The async backend a test runs under, as collection knows it: asyncio for pytest-asyncio's
+    items, the ``anyio_backend`` parameter for anyio's; None when no parameter says (a fixture
+    decides at setup, or the test is not async)."""
+    if _run_by_pytest_asyncio(item):
+        return "asyncio"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "anyio_backend" in params:
+        backend = params["anyio_backend"]
+        return backend if isinstance(backend, str) else str(backend[0])
+    return None
+
+
+def _runs_under(item: pytest.Item, backends: tuple[str, ...] | None) -> bool:
+    return backends is None or _item_backend(item) in backends
 
 
 def _marker_problems(item: pytest.Item) -> list[str]:
@@ -244,6 +269,9 @@ def _marker_problems(item: pytest.Item) -> list[str]:
     for mark in item.iter_markers("agentsdk_known_bug"):
         problems += _unknown_kwargs("agentsdk_known_bug", mark.kwargs, _KNOWN_BUG_KWARGS)
         problems += _known_bug_problems(mark)
+        if "backends" in mark.kwargs and not problems and _item_backend(item) is None:
+            problems.append("@pytest.mark.agentsdk_known_bug(backends=...): nothing at collection says which backend this test "
+                            "runs under; parametrize anyio_backend (e.g. @pytest.fixture(params=['asyncio', 'trio'])) or drop backends=")
     return problems
 
 
@@ -297,6 +325,19 @@ def _known_bug_problems(mark: pytest.Mark) -> list[str]:
         problems.append(f"@pytest.mark.agentsdk_known_bug(releases={releases!r}): not a PEP 440 specifier such as '<0.1.51'")
     if not isinstance(mark.kwargs.get("reason", ""), str):
         problems.append(f"@pytest.mark.agentsdk_known_bug(reason={mark.kwargs['reason']!r}): give a string")
+    backends = mark.kwargs.get("backends")
+    if backends is not None:
+        from .script import ScriptError, one_of
+
+        if not isinstance(backends, (str, list, tuple)) or not backends:
+            problems.append(f"@pytest.mark.agentsdk_known_bug(backends={backends!r}): give a backend or a list of them, "
+                            f"e.g. backends=['trio']; use {', '.join(BACKENDS)}")
+        else:
+            for backend in (backends,) if isinstance(backends, str) else backends:
+                try:
+                    one_of("@pytest.mark.agentsdk_known_bug(backends=...)", backend, BACKENDS)
+                except ScriptError as exc:
+                    problems.append(str(exc))
     return problems
 
 
@@ -620,17 +661,20 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
-def _fixed_known_bug(item: pytest.Item, bug: str, releases: str | None) -> str:
+def _fixed_known_bug(item: pytest.Item, bug: str, releases: str | None, backends: tuple[str, ...] | None) -> str:
     """What a strict XPASS of a known bug means and which marker to change."""
     version = _installed_sdk_version()
     if bug == "cross_task_close" and (quiet := item.stash.get(_WARNINGS_ONLY, None)):
         return (f"[XPASS(strict)] {bug} showed only as warnings do on claude-agent-sdk {version} (TeardownWarning: "
                 f"{quiet.splitlines()[0]}), which check counts as reproduced only with --warnings-as-errors: run with "
                 "-W error::pytest_agentsdk.TeardownWarning to hold this test to it, or drop the marker for this release")
-    marker = f"@pytest.mark.agentsdk_known_bug({bug!r}" + (f", releases={releases!r})" if releases else ")")
+    marker = (f"@pytest.mark.agentsdk_known_bug({bug!r}" + (f", releases={releases!r}" if releases else "")
+              + (f", backends={list(backends)!r}" if backends else "") + ")")
+    under = f" under {_item_backend(item)}" if backends else ""
     change = f"change releases= to exclude {version}" if releases else "add releases= that excludes it"
-    return (f"[XPASS(strict)] {bug} did not reproduce on claude-agent-sdk {version}, which {marker} on {item.nodeid} "
-            f"lists as having it: if {version} fixed it, {change} (e.g. releases='<{version}')")
+    only_here = f"; if only under {_item_backend(item)}, drop it from backends=" if backends else ""
+    return (f"[XPASS(strict)] {bug} did not reproduce on claude-agent-sdk {version}{under}, which {marker} on {item.nodeid} "
+            f"lists as having it: if {version} fixed it, {change} (e.g. releases='<{version}'){only_here}")
 
 
 @pytest.fixture

@@ -160,7 +160,14 @@ AGENTSDK_KWARGS = "eof, checkpoints, strict, stall_timeout, allow_loggers, allow
      f"@pytest.mark.agentsdk_known_bug('premature_completon'): unknown bug (did you mean premature_completion?); use one of {BUG_NAMES}"),
     ("agentsdk_known_bug()", f"@pytest.mark.agentsdk_known_bug(): give one bug name first, one of {BUG_NAMES}"),
     ('agentsdk_known_bug("premature_completion", release="<0.2")',
-     "@pytest.mark.agentsdk_known_bug(release=...): unknown keyword (did you mean releases?); use releases, reason"),
+     "@pytest.mark.agentsdk_known_bug(release=...): unknown keyword (did you mean releases?); use releases, backends, reason"),
+    ('agentsdk_known_bug("cross_task_close", backends=["tiro"])',
+     "@pytest.mark.agentsdk_known_bug(backends=...): 'tiro' is not one of asyncio, trio (did you mean 'trio'?)"),
+    ('agentsdk_known_bug("cross_task_close", backends=3)',
+     "@pytest.mark.agentsdk_known_bug(backends=3): give a backend or a list of them, e.g. backends=['trio']; use asyncio, trio"),
+    ('agentsdk_known_bug("cross_task_close", backends="trio")',  # test_marked is not async: nothing says its backend
+     "@pytest.mark.agentsdk_known_bug(backends=...): nothing at collection says which backend this test runs under; "
+     "parametrize anyio_backend (e.g. @pytest.fixture(params=['asyncio', 'trio'])) or drop backends="),
     ('agentsdk_known_bug("premature_completion", releases="someday")',
      "@pytest.mark.agentsdk_known_bug(releases='someday'): not a PEP 440 specifier such as '<0.1.51'"),
     ('agentsdk_known_bug("premature_completion", releases=0.2)',
@@ -193,6 +200,60 @@ def test_a_bad_marker_is_a_collection_error_naming_the_test(pytester, marker: st
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting test_marked.py*", f"test_marked.py::test_marked: {problem}"], consecutive=True)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_known_bug_on_some_backends_is_an_xfail_there_only(pytester, sdk_info) -> None:
+    """``backends=`` holds the marker to the backends named, by the test's anyio_backend parameter:
+    the bug showing under trio is the known one there; the same failure under asyncio fails; a
+    pass under trio is a strict XPASS that says which backend and what to change. A bad marker
+    on a test that runs under both is named once."""
+    if sdk_info.backend_unsupported("trio"):
+        pytest.skip(f"claude-agent-sdk {sdk_info.version} cannot run under trio")
+    pytester.makepyfile(
+        test_backends="""
+        import pytest
+        from pytest_agentsdk.shown import CrossTaskCloseShown
+
+        pytestmark = pytest.mark.anyio
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+
+        @pytest.mark.agentsdk_known_bug("cross_task_close", backends=["trio"])
+        async def test_broken_under_trio(anyio_backend):
+            raise CrossTaskCloseShown("the cancel scope exited in another task")
+
+        @pytest.mark.agentsdk_known_bug("cross_task_close", backends="trio")
+        async def test_clean_under_trio(anyio_backend):
+            pass
+        """,
+        test_bad_backend="""
+        import pytest
+
+        pytestmark = pytest.mark.anyio
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+
+        @pytest.mark.agentsdk_known_bug("cross_task_close", backends=["curio"])
+        async def test_marked(anyio_backend):
+            pass
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-p", "no:asyncio", "-rA", "test_backends.py")
+    outcomes = {line.split()[1].split("::")[-1]: line.split()[0] for line in result.stdout.lines
+                if line.split()[:1] and line.split()[0] in ("PASSED", "FAILED", "XFAIL")}
+    assert outcomes == {"test_broken_under_trio[asyncio]": "FAILED", "test_broken_under_trio[trio]": "XFAIL",
+                        "test_clean_under_trio[asyncio]": "PASSED", "test_clean_under_trio[trio]": "FAILED"}, result.stdout.str()
+    result.stdout.fnmatch_lines([f"*[[]XPASS(strict)[]] cross_task_close did not reproduce on claude-agent-sdk {sdk_info.version} under "
+                                 "trio, which @pytest.mark.agentsdk_known_bug('cross_task_close', backends=[[]'trio'[]]) on "
+                                 "*test_clean_under_trio[[]trio[]] lists as having it*; if only under trio, drop it from backends="])
+    bad = pytester.runpytest_subprocess("-p", "agentsdk", "-p", "anyio", "-p", "no:asyncio", "test_bad_backend.py")
+    named = [line for line in bad.stdout.lines if line.startswith("test_bad_backend.py::test_marked")]
+    assert named == ["test_bad_backend.py::test_marked: @pytest.mark.agentsdk_known_bug(backends=...): 'curio' is not one of "
+                     "asyncio, trio (did you mean 'trio'?)"], bad.stdout.str()
 
 
 def test_every_bad_marker_is_named_and_good_ones_pass_collection(pytester) -> None:
