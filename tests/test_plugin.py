@@ -209,16 +209,21 @@ def test_a_known_bug_on_some_backends_is_an_xfail_there_only(pytester, sdk_info)
     on a test that runs under both is named once."""
     if sdk_info.backend_unsupported("trio"):
         pytest.skip(f"claude-agent-sdk {sdk_info.version} cannot run under trio")
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+        """
+    )
     pytester.makepyfile(
         test_backends="""
         import pytest
         from pytest_agentsdk.shown import CrossTaskCloseShown
 
         pytestmark = pytest.mark.anyio
-
-        @pytest.fixture(params=["asyncio", "trio"])
-        def anyio_backend(request):
-            return request.param
 
         @pytest.mark.agentsdk_known_bug("cross_task_close", backends=["trio"])
         async def test_broken_under_trio(anyio_backend):
@@ -231,12 +236,7 @@ def test_a_known_bug_on_some_backends_is_an_xfail_there_only(pytester, sdk_info)
         test_bad_backend="""
         import pytest
 
-        pytestmark = pytest.mark.anyio
-
-        @pytest.fixture(params=["asyncio", "trio"])
-        def anyio_backend(request):
-            return request.param
-
+        @pytest.mark.anyio
         @pytest.mark.agentsdk_known_bug("cross_task_close", backends=["curio"])
         async def test_marked(anyio_backend):
             pass
