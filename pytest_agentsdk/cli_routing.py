@@ -62,8 +62,11 @@ class ScriptedCLI:
     def opened(self) -> list[tuple[str, ScriptedTransport]]:
         """Each session opened with a script, as this router's messages name it (``session 2
         (ClaudeSDKClient)``), with its transport."""
-        return [(f"session {number} ({kind})", transport)
-                for number, (kind, transport) in enumerate(self._sessions, start=1) if transport is not None]
+        return [(label, transport) for label, _, transport in self._numbered() if transport is not None]
+
+    def _numbered(self) -> list[tuple[str, str, ScriptedTransport | None]]:
+        """Each session opened: its name in every message, its kind, its transport (None: nothing was queued)."""
+        return [(f"session {number} ({kind})", kind, transport) for number, (kind, transport) in enumerate(self._sessions, start=1)]
 
     # ------------------------------------------------------------ scripting
     def session(self, script: Script | None = None) -> Script:
@@ -170,12 +173,12 @@ class ScriptedCLI:
             )
         if self._every is not None and not self._sessions:
             found.append(f"{self.name}.every_session(...) was set but the code opened no session")
-        for number, (kind, transport) in enumerate(self._sessions, start=1):
+        for label, _, transport in self._numbered():
             try:
                 if transport is not None:
                     transport.assert_played()
             except AssertionError as exc:
-                found.append(f"session {number} ({kind}): {exc}")
+                found.append(f"{label}: {exc}")
         return found
 
     def results_missing(self) -> list[str]:
@@ -188,9 +191,9 @@ class ScriptedCLI:
         """Each ClaudeSDKClient session the code connected and never left (a warning: a real CLI's
         process would keep running). A ``query()`` session is the SDK's to close; one abandoned
         mid-stream is cross_task_close's matter (``agentsdk_teardown``)."""
-        return [f"session {number} (ClaudeSDKClient) was connected and never closed: leave `async with ClaudeSDKClient(...)`, "
+        return [f"{label} was connected and never closed: leave `async with ClaudeSDKClient(...)`, "
                 "or call `await client.disconnect()`; a real CLI's process would keep running"
-                for number, (kind, transport) in enumerate(self._sessions, start=1)
+                for label, kind, transport in self._numbered()
                 if kind == "ClaudeSDKClient" and transport is not None and transport.log.counts["connect"] and not transport.log.counts["close"]]
 
     def warnings(self) -> list[str]:

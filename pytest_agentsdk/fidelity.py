@@ -12,6 +12,7 @@ A difference is either fixed in the scripted CLI or listed in :data:`KNOWN` with
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,34 +162,20 @@ def _one_turn_scripted(backend: str) -> Played:
     return Played([e.frame for e in transport.log.emissions if e.segment is not None])
 
 
-def _lie_real(cli: realcli.Cli, backend: str) -> Played:
+def _agent_real(story: str, background: bool, cli: realcli.Cli, backend: str) -> Played:
+    """Bug 3's real-CLI ``story`` through query(), its stdout tapped."""
     from .bugs import premature_completion as pc
 
     with realcli.tap_stdout() as frames:
-        pc.SCENARIO.on_cli(cli).run_example({"story": "text_null", "background": True, "driver": "query"}, backend, None)
+        pc.SCENARIO.on_cli(cli).run_example({"story": story, "background": background, "driver": "query"}, backend, None)
     return Played(list(frames))
 
 
-def _lie_scripted(backend: str) -> Played:
+def _agent_scripted(backend: str, **agent: Any) -> Played:
+    """The scripted example of the real story's shape: one agent, no tool call, reported by both kinds of report."""
     from .bugs import premature_completion as pc
 
-    story = pc.agent_example(end="text_cut", tools=0, progress=False, via="both")  # the real story's shape
-    return Played(pc.run_session(story, backend).emitted)
-
-
-def _foreground_real(cli: realcli.Cli, backend: str) -> Played:
-    from .bugs import premature_completion as pc
-
-    with realcli.tap_stdout() as frames:
-        pc.SCENARIO.on_cli(cli).run_example({"story": "end_turn", "background": False, "driver": "query"}, backend, None)
-    return Played(list(frames))
-
-
-def _foreground_scripted(backend: str) -> Played:
-    from .bugs import premature_completion as pc
-
-    story = pc.agent_example(end="end_turn", tools=0, progress=False, via="both", background=False, result=True)
-    return Played(pc.run_session(story, backend).emitted)
+    return Played(pc.run_session(pc.agent_example(tools=0, progress=False, via="both", **agent), backend).emitted)
 
 
 def _two_turns_real(cli: realcli.Cli, backend: str) -> Played:
@@ -243,8 +230,10 @@ def _two_turns_scripted(backend: str) -> Played:
 
 STORIES: dict[str, tuple[str, Callable[[realcli.Cli, str], Played], Callable[[str], Played]]] = {
     "one_turn": ("cross_task_close", _one_turn_real, _one_turn_scripted),
-    "background_agent_lie": ("premature_completion", _lie_real, _lie_scripted),
-    "foreground_agent": ("premature_completion", _foreground_real, _foreground_scripted),
+    "background_agent_lie": ("premature_completion", functools.partial(_agent_real, "text_null", True),
+                             functools.partial(_agent_scripted, end="text_cut")),
+    "foreground_agent": ("premature_completion", functools.partial(_agent_real, "end_turn", False),
+                         functools.partial(_agent_scripted, end="end_turn", background=False, result=True)),
     "two_turns_background": ("late_task_notification", _two_turns_real, _two_turns_scripted),
 }
 

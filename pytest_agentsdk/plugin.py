@@ -333,7 +333,7 @@ def _known_bug_problems(mark: pytest.Mark) -> list[str]:
             problems.append(f"@pytest.mark.agentsdk_known_bug(backends={backends!r}): give a backend or a list of them, "
                             f"e.g. backends=['trio']; use {', '.join(BACKENDS)}")
         else:
-            for backend in (backends,) if isinstance(backends, str) else backends:
+            for backend in _backends(mark) or ():
                 try:
                     one_of("@pytest.mark.agentsdk_known_bug(backends=...)", backend, BACKENDS)
                 except ScriptError as exc:
@@ -670,9 +670,10 @@ def _fixed_known_bug(item: pytest.Item, bug: str, releases: str | None, backends
                 "-W error::pytest_agentsdk.TeardownWarning to hold this test to it, or drop the marker for this release")
     marker = (f"@pytest.mark.agentsdk_known_bug({bug!r}" + (f", releases={releases!r}" if releases else "")
               + (f", backends={list(backends)!r}" if backends else "") + ")")
-    under = f" under {_item_backend(item)}" if backends else ""
+    backend = _item_backend(item)
+    under = f" under {backend}" if backends else ""
     change = f"change releases= to exclude {version}" if releases else "add releases= that excludes it"
-    only_here = f"; if only under {_item_backend(item)}, drop it from backends=" if backends else ""
+    only_here = f"; if only under {backend}, drop it from backends=" if backends else ""
     return (f"[XPASS(strict)] {bug} did not reproduce on claude-agent-sdk {version}{under}, which {marker} on {item.nodeid} "
             f"lists as having it: if {version} fixed it, {change} (e.g. releases='<{version}'){only_here}")
 

@@ -463,7 +463,7 @@ class ScriptedTransport(Transport):
             for s in self.script.segments
             if s.name not in self._released
         ]
-        timer_in = self._quiet.timer_in if self._quiet else math.inf
+        timer_in = self._timer_in
         said = any(_STALL_TIMEOUT_KNOBS in wait for wait in waits)
         later = (f"; the next timer is due in {timer_in:.1f} s: if the code waits that long on purpose, raise stall_timeout "
                  f"{_STALL_TIMEOUT_KNOBS}" if timer_in < math.inf and not said else "")
@@ -473,6 +473,11 @@ class ScriptedTransport(Transport):
             f"end_input: {'yes' if self._end_input else 'no'}; script still holds: {', '.join(held) if held else 'nothing'}"
             + (f"; {self.stall_hint}" if self.stall_hint else "")
         )
+
+    @property
+    def _timer_in(self) -> float:
+        """Seconds to the next timer the loop held when the stall was found (inf: none)."""
+        return self._quiet.timer_in if self._quiet else math.inf
 
     def _changed_since_connect(self) -> str | None:
         """Why the script no longer is what this session plays: it changed after connect()."""
@@ -511,7 +516,7 @@ class ScriptedTransport(Transport):
             if unreported := self._tasks_unreported():
                 return (f"{waiting}: its turn was played to its result, and task {unreported[0]} the script started never "
                         f"reports its end; if the code waits for that, script it: {event}")
-            timer_in = self._quiet.timer_in if self._quiet else math.inf
+            timer_in = self._timer_in
             if (next_turns := self._turns_of(self._prompts)[0]) and timer_in < math.inf:
                 above = math.ceil(timer_in * 10) / 10  # rounded up: a stall_timeout of that much outwaits the timer
                 return (f"{waiting}: its turn was played to its result, and a timer is due in {timer_in:.1f} s while prompt "

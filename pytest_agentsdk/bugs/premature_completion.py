@@ -88,11 +88,9 @@ def _agent_work(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
         call(tools, answered=end == "after_tool_result")
     elif not agent["background"] and _result_sent(agent):
         pass  # the real CLI streams no foreground agent's last message: its text is the parent's tool result (b_query_fg)
-    elif end == "text_cut":
-        frames.append(wire.assistant(_CUT_TEXT, stop_reason=None, message_id=f"msg_{i}_end", **on))
-    else:  # a result carrying the agent's text is the real CLI's shape: its frames say stop_reason null, as a cut text's do
-        frames.append(wire.assistant(_report_text(i), stop_reason=None if _result_sent(agent) else "end_turn",
-                                     message_id=f"msg_{i}_end", **on))
+    else:  # a cut text never ended its turn; a result carrying the agent's text is the real CLI's shape: stop_reason null too
+        stop = None if end == "text_cut" or _result_sent(agent) else "end_turn"
+        frames.append(wire.assistant(_last_text(i, agent), stop_reason=stop, message_id=f"msg_{i}_end", **on))
     return frames
 
 
@@ -135,7 +133,7 @@ def _terminal(i: int, agent: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _last_text(i: int, agent: dict[str, Any]) -> str:
-    """The text the CLI uses as the report: the agent's last text (what d_query_bgnull shows)."""
+    """The agent's last text, which the CLI uses as the report (what d_query_bgnull shows)."""
     if agent["end"] in ("text_cut", "end_turn"):
         return _CUT_TEXT if agent["end"] == "text_cut" else _report_text(i)
     return _read_text(int(agent.get("tools", 0)))
