@@ -33,7 +33,7 @@ from hypothesis.errors import NoSuchExample
 from hypothesis.internal.conjecture import providers
 
 from . import cache, virtual_time
-from .script import TRANSPORT_OPS
+from .script import TRANSPORT_OPS, one_of
 from .verdict import Result
 
 if TYPE_CHECKING:
@@ -105,8 +105,8 @@ class Scenario(ABC):
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
         """Run one example in a fresh event loop and apply the oracle."""
 
-    def sweep(self, model: str | None) -> Sweep:
-        """The known classes of interleaving, one example each, run before any search."""
+    def sweep(self, model: str | None, backend: str) -> Sweep:
+        """The known classes of interleaving under ``backend``, one example each, run before any search."""
         return Sweep()
 
     def group(self, example: Any) -> str | None:
@@ -132,12 +132,44 @@ class Scenario(ABC):
 
 
 # ---------------------------------------------------------------- running one example
+#: trio's tie-breaks pinned, for sweeps: each batch of runnable tasks runs oldest (first spawned)
+#: first, or newest first. A seed draws one random order per batch; these two are the orders no
+#: handful of seeds is sure to draw, and what a consumer pattern shows only under trio hides there.
+TRIO_ORDERS = ("oldest_first", "newest_first")
+
+
+class _PinnedOrder(random.Random):
+    """trio's scheduler RNG with its tie-break pinned: ``shuffle`` gets each batch sorted by spawn
+    order (trio runs it from the end) and leaves it in one fixed order; anything else it draws (the
+    clock's offset) comes from seed 0."""
+
+    def __init__(self, order: str) -> None:
+        super().__init__(0)
+        self.order = order
+
+    def shuffle(self, x: Any) -> None:  # type: ignore[override]  # trio passes its batch only
+        if self.order == "oldest_first":
+            x.reverse()
+
+
 @contextmanager
-def seeded_trio_scheduler(schedule: int = 0) -> Iterator[None]:
+def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[None]:
     """trio breaks ties between runnable tasks at random; seeding its scheduler's RNG (the object
-    Hypothesis's trio support seeds too) makes a trio run repeatable. asyncio is FIFO already."""
+    Hypothesis's trio support seeds too) makes a trio run repeatable. A :data:`TRIO_ORDERS` name
+    pins the order instead, as trio's own deterministic mode (Hypothesis's, which sorts each batch
+    then shuffles it) with that shuffle fixed. asyncio is FIFO already."""
     import trio._core._run as trio_run
 
+    if isinstance(schedule, str):
+        one_of("schedule", schedule, TRIO_ORDERS)
+        module: Any = trio_run  # trio marks both names Final; Hypothesis's trio support sets them too
+        saved = module._r, module._ALLOW_DETERMINISTIC_SCHEDULING
+        module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = _PinnedOrder(schedule), True
+        try:
+            yield
+        finally:
+            module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = saved
+        return
     state = trio_run._r.getstate()
     trio_run._r.seed(schedule)
     try:
@@ -359,7 +391,7 @@ def judge(
 ) -> Result:
     """Sweep, then search, then one verdict over everything that ran.
 
-    The sweep (``scenario.sweep(model)``) runs in full. The search then looks for an example that
+    The sweep (``scenario.sweep(model, backend)``) runs in full. The search then looks for an example that
     shows a manifestation the sweep has not (so a known finding cannot end it early), at most
     ``max_examples`` generated (the :func:`drawn` ones, in order), and shrinks it. The
     counterexample is the first swept example of the most severe tier found (the flow users
@@ -367,7 +399,7 @@ def judge(
     ``evidence["search"]``.
     """
     quiet = frozenset() if warnings_as_errors else scenario.quiet
-    sweep = scenario.sweep(model)
+    sweep = scenario.sweep(model, backend)
     runs: dict[str, tuple[Any, Outcome]] = {}  # by example key, in the order first run
     groups: dict[str, _Group] = {}
     union: set[str] = set()

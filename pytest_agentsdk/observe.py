@@ -607,7 +607,7 @@ def _swap(owner: Any, name: str, value: Any) -> Iterator[None]:
 
 # ---------------------------------------------------------------- the runner
 def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wall: float = 10.0,
-                 pattern: str | None = None, schedule: int = 0,
+                 pattern: str | None = None, schedule: int | str = 0,
                  own_errors: tuple[type[BaseException], ...] = (), skip_idle: bool = False) -> tuple[Any, Teardown]:
     """Run ``main(teardown)`` as ``asyncio.run`` / ``trio.run`` would, observing the whole run.
 
@@ -618,7 +618,8 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     anything escaping the runner after that is a ``run_error``. Automatic GC is paused during the
     run so that when generators are collected is decided by ``main`` (explicit ``gc.collect()``),
     not by allocation counts: same example, same interleaving. trio breaks ties between runnable
-    tasks at random; ``schedule`` seeds that choice (asyncio's FIFO scheduler has none).
+    tasks at random; ``schedule`` seeds that choice or pins it (:data:`pytest_agentsdk.explore.TRIO_ORDERS`;
+    asyncio's FIFO scheduler has none).
     ``own_errors``: the consumer's own exceptions, left to escape the run as a crashing program's
     would; they are not manifestations, what the teardown prints around them is.
     ``skip_idle``: the loop's clock jumps over waits only a timer can end and stands still while
@@ -710,7 +711,7 @@ class _OrderedAsyncgens:
         return iter([agen for ref in list(self._refs.values()) if (agen := ref()) is not None])
 
 
-def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int, skip_idle: bool) -> None:
+def _run_asyncio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int | str, skip_idle: bool) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def main() -> None:
@@ -759,7 +760,7 @@ def _left_pending(loop: asyncio.AbstractEventLoop, teardown: Teardown) -> None:
             teardown.record(TASK_LEFT_PENDING, f"{task.get_name()} still pending after the loop closed: {task.get_coro()!r}")
 
 
-def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int, skip_idle: bool) -> None:
+def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall: float, schedule: int | str, skip_idle: bool) -> None:
     import trio
 
     from .explore import seeded_trio_scheduler  # explore imports Hypothesis: not for the production guards
@@ -777,7 +778,7 @@ def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall:
         trio.run(main, clock=virtual_time.trio_clock() if skip_idle else None)  # trio finalizes leftover async generators before it returns
 
 
-_RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int, bool], None]] = {
+_RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int | str, bool], None]] = {
     "asyncio": _run_asyncio,
     "trio": _run_trio,
 }

@@ -329,7 +329,7 @@ class RealCliStories:
 
         return st.sampled_from(self.stories())
 
-    def sweep(self, model: str | None) -> Sweep:
+    def sweep(self, model: str | None, backend: str) -> Sweep:
         return Sweep(self.stories(), f"{self.story_axes}, on the real CLI {self.cli.version}", exhaustive=True)
 
     def story(self, example: Any) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def test_examples_are_valid_json_scripts(example: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [({"pattern": "while_true"}, "example.pattern"), ({"gc": "never"}, "example.gc"),
-     ({"stop": -1}, "example.stop"), ({"schedule": "x"}, "example.schedule"), ({"script": {"eof": "x"}}, "eof")],
+     ({"stop": -1}, "example.stop"), ({"schedule": "x"}, "example.schedule"), ({"schedule": "oldest"}, "did you mean 'oldest_first'"),
+     ({"schedule": -1}, "example.schedule"), ({"script": {"eof": "x"}}, "eof")],
 )
 def test_bad_example_names_the_field(change: dict[str, Any], field: str) -> None:
     example = {**ctc.make_example("complete"), **change}
@@ -116,7 +117,9 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
     tier = {"hang": 3, "unsafe": 2, "warnings": 1, "safe": 0}
     worst = max((e["status"] for e in patterns.values()), key=tier.__getitem__)
     assert result.verdict == {"hang": "hang", "unsafe": "reproduced", "warnings": "warnings", "safe": "fixed"}[worst]
-    assert result.examples >= len(ctc.sweep_examples()) == 220, "13 patterns x 4 timings x GC x pace, whatever the budget"
+    swept = ctc.sweep_examples(backend)
+    orders = len(ctc.TRIO_ORDERS) if backend == "trio" else 1
+    assert result.examples >= len(swept) == 220 + 13 * 4 * orders, "13 patterns x 4 timings x GC x pace, then early stops, whatever the budget"
     if result.verdict == "fixed":
         assert result.counterexample is None and result.replay is None
     else:
@@ -126,8 +129,21 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
         assert shown, f"the counterexample replays at the verdict's tier ({result.verdict}): {replayed.names}"
         # the first swept example of the worst tier; the search's own find only when the sweep has none of that tier
         # (then it is not repeated under evidence["search"])
-        assert result.counterexample in ctc.sweep_examples() or "search" not in result.evidence
+        assert result.counterexample in swept or "search" not in result.evidence
         assert result.replay and "--bug cross_task_close" in result.replay
+
+
+@pytest.mark.skipif("trio" not in BACKENDS, reason="the installed release cannot run under trio")
+@pytest.mark.parametrize("pattern", ["move_on_after", "native_timeout", "exception_escapes_run"])
+def test_the_pinned_trio_orders_show_what_random_tie_breaks_show(pattern: str) -> None:
+    """The sweep stops early under trio's two pinned orders instead of drawing seeds: whatever 12
+    seeds show for these examples (asyncgen_gc_warning, on 0.1.48 to 0.2.190) the two orders show."""
+    swept = [e for e in ctc.sweep_examples("trio") if e["pattern"] == pattern and e["stop"] == ctc.EARLY_STOP]
+    assert {e["schedule"] for e in swept} == set(ctc.TRIO_ORDERS)
+    pinned = {n for e in swept for n in ctc.SCENARIO.run_example(e, "trio", None).manifestations}
+    seeded = {n for e in swept if e["schedule"] == ctc.TRIO_ORDERS[0] for seed in range(12)
+              for n in ctc.SCENARIO.run_example({**e, "schedule": seed}, "trio", None).manifestations}
+    assert seeded <= pinned, f"seeds show {sorted(seeded - pinned)} that neither pinned order does"
 
 
 # ---------------------------------------------------------------- across releases
@@ -157,7 +173,7 @@ def test_cross_task_close_reproduces_before_the_fix(verdicts_on: Any, spec: str,
     for pattern in SEED_PATTERNS:
         entry = result["evidence"]["patterns"][pattern]
         assert entry["status"] == "unsafe" and "cancel_scope_cross_task" in entry["manifestations"], pattern
-    assert result["counterexample"] == ctc.sweep_examples()[0], "the first swept example of the worst tier: the seed's own flow"
+    assert result["counterexample"] == ctc.sweep_examples(backend)[0], "the first swept example of the worst tier: the seed's own flow"
     assert result["coverage"].startswith(f"{result['examples']} examples: sweep of 13 patterns")
 
 
@@ -209,12 +225,18 @@ def test_verdict_does_not_move_with_the_budget(sdk_release: Any, spec: str, back
     if first["verdict"] == "not_applicable":  # 0.1.51 on trio: the release cannot run it at all
         assert {r["verdict"] for r in seen.values()} == {"not_applicable"}
         return
-    assert first["examples"] >= len(ctc.sweep_examples()), "judged: the full sweep ran"
+    assert first["examples"] >= len(ctc.sweep_examples(backend)), "judged: the full sweep ran"
     for examples, result in seen.items():
         search = result["evidence"].get("search") or {}
         assert (result["verdict"], result["manifestations"]) == (first["verdict"], first["manifestations"]), (
             f"--examples {examples} differs from --examples {BUDGETS[0]}: "
             f"new {sorted(set(result['manifestations']) - set(first['manifestations']))}, "
+            f"search found {search.get('manifestations')}; replay: {search.get('replay')}"
+        )
+        # the per-pattern table users read: on trio, native_timeout read safe at 5 and 30 and unsafe at 100
+        # (latest) until the sweep stopped early under both pinned tie-break orders
+        assert result["evidence"]["safe_patterns"] == first["evidence"]["safe_patterns"], (
+            f"--examples {examples}: safe {result['evidence']['safe_patterns']}, at {BUDGETS[0]}: {first['evidence']['safe_patterns']}; "
             f"search found {search.get('manifestations')}; replay: {search.get('replay')}"
         )
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_agentsdk import explore
 from pytest_agentsdk.explore import Outcome, Scenario, Sweep
+from pytest_agentsdk.script import ScriptError
 
 NUMBERS = st.lists(st.integers(0, 1000), min_size=1, max_size=4)
 
@@ -28,7 +29,7 @@ class Threshold(Scenario):
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
         return NUMBERS
 
-    def sweep(self, model: str | None) -> Sweep:
+    def sweep(self, model: str | None, backend: str) -> Sweep:
         return Sweep([[0]], "one quiet example")
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
@@ -183,7 +184,7 @@ class Stories(Scenario):
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
         return st.sampled_from(["a", "b", "c"])
 
-    def sweep(self, model: str | None) -> Sweep:
+    def sweep(self, model: str | None, backend: str) -> Sweep:
         return Sweep(["a", "b", "c"], "3 stories", exhaustive=True)
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
@@ -227,3 +228,42 @@ def test_any_other_exception_is_still_the_harness_s_error() -> None:
     scenario.example_errors = ()
     with pytest.raises(LookupError):
         explore.judge(scenario, "asyncio", None, seed=0, max_examples=5)
+
+
+# ---------------------------------------------------------------- trio's tie-breaks, pinned
+def _first_steps(schedule: int | str) -> list[str]:
+    """The order in which three tasks spawned a, b, c take their first step on trio."""
+    trio = pytest.importorskip("trio")
+    steps: list[str] = []
+
+    async def step(name: str) -> None:
+        steps.append(name)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for name in "abc":
+                nursery.start_soon(step, name)
+
+    with explore.seeded_trio_scheduler(schedule):
+        trio.run(main)
+    return steps
+
+
+@pytest.mark.parametrize(("order", "steps"), [("oldest_first", list("abc")), ("newest_first", list("cba"))])
+def test_a_pinned_order_runs_ties_in_spawn_order_or_against_it(order: str, steps: list[str]) -> None:
+    import trio._core._run as trio_run
+
+    rng, mode = trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING
+    assert [_first_steps(order) for _ in range(3)] == [steps] * 3
+    assert (trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING) == (rng, mode), "trio's own RNG and mode are given back"
+
+
+def test_seeded_trio_schedules_draw_other_orders_than_the_pinned_ones() -> None:
+    """The seeds are what the search draws; the pinned orders are the two a seed may never draw."""
+    seeded = {tuple(_first_steps(seed)) for seed in range(16)}
+    assert len(seeded) > 2, seeded
+
+
+def test_a_misspelt_pinned_order_is_named() -> None:
+    with pytest.raises(ScriptError, match="did you mean 'newest_first'"):
+        _first_steps("newest")

@@ -279,7 +279,7 @@ def test_the_sweep_spans_every_known_class_seed_first() -> None:
     assert spanned == {(d, r, p) for d in ltn.DONE for r in ltn.REPORTS for p in (0, 1)}
     paces = {(ex["tasks"][0]["done"], ex["pace"][-1]) for ex in examples}
     assert {("between", "late"), ("between", 0), ("later", "late"), ("later", 0)} <= paces
-    sweep = ltn.SCENARIO.sweep("notify-only")
+    sweep = ltn.SCENARIO.sweep("notify-only", "asyncio")
     assert sweep.examples == examples and sweep.axes.startswith("5 timings x 3 reports x 2 progress")
     assert {ltn.flow(ex) for ex in examples} == set(ltn.FLOWS.values()) | {"several tasks"}
     beside = [(ex["tasks"][0]["done"], ex["tasks"][0]["report"], ex["tasks"][1]["turn"], ex["tasks"][1]["done"], ex["tasks"][1]["background"])

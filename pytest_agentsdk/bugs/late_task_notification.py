@@ -508,7 +508,7 @@ class LateTaskNotification(Scenario):
                 seen += [frame for frame in frames if frame not in seen]
         return outcome
 
-    def sweep(self, model: str | None) -> Sweep:
+    def sweep(self, model: str | None, backend: str) -> Sweep:
         """The known classes (:func:`sweep_examples`), the seed's flow first."""
         self._asides = {key: v for key, v in self._asides.items() if key[1] != model}  # a judgement starts
         return Sweep(sweep_examples(), SWEEP_AXES)

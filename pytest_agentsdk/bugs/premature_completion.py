@@ -405,7 +405,7 @@ class PrematureCompletion(Scenario):
     def examples(self, model: str | None) -> st.SearchStrategy[Any]:
         return examples()
 
-    def sweep(self, model: str | None) -> Sweep:
+    def sweep(self, model: str | None, backend: str) -> Sweep:
         return Sweep(sweep_examples(), SWEEP_AXES)
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
