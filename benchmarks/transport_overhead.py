@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -184,6 +185,16 @@ def run(args: argparse.Namespace) -> None:
     }
     cassette_version = cassette_transports(contenders, frames, session, TrivialTransport)
 
+    if args.play:  # one contender's sessions under valgrind (see count_instructions): no timing, no report
+        if args.play not in contenders:
+            die(f"--play {args.play}: not one of {', '.join(contenders)}")
+        measure_sessions(contenders[args.play], args.backend[0], args.sessions, session)
+        return
+    if args.instructions:
+        results = count_instructions(args, list(contenders))
+        report(args, results, list(contenders), claude_agent_sdk.__version__, cassette_version)
+        return
+
     def measure(make: Callable[[], Transport], backend: str, count: int) -> float:
         async def main() -> float:
             start = time.perf_counter()
@@ -213,6 +224,50 @@ def run(args: argparse.Namespace) -> None:
         results.update({(backend, name): elapsed / args.sessions for name, elapsed in best.items()})
 
     report(args, results, list(contenders), claude_agent_sdk.__version__, cassette_version)
+
+
+def measure_sessions(make: Callable[[], Any], backend: str, count: int, session: Callable[..., Any]) -> None:
+    """``count`` sessions over ``make()``'s transports, after one that imports what a session needs."""
+    import anyio
+
+    async def main() -> None:
+        for _ in range(count):
+            await session(make)
+
+    anyio.run(session, make, backend=backend)
+    anyio.run(main, backend=backend)
+
+
+def count_instructions(args: argparse.Namespace, names: list[str]) -> dict[tuple[str, str], float | str]:
+    """Instructions per session of each contender, counted by valgrind: the same work gives the
+    same count whatever the machine's load. Each contender runs in its own process twice, with no
+    sessions and with ``--sessions``; the difference over the sessions is its cost per session
+    (start-up and imports cancel out)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        die("--instructions needs valgrind (apt-get install valgrind)")
+    def count(backend: str, name: str, sessions: int) -> int | str:
+        done = subprocess.run(
+            [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", sys.executable,
+             str(Path(__file__).resolve()), "--play", name, "--backend", backend, "--sessions", str(sessions)],
+            capture_output=True, text=True, check=False, env={**os.environ, IN_ENV: "1", "PYTHONHASHSEED": "0"},
+        )
+        refs = [line for line in done.stderr.splitlines() if "I   refs:" in line]
+        if done.returncode != 0 or not refs:
+            return f"n/a ({(done.stderr.strip().splitlines() or ['no output'])[-1][:60]})"
+        print(f"  counted {backend} {name}, {sessions} sessions", file=sys.stderr)
+        return int(refs[-1].split(":")[1].replace(",", ""))
+
+    jobs = [(backend, name, sessions) for backend in args.backend for name in names for sessions in (0, args.sessions)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # each count is a process of its own
+        counted = dict(zip(jobs, pool.map(lambda job: count(*job), jobs)))
+    results: dict[tuple[str, str], float | str] = {}
+    for backend in args.backend:
+        for name in names:
+            alone, played = counted[(backend, name, 0)], counted[(backend, name, args.sessions)]
+            bad = next((c for c in (alone, played) if isinstance(c, str)), None)
+            results[(backend, name)] = bad if bad is not None else (int(played) - int(alone)) / args.sessions
+    return results
 
 
 def cassette_transports(
@@ -249,12 +304,12 @@ def report(
 ) -> None:
     peer = f"claude-agent-cassette {cassette}" if cassette else "claude-agent-cassette not installed (no cassette rows)"
     print("query() session: initialize handshake, prompt, (system init, assistant, result), EOF")
-    print(
-        f"claude-agent-sdk {sdk} · {peer} · anyio {version('anyio')} · Python {sys.version.split()[0]}"
-        f" · {args.sessions} sessions per round, best of {args.repeat}, warmup {args.warmup}"
-    )
+    how = (f"CPU instructions per session counted by valgrind over {args.sessions} sessions" if args.instructions else
+           f"{args.sessions} sessions per round, best of {args.repeat}, warmup {args.warmup}")
+    print(f"claude-agent-sdk {sdk} · {peer} · anyio {version('anyio')} · Python {sys.version.split()[0]} · {how}")
     print()
-    print(f"{'backend':<8} {'transport':<16} {'sessions/s':>11} {'us/session':>11} {'vs trivial':>11}")
+    columns = ("instr/session", "") if args.instructions else ("sessions/s", "us/session")
+    print(f"{'backend':<8} {'transport':<16} {columns[0]:>13} {columns[1]:>11} {'vs trivial':>11}")
     for backend in args.backend:
         floor = results.get((backend, "trivial"))
         for name in names:
@@ -263,10 +318,11 @@ def report(
                 print(f"{backend:<8} {name:<16} {value}")
                 continue
             versus = f"{value / floor:.2f}x" if isinstance(floor, float) else "-"
-            print(f"{backend:<8} {name:<16} {1 / value:>11.0f} {value * 1e6:>11.0f} {versus:>11}")
+            shown = (f"{value:>13.0f} {'':>11}" if args.instructions else f"{1 / value:>13.0f} {value * 1e6:>11.0f}")
+            print(f"{backend:<8} {name:<16} {shown} {versus:>11}")
     print()
     targets = f"scripted/trivial <= {TARGET_VS_TRIVIAL:g}x, scripted/cassette <= {TARGET_VS_CASSETTE:g}x"
-    print(f"ratios of time per session (targets: {targets})")
+    print(f"ratios of {'instructions' if args.instructions else 'time'} per session (targets: {targets})")
     for backend in args.backend:
         scripted = results.get((backend, "scripted"))
         if not isinstance(scripted, float):
@@ -307,8 +363,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds; the best counts (default 7)")
     parser.add_argument("--warmup", type=int, default=50, help="untimed sessions per contender first (default 50)")
     parser.add_argument("--backend", choices=("asyncio", "trio"), action="append", help="repeatable; default both")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per session under valgrind instead of timing: the same on a loaded "
+                             "machine as on an idle one (about 5 minutes on 2 cores; --repeat and --warmup unused)")
+    parser.add_argument("--play", help=argparse.SUPPRESS)  # one contender's sessions, for --instructions
     args = parser.parse_args(argv)
-    if min(args.sessions, args.repeat) < 1 or args.warmup < 0:
+    if min(args.sessions + bool(args.play), args.repeat) < 1 or args.warmup < 0:  # --play 0: start-up alone
         die("--sessions and --repeat must be >= 1, --warmup >= 0")
     args.backend = args.backend or ["asyncio", "trio"]
     if os.environ.get(IN_ENV):
