@@ -137,13 +137,17 @@ def test_verdict_agrees_with_the_pattern_table(backend: str) -> None:
 @pytest.mark.parametrize("pattern", ["move_on_after", "native_timeout", "exception_escapes_run"])
 def test_the_pinned_trio_orders_show_what_random_tie_breaks_show(pattern: str) -> None:
     """The sweep stops early under trio's two pinned orders instead of drawing seeds: whatever 12
-    seeds show for these examples (asyncgen_gc_warning, on 0.1.48 to 0.2.190) the two orders show."""
+    seeds show for these examples (asyncgen_gc_warning, on 0.1.48 to 0.2.190) the two orders show.
+    Except ``unraisable`` on 0.1.44 and 0.1.48 (the stdout generator finalized after trio.run
+    returned): it needs a mix of the two orders, batch by batch (e.g. oldest, newest, oldest,
+    newest, newest, oldest...), which neither pinned order nor one deviation from it gives; it is
+    still sampled, as the README says."""
     swept = [e for e in ctc.sweep_examples("trio") if e["pattern"] == pattern and e["stop"] == ctc.EARLY_STOP]
     assert {e["schedule"] for e in swept} == set(ctc.TRIO_ORDERS)
     pinned = {n for e in swept for n in ctc.SCENARIO.run_example(e, "trio", None).manifestations}
     seeded = {n for e in swept if e["schedule"] == ctc.TRIO_ORDERS[0] for seed in range(12)
               for n in ctc.SCENARIO.run_example({**e, "schedule": seed}, "trio", None).manifestations}
-    assert seeded <= pinned, f"seeds show {sorted(seeded - pinned)} that neither pinned order does"
+    assert seeded - pinned <= {"unraisable"}, f"seeds show {sorted(seeded - pinned)} that neither pinned order does"
 
 
 # ---------------------------------------------------------------- across releases
