@@ -23,14 +23,15 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
     if args.play:  # one contender's sessions under valgrind (see count_instructions): no timing, no report
         if args.play not in contenders:
             die(f"--play {args.play}: not one of {', '.join(contenders)}")
-        measure_sessions(contenders[args.play], args.backend[0], args.sessions, session)
+        measure_sessions(contenders[args.play], args.backend[0], args.warmup, args.sessions, session)
         return
     if args.instructions:
         results = count_instructions(args, list(contenders))
@@ -226,35 +227,36 @@ def run(args: argparse.Namespace) -> None:
     report(args, results, list(contenders), claude_agent_sdk.__version__, cassette_version)
 
 
-def measure_sessions(make: Callable[[], Any], backend: str, count: int, session: Callable[..., Any]) -> None:
-    """``count`` sessions over ``make()``'s transports, after one that imports what a session needs."""
+def measure_sessions(make: Callable[[], Any], backend: str, warmup: int, count: int, session: Callable[..., Any]) -> None:
+    """``count`` sessions over ``make()``'s transports, after ``warmup`` (at least one: it imports
+    what a session needs) that settle what the first sessions alone pay."""
     import anyio
 
-    async def main() -> None:
-        for _ in range(count):
+    async def sessions(n: int) -> None:
+        for _ in range(n):
             await session(make)
 
-    anyio.run(session, make, backend=backend)
-    anyio.run(main, backend=backend)
+    anyio.run(sessions, max(warmup, 1), backend=backend)
+    anyio.run(sessions, count, backend=backend)
 
 
 def count_instructions(args: argparse.Namespace, names: list[str]) -> dict[tuple[str, str], float | str]:
     """Instructions per session of each contender, counted by valgrind: the same work gives the
-    same count whatever the machine's load. Each contender runs in its own process twice, with no
-    sessions and with ``--sessions``; the difference over the sessions is its cost per session
-    (start-up and imports cancel out)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        die("--instructions needs valgrind (apt-get install valgrind)")
+    same count whatever the machine's load. Each contender runs in its own process twice, after
+    ``--warmup`` sessions: with no more sessions and with ``--sessions``; the difference over the
+    sessions is its cost per session (start-up, imports and warm-up cancel out)."""
+    valgrind = shutil.which("valgrind") or "valgrind"  # main() checked it is there
     def count(backend: str, name: str, sessions: int) -> int | str:
         done = subprocess.run(
             [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", sys.executable,
-             str(Path(__file__).resolve()), "--play", name, "--backend", backend, "--sessions", str(sessions)],
+             str(Path(__file__).resolve()), "--play", name, "--backend", backend, "--sessions", str(sessions),
+             "--warmup", str(args.warmup)],
             capture_output=True, text=True, check=False, env={**os.environ, IN_ENV: "1", "PYTHONHASHSEED": "0"},
         )
         refs = [line for line in done.stderr.splitlines() if "I   refs:" in line]
         if done.returncode != 0 or not refs:
-            return f"n/a ({(done.stderr.strip().splitlines() or ['no output'])[-1][:60]})"
+            own = [line for line in done.stderr.splitlines() if line.strip() and not re.match(r"^(==|--)\d+(==|--)", line)]
+            return f"n/a ({(own or ['no output'])[-1][:60]})"
         print(f"  counted {backend} {name}, {sessions} sessions", file=sys.stderr)
         return int(refs[-1].split(":")[1].replace(",", ""))
 
@@ -365,12 +367,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--backend", choices=("asyncio", "trio"), action="append", help="repeatable; default both")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per session under valgrind instead of timing: the same on a loaded "
-                             "machine as on an idle one (about 5 minutes on 2 cores; --repeat and --warmup unused)")
+                             "machine as on an idle one (about 5 minutes on 2 cores; keep --sessions large, 200 or more: "
+                             "process start-up varies by 1e5-1e6 instructions, divided by it; --repeat unused)")
     parser.add_argument("--play", help=argparse.SUPPRESS)  # one contender's sessions, for --instructions
     args = parser.parse_args(argv)
     if min(args.sessions + bool(args.play), args.repeat) < 1 or args.warmup < 0:  # --play 0: start-up alone
         die("--sessions and --repeat must be >= 1, --warmup >= 0")
     args.backend = args.backend or ["asyncio", "trio"]
+    if args.instructions and shutil.which("valgrind") is None:
+        die("--instructions needs valgrind (apt-get install valgrind)")
     if os.environ.get(IN_ENV):
         run(args)
     elif args.python is not None:

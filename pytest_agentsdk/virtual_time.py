@@ -150,13 +150,15 @@ def trio_clock() -> trio.abc.Clock:
 @functools.cache
 def _trio_clock_class() -> type[trio.abc.Clock]:
     import trio
-    from trio._core._run import GLOBAL_RUN_CONTEXT, _r
+    import trio._core._run as trio_run
+    from trio._core._run import GLOBAL_RUN_CONTEXT
 
     class SkippingTrioClock(trio.abc.Clock):
         def __init__(self) -> None:
             # SystemClock's random offset, drawn from the same generator: the scheduler's seeded
-            # tie-breaks that follow are the ones a run on trio's own clock gets
-            self.clock = WaitClock(_r.uniform(10000, 200000))
+            # tie-breaks that follow are the ones a run on trio's own clock gets. Read from the
+            # module now, as SystemClock does: a run may swap it (explore's pinned orders)
+            self.clock = WaitClock(trio_run._r.uniform(10000, 200000))
 
         @property
         def skipped(self) -> float:

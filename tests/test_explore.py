@@ -4,6 +4,8 @@ judgement that reuses the drawing runs, counts and finds exactly what a search o
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -259,7 +261,8 @@ def test_a_pinned_order_runs_ties_in_spawn_order_or_against_it(order: str, steps
 
 
 def test_seeded_trio_schedules_draw_other_orders_than_the_pinned_ones() -> None:
-    """The seeds are what the search draws; the pinned orders are the two a seed may never draw."""
+    """The seeds are what the search draws: other orders than the pinned two, which a seed draws
+    for every batch of a run only by chance."""
     seeded = {tuple(_first_steps(seed)) for seed in range(16)}
     assert len(seeded) > 2, seeded
 
@@ -267,3 +270,41 @@ def test_seeded_trio_schedules_draw_other_orders_than_the_pinned_ones() -> None:
 def test_a_misspelt_pinned_order_is_named() -> None:
     with pytest.raises(ScriptError, match="did you mean 'newest_first'"):
         _first_steps("newest")
+
+
+_ORDER_AFTER = """
+import sys, trio
+from pytest_agentsdk import virtual_time
+from pytest_agentsdk.explore import seeded_trio_scheduler
+
+def order(schedule):
+    out = []
+    async def child(i):
+        await trio.lowlevel.checkpoint()
+        out.append(i)
+    async def main():
+        out.append(round(trio.current_time()))
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(child, i)
+    with seeded_trio_scheduler(schedule):
+        trio.run(main, clock=virtual_time.trio_clock())
+    return out
+
+if sys.argv[1] == "pinned_first":
+    order("oldest_first")
+print(order(9), order(5))
+"""
+
+
+def test_a_pinned_run_first_in_a_process_leaves_seeded_runs_as_they_are() -> None:
+    """The harness's skipping trio clock draws trio's offset from the scheduler's generator, as
+    trio's own clock does; it must read the generator a run has, not the one it saw first (a
+    pinned run first in a process would have changed every seeded run after it)."""
+    pytest.importorskip("trio")
+
+    def seeded(first: str) -> str:
+        run = subprocess.run([sys.executable, "-c", _ORDER_AFTER, first], capture_output=True, text=True, timeout=60, check=True)
+        return run.stdout
+
+    assert seeded("pinned_first") == seeded("seeded_only")
