@@ -522,7 +522,7 @@ class CrossTaskClose(Scenario):
         if backend == "trio":
             early += f" x trio's {len(TRIO_ORDERS)} pinned tie-break orders ({', '.join(TRIO_ORDERS)})"
         return Sweep(sweep_examples(backend), f"{len(PATTERNS)} patterns x {len(TIMINGS)} timings ({', '.join(TIMINGS)}) x "
-                                              f"{len(GC_TIMINGS)} GC timings x 2 paces, then {early}")
+                                              f"the GC timings and paces that matter to each (up to {len(GC_TIMINGS)} x 2), then {early}")
 
     def group(self, example: Any) -> str | None:
         return example["pattern"]
