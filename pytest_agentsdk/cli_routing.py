@@ -57,7 +57,7 @@ class ScriptedCLI:
     @property
     def transports(self) -> list[ScriptedTransport]:
         """One per session opened with a script, in the order they opened."""
-        return [transport for _, transport in self._sessions if transport is not None]
+        return [transport for _, transport in self.opened()]
 
     def opened(self) -> list[tuple[str, ScriptedTransport]]:
         """Each session opened with a script, as this router's messages name it (``session 2
