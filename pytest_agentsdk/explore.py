@@ -33,7 +33,8 @@ from hypothesis.errors import NoSuchExample
 from hypothesis.internal.conjecture import providers
 
 from . import cache, virtual_time
-from .script import TRANSPORT_OPS, one_of
+from .script import TRANSPORT_OPS
+from .ties import PinnedTies
 from .verdict import Result
 
 if TYPE_CHECKING:
@@ -132,39 +133,19 @@ class Scenario(ABC):
 
 
 # ---------------------------------------------------------------- running one example
-#: trio's tie-breaks pinned, for sweeps: each batch of runnable tasks runs oldest (first spawned)
-#: first, or newest first. A seed draws one random order per batch; these two are the orders no
-#: handful of seeds is sure to draw, and what a consumer pattern shows only under trio hides there.
-TRIO_ORDERS = ("oldest_first", "newest_first")
-
-
-class _PinnedOrder(random.Random):
-    """trio's scheduler RNG with its tie-break pinned: ``shuffle`` gets each batch sorted by spawn
-    order (trio runs it from the end) and leaves it in one fixed order; anything else it draws (the
-    clock's offset) comes from seed 0."""
-
-    def __init__(self, order: str) -> None:
-        super().__init__(0)
-        self.order = order
-
-    def shuffle(self, x: Any) -> None:  # type: ignore[override]  # trio passes its batch only
-        if self.order == "oldest_first":
-            x.reverse()
-
-
 @contextmanager
 def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[None]:
     """trio breaks ties between runnable tasks at random; seeding its scheduler's RNG (the object
-    Hypothesis's trio support seeds too) makes a trio run repeatable. A :data:`TRIO_ORDERS` name
-    pins the order instead, as trio's own deterministic mode (Hypothesis's, which sorts each batch
-    then shuffles it) with that shuffle fixed. asyncio is FIFO already."""
+    Hypothesis's trio support seeds too) makes a trio run repeatable: it shuffles each batch of
+    woken tasks, sorted by spawn order (trio's deterministic mode, Hypothesis's). A ``ties:`` string
+    (:mod:`pytest_agentsdk.ties`) pins instead the coin trio flips per batch outside Hypothesis.
+    asyncio is FIFO already."""
     import trio._core._run as trio_run
 
     if isinstance(schedule, str):
-        one_of("schedule", schedule, TRIO_ORDERS)
         module: Any = trio_run  # trio marks both names Final; Hypothesis's trio support sets them too
         saved = module._r, module._ALLOW_DETERMINISTIC_SCHEDULING
-        module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = _PinnedOrder(schedule), True
+        module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = PinnedTies(schedule), False
         try:
             yield
         finally:

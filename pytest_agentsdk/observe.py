@@ -618,7 +618,7 @@ def run_observed(main: Callable[[Teardown], Awaitable[Any]], backend: str, *, wa
     anything escaping the runner after that is a ``run_error``. Automatic GC is paused during the
     run so that when generators are collected is decided by ``main`` (explicit ``gc.collect()``),
     not by allocation counts: same example, same interleaving. trio breaks ties between runnable
-    tasks at random; ``schedule`` seeds that choice or pins it (:data:`pytest_agentsdk.explore.TRIO_ORDERS`;
+    tasks at random; ``schedule`` seeds that choice or pins it (:mod:`pytest_agentsdk.ties`;
     asyncio's FIFO scheduler has none).
     ``own_errors``: the consumer's own exceptions, left to escape the run as a crashing program's
     would; they are not manifestations, what the teardown prints around them is.

@@ -157,7 +157,7 @@ def _trio_clock_class() -> type[trio.abc.Clock]:
         def __init__(self) -> None:
             # SystemClock's random offset, drawn from the same generator: the scheduler's seeded
             # tie-breaks that follow are the ones a run on trio's own clock gets. Read from the
-            # module now, as SystemClock does: a run may swap it (explore's pinned orders)
+            # module now, as SystemClock does: a run may swap it (pinned tie-breaks)
             self.clock = WaitClock(trio_run._r.uniform(10000, 200000))
 
         @property

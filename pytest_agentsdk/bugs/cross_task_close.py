@@ -28,11 +28,11 @@ from typing import Any
 import anyio
 from hypothesis import strategies as st
 
-from .. import model_server, observe, realcli, wire
+from .. import model_server, observe, realcli, ties, wire
 from ..compat import SdkInfo
 from ..model_server import Reply
 from ..realcli import Cli
-from ..explore import EXAMPLE_WALL_S, TRIO_ORDERS, Outcome, Scenario, Sweep, transport_checkpoints
+from ..explore import EXAMPLE_WALL_S, Outcome, Scenario, Sweep, transport_checkpoints
 from ..script import Script, ScriptError, known_fields, one_of, whole_number
 from ..transport import ScriptedTransport
 from ..verdict import Result
@@ -389,7 +389,7 @@ def _script_json(pattern: str, assistants: int, checkpoints: tuple[tuple[str, in
                  delays: tuple[tuple[str, float], ...]) -> dict[str, Any]:
     """One JSON script per shape, shared by the examples that play it (examples are read, never
     changed): serialising a Script is most of what building an example costs, and the sweep's
-    272 examples (asyncio) or 324 (trio) have 52 shapes."""
+    272 examples (asyncio) or 1,208 (trio) have 52 shapes."""
     return build_script(pattern, assistants, dict(checkpoints), dict(delays)).to_json()
 
 
@@ -398,10 +398,11 @@ def sweep_examples(backend: str) -> list[dict[str, Any]]:
     the consumer returns at once or keeps running; a pattern that closes what it opens is swept
     once per timing and pace (when the GC runs cannot matter to it), one that returns at once
     once per timing and GC timing. Then every pattern stopping early at each timing, under trio
-    once per pinned tie-break order: under trio, ``move_on_after``, ``native_timeout`` and
-    ``exception_escapes_run`` leave an unfinished generator to the collector only there
-    (``asyncgen_gc_warning``; measured on 0.1.48, 0.1.71, 0.2.87, 0.2.143 and 0.2.190), and only
-    in some of trio's random orders, so a sweep without it called them safe below some budget."""
+    once per row of :data:`pytest_agentsdk.ties.COVERING_TIES`: there what a pattern shows hangs on
+    how trio breaks a few ties together (``move_on_after``, ``native_timeout`` and
+    ``exception_escapes_run`` leave an unfinished generator to the collector, ``asyncgen_gc_warning``;
+    on 0.1.44, ``unraisable`` needs 4 flips of 10 together), so a sweep without them called
+    patterns safe below some budget, or gained a manifestation with it."""
     at_result = [
         make_example(p, gc_timing=gc_timing, after=after, **timing)
         for p in PATTERNS
@@ -409,7 +410,7 @@ def sweep_examples(backend: str) -> list[dict[str, Any]]:
         for gc_timing in (GC_TIMINGS[:1] if p in CLOSING else GC_TIMINGS)
         for after in ((0,) if p in RETURNING else (0, SWEEP_AFTER))
     ]
-    orders: tuple[int | str, ...] = TRIO_ORDERS if backend == "trio" else (0,)
+    orders: tuple[int | str, ...] = ties.COVERING_TIES if backend == "trio" else (0,)
     early = [make_example(p, stop=EARLY_STOP, schedule=order, **timing)
              for p in PATTERNS for timing in TIMINGS.values() for order in orders]
     return at_result + early
@@ -455,11 +456,10 @@ def _validated(example: Any) -> tuple[str, Script]:
         whole_number("example.stop (or 'result')", stop)
     whole_number("example.after", example.get("after"))
     schedule = example.get("schedule")
-    where = "example.schedule (a seed, or a pinned trio order)"
     if isinstance(schedule, str):
-        one_of(where, schedule, TRIO_ORDERS)
+        ties.checked("example.schedule", schedule)
     else:
-        whole_number(where, schedule)
+        whole_number("example.schedule (a seed, or 'ties:' and trio's tie-breaks)", schedule)
     script = Script.from_json(example.get("script"))
     turn = next((seg for seg in script.segments if seg.trigger.prompt == 0), None)
     if turn is None or not turn.frames or turn.frames[-1].get("type") != "result":
@@ -520,7 +520,8 @@ class CrossTaskClose(Scenario):
     def sweep(self, model: str | None, backend: str) -> Sweep:
         early = f"every pattern stopping early x {len(TIMINGS)} timings"
         if backend == "trio":
-            early += f" x trio's {len(TRIO_ORDERS)} pinned tie-break orders ({', '.join(TRIO_ORDERS)})"
+            early += (f" x {len(ties.COVERING_TIES)} pinnings of trio's tie-breaks (every way to break any "
+                      f"{ties.STRENGTH} of the first {ties.TIE_DECISIONS} ties)")
         return Sweep(sweep_examples(backend), f"{len(PATTERNS)} patterns x {len(TIMINGS)} timings ({', '.join(TIMINGS)}) x "
                                               f"the GC timings and paces that matter to each (up to {len(GC_TIMINGS)} x 2), then {early}")
 
