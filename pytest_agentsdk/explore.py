@@ -135,28 +135,22 @@ class Scenario(ABC):
 # ---------------------------------------------------------------- running one example
 @contextmanager
 def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[None]:
-    """trio breaks ties between runnable tasks at random; seeding its scheduler's RNG (the object
-    Hypothesis's trio support seeds too) makes a trio run repeatable: it shuffles each batch of
-    woken tasks, sorted by spawn order (trio's deterministic mode, Hypothesis's). A ``ties:`` string
-    (:mod:`pytest_agentsdk.ties`) pins instead the coin trio flips per batch outside Hypothesis.
-    asyncio is FIFO already."""
+    """trio breaks ties between runnable tasks at random; its scheduler's RNG, seeded, makes a trio
+    run repeatable. A seed runs trio's deterministic mode (Hypothesis's: each batch of woken tasks
+    sorted by spawn order, then shuffled), set here rather than left to Hypothesis's trio plugin
+    having been loaded. A ``ties:`` string (:mod:`pytest_agentsdk.ties`) pins instead the coin trio
+    flips per batch outside Hypothesis. trio's own RNG and mode are given back afterwards. asyncio
+    is FIFO already."""
     import trio._core._run as trio_run
 
-    if isinstance(schedule, str):
-        module: Any = trio_run  # trio marks both names Final; Hypothesis's trio support sets them too
-        saved = module._r, module._ALLOW_DETERMINISTIC_SCHEDULING
-        module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = PinnedTies(schedule), False
-        try:
-            yield
-        finally:
-            module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = saved
-        return
-    state = trio_run._r.getstate()
-    trio_run._r.seed(schedule)
+    rng, shuffles = (PinnedTies(schedule), False) if isinstance(schedule, str) else (random.Random(schedule), True)
+    module: Any = trio_run  # trio marks both names Final; Hypothesis's trio support sets them too
+    saved = module._r, module._ALLOW_DETERMINISTIC_SCHEDULING
+    module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = rng, shuffles
     try:
         yield
     finally:
-        trio_run._r.setstate(state)
+        module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = saved
 
 
 def run_in_fresh_loop(main: Callable[[], Awaitable[Any]], backend: str, wall: float = EXAMPLE_WALL_S, *,

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, find, given, settings
 
 from candidates import BASE_VERSION
 
-from pytest_agentsdk import ties, verdict
+from pytest_agentsdk import explore, ties, verdict
 from pytest_agentsdk.bugs import cross_task_close as ctc
 from pytest_agentsdk.compat import sdk_info
 from pytest_agentsdk.script import Script, ScriptError
@@ -144,9 +144,11 @@ MEASURED_UNRAISABLE = ("0.1.44", "0.1.48")
 @pytest.mark.parametrize("pattern", ["move_on_after", "native_timeout", "exception_escapes_run"])
 def test_the_covering_ties_show_what_random_tie_breaks_show(pattern: str) -> None:
     """The sweep stops early under the covering rows of trio's tie-breaks instead of drawing
-    seeds: whatever 12 seeds (Hypothesis's shuffles) and 12 random coin flips per batch (trio's
-    own way) show for these examples, the covering rows show. Two pinned orders, each held for
-    the whole run, missed ``unraisable`` on 0.1.44 and 0.1.48: it needs 4 flips of 10 together."""
+    seeds: whatever 12 seeds (Hypothesis's shuffles) and 12 random strings of coin flips (trio's
+    own way) show for these examples, the rows show, per pattern (the table users read). Two
+    orders each held for the whole run missed ``unraisable`` on 0.1.44 and 0.1.48 (it needs 3
+    flips one way and an even number of reversals among 3 more): one row meets that at the
+    instant timing, which this holds the sweep to there."""
     swept = [e for e in ctc.sweep_examples("trio") if e["pattern"] == pattern and e["stop"] == ctc.EARLY_STOP]
     assert {e["schedule"] for e in swept} == set(ties.COVERING_TIES)
     covered = {n for e in swept for n in ctc.SCENARIO.run_example(e, "trio", None).manifestations}
@@ -160,6 +162,26 @@ def test_the_covering_ties_show_what_random_tie_breaks_show(pattern: str) -> Non
         assert "asyncgen_gc_warning" in covered
     if pattern == "exception_escapes_run" and version in MEASURED_UNRAISABLE:
         assert "unraisable" in covered
+
+
+@pytest.mark.skipif("trio" not in BACKENDS, reason="the installed release cannot run under trio")
+def test_the_covering_rows_decide_every_tie_of_an_early_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch past a row's flips runs against wake order, unpinned by the array: on a release
+    whose early stops break more ties than the rows decide, the sweep's guarantee would cover
+    fewer than its coverage line says (raise ties.TIE_DECISIONS)."""
+    pinned: list[ties.PinnedTies] = []
+
+    class Counted(ties.PinnedTies):
+        def __init__(self, schedule: str) -> None:
+            super().__init__(schedule)
+            pinned.append(self)
+
+    monkeypatch.setattr(explore, "PinnedTies", Counted)
+    early = [e for e in ctc.sweep_examples("trio") if e["stop"] == ctc.EARLY_STOP]
+    for example in early:
+        ctc.SCENARIO.run_example(example, "trio", None)
+    assert len(pinned) == len(early)
+    assert max(p.decided for p in pinned) <= ties.TIE_DECISIONS, max(p.decided for p in pinned)
 
 
 # ---------------------------------------------------------------- across releases

@@ -292,6 +292,24 @@ def test_the_sweep_s_ties_are_few() -> None:
     assert {len(t) for t in ties.COVERING_TIES} == {len(ties.PREFIX) + ties.TIE_DECISIONS}
 
 
+def test_what_trio_draws_besides_its_coin_comes_from_seed_0() -> None:
+    """trio's clock draws its offset from the scheduler's RNG: under pinned ties it is seed 0's,
+    the same for every row, so rows differ in their flips only."""
+    assert ties.PinnedTies("ties:01").uniform(10000, 200000) == random.Random(0).uniform(10000, 200000)
+
+
+@pytest.mark.parametrize("schedule", [7, "ties:01"])
+def test_trio_s_rng_and_mode_are_given_back_after_an_error(schedule: int | str) -> None:
+    pytest.importorskip("trio")
+    import trio._core._run as trio_run
+
+    rng, mode = trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING
+    with pytest.raises(ZeroDivisionError), explore.seeded_trio_scheduler(schedule):
+        assert trio_run._r is not rng
+        raise ZeroDivisionError
+    assert (trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING) == (rng, mode)
+
+
 _ORDER_AFTER = """
 import sys, trio
 from pytest_agentsdk import virtual_time

@@ -399,10 +399,10 @@ def sweep_examples(backend: str) -> list[dict[str, Any]]:
     once per timing and pace (when the GC runs cannot matter to it), one that returns at once
     once per timing and GC timing. Then every pattern stopping early at each timing, under trio
     once per row of :data:`pytest_agentsdk.ties.COVERING_TIES`: there what a pattern shows hangs on
-    how trio breaks a few ties together (``move_on_after``, ``native_timeout`` and
+    how trio breaks several ties together (``move_on_after``, ``native_timeout`` and
     ``exception_escapes_run`` leave an unfinished generator to the collector, ``asyncgen_gc_warning``;
-    on 0.1.44, ``unraisable`` needs 4 flips of 10 together), so a sweep without them called
-    patterns safe below some budget, or gained a manifestation with it."""
+    ``unraisable`` on 0.1.44 and 0.1.48), so a sweep without them called patterns safe below some
+    budget, or gained a manifestation with it."""
     at_result = [
         make_example(p, gc_timing=gc_timing, after=after, **timing)
         for p in PATTERNS
