@@ -295,6 +295,7 @@ class ScriptedTransport(Transport):
 
     # ------------------------------------------------------------ stdout
     async def _stdout(self) -> AsyncIterator[dict[str, Any]]:
+        __tracebackhide__ = True  # a stall's traceback in pytest ends at the SDK's read, then says why
         paused = "read" in self._paused_ops  # the SDK reads after connect(), which planned the script
         while True:
             if paused:
@@ -326,6 +327,7 @@ class ScriptedTransport(Transport):
 
     async def _await_progress(self) -> None:
         """Let a checkpoint pass, a change come or an on_block segment go; raise ScriptStalled if none can."""
+        __tracebackhide__ = True
         if self._delayed or self._gap_running():
             await anyio.lowlevel.checkpoint()
             self._tick()

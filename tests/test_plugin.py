@@ -49,6 +49,30 @@ def test_plugin_runs_async_tests_with_autoload_disabled(pytester, monkeypatch, p
     assert outcomes == {"passed": 1, "deselected": 1}
 
 
+def test_a_stall_s_traceback_ends_at_the_sdk_s_read_and_says_why(pytester) -> None:
+    """The scripted CLI's own frames (its stdout generator, its wait) are hidden from a stall's
+    traceback: it ends where the SDK reads the transport, under the diagnosis."""
+    pytester.makepyfile("""
+        import pytest
+        from claude_agent_sdk import ClaudeSDKClient
+        from pytest_agentsdk import wire
+
+        @pytest.mark.anyio
+        async def test_waits_forever(agentsdk_cli, anyio_backend):
+            agentsdk_cli.session().turn(wire.assistant("thinking"))
+            async with ClaudeSDKClient() as client:
+                await client.query("hi")
+                async for _ in client.receive_response():
+                    pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "agentsdk", "-k", "asyncio")
+    out = result.stdout.str()
+    assert result.parseoutcomes().get("failed") == 1, out
+    assert "E           pytest_agentsdk.transport.ScriptStalled: scripted CLI stalled: the SDK awaits more output after prompt 0" in out
+    assert "turn0 has no result frame" in out
+    assert "_await_progress" not in out and "pytest_agentsdk/transport.py" not in out, out
+
+
 def test_agentsdk_backend_is_the_backend_actually_running_under_pytest_asyncio_auto_mode(pytester) -> None:
     """Auto mode runs ``@pytest.mark.anyio`` tests on asyncio, ``[trio]`` items included."""
     pytester.makepyfile(ONE_TURN_ON_THE_RUNNING_BACKEND)
