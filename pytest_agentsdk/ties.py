@@ -18,6 +18,7 @@ batch past the string runs against it.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import sys
 from functools import cache
@@ -37,7 +38,7 @@ def _pairwise(columns: int) -> list[tuple[int, ...]]:
     each column's rows 1..N-1 are a distinct ceil(N/2)-subset; any two such subsets meet and
     neither holds the other, so every pair of columns shows 00, 01, 10 and 11."""
     rows = 2
-    while len(list(itertools.islice(itertools.combinations(range(1, rows), (rows + 1) // 2), columns))) < columns:
+    while math.comb(rows - 1, (rows + 1) // 2) < columns:
         rows += 1
     subsets = list(itertools.islice(itertools.combinations(range(1, rows), (rows + 1) // 2), columns))
     return [tuple(int(r in s) for s in subsets) for r in range(rows)]
