@@ -89,4 +89,3 @@ class PinnedTies(random.Random):
         flip = self.flips[self.decided] if self.decided < len(self.flips) else "0"
         self.decided += 1
         return 0.0 if flip == "1" else 1.0
-

@@ -234,6 +234,12 @@ def test_any_other_exception_is_still_the_harness_s_error() -> None:
 
 
 # ---------------------------------------------------------------- trio's tie-breaks, pinned
+def _trio_scheduler_state() -> tuple[Any, bool]:
+    """trio's scheduler RNG and whether it shuffles (its deterministic mode)."""
+    trio_run = pytest.importorskip("trio._core._run")
+    return trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING
+
+
 def _first_steps(schedule: int | str) -> list[str]:
     """The order in which three tasks spawned a, b, c take their first step on trio."""
     trio = pytest.importorskip("trio")
@@ -258,11 +264,9 @@ def _first_steps(schedule: int | str) -> list[str]:
 def test_pinned_ties_run_each_batch_in_wake_order_or_against_it(schedule: str, steps: str) -> None:
     """The second batch of two or more is a, b, c, woken in that order (the first is trio's own
     start-up): ``1`` runs it in wake order, ``0`` or nothing against it."""
-    import trio._core._run as trio_run
-
-    rng, mode = trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING
+    before = _trio_scheduler_state()
     assert ["".join(_first_steps(schedule)) for _ in range(3)] == [steps] * 3
-    assert (trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING) == (rng, mode), "trio's own RNG and mode are given back"
+    assert _trio_scheduler_state() == before, "trio's own RNG and mode are given back"
 
 
 def test_seeded_trio_schedules_draw_orders_trio_s_coin_never_makes() -> None:
@@ -300,14 +304,11 @@ def test_what_trio_draws_besides_its_coin_comes_from_seed_0() -> None:
 
 @pytest.mark.parametrize("schedule", [7, "ties:01"])
 def test_trio_s_rng_and_mode_are_given_back_after_an_error(schedule: int | str) -> None:
-    pytest.importorskip("trio")
-    import trio._core._run as trio_run
-
-    rng, mode = trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING
+    before = _trio_scheduler_state()
     with pytest.raises(ZeroDivisionError), explore.seeded_trio_scheduler(schedule):
-        assert trio_run._r is not rng
+        assert _trio_scheduler_state()[0] is not before[0]
         raise ZeroDivisionError
-    assert (trio_run._r, trio_run._ALLOW_DETERMINISTIC_SCHEDULING) == (rng, mode)
+    assert _trio_scheduler_state() == before
 
 
 _ORDER_AFTER = """
