@@ -34,7 +34,7 @@ from hypothesis.internal.conjecture import providers
 
 from . import cache, virtual_time
 from .script import TRANSPORT_OPS
-from .ties import PinnedTies
+from .ties import PinnedTies, TieCovers
 from .verdict import Result
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class Outcome:
     hang: str | None = None  # the stall diagnosis, when the run hung
     evidence: dict[str, Any] = field(default_factory=dict)
     tradeoffs: list[str] = field(default_factory=list)
+    ties_used: str | None = None  # under pinned tie-breaks, the flips the run used (ties.TieCover)
 
     @property
     def failed(self) -> bool:
@@ -134,13 +135,13 @@ class Scenario(ABC):
 
 # ---------------------------------------------------------------- running one example
 @contextmanager
-def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[None]:
+def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[random.Random]:
     """trio breaks ties between runnable tasks at random; its scheduler's RNG, seeded, makes a trio
     run repeatable. A seed runs trio's deterministic mode (Hypothesis's: each batch of woken tasks
     sorted by spawn order, then shuffled), set here rather than left to Hypothesis's trio plugin
     having been loaded. A ``ties:`` string (:mod:`pytest_agentsdk.ties`) pins instead the coin trio
-    flips per batch outside Hypothesis. trio's own RNG and mode are given back afterwards. asyncio
-    is FIFO already."""
+    flips per batch outside Hypothesis (what the run used: the yielded RNG's ``used``). trio's own
+    RNG and mode are given back afterwards. asyncio is FIFO already."""
     import trio._core._run as trio_run
 
     rng, shuffles = (PinnedTies(schedule), False) if isinstance(schedule, str) else (random.Random(schedule), True)
@@ -148,7 +149,7 @@ def seeded_trio_scheduler(schedule: int | str = 0) -> Iterator[None]:
     saved = module._r, module._ALLOW_DETERMINISTIC_SCHEDULING
     module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = rng, shuffles
     try:
-        yield
+        yield rng
     finally:
         module._r, module._ALLOW_DETERMINISTIC_SCHEDULING = saved
 
@@ -366,7 +367,9 @@ def judge(
 ) -> Result:
     """Sweep, then search, then one verdict over everything that ran.
 
-    The sweep (``scenario.sweep(model, backend)``) runs in full. The search then looks for an example that
+    The sweep (``scenario.sweep(model, backend)``) runs in full, but for an example pinned to trio
+    tie-breaks that the runs of its shape before it already covered (:class:`TieCovers`: it would
+    run as one of them did, or add no way of breaking 3 ties). The search then looks for an example that
     shows a manifestation the sweep has not (so a known finding cannot end it early), at most
     ``max_examples`` generated (the :func:`drawn` ones, in order), and shrinks it. The
     counterexample is the first swept example of the most severe tier found (the flow users
@@ -411,8 +414,13 @@ def judge(
                     g.swept_names.update(outcome.names)
         return outcome
 
+    covers = TieCovers()
+    settled = 0
     for example in sweep.examples:
-        run(example, swept=True)
+        if not covers.adds(example):
+            settled += 1
+            continue
+        covers.add(example, run(example, swept=True).ties_used)
         swept_count += 1
     known = frozenset(union)
 
@@ -432,7 +440,8 @@ def judge(
     result = Result(scenario.name, _VERDICT_OF[severity], backend, model, examples=ran,
                     manifestations=sorted(union - {HANG}) + ([HANG] if HANG in union else []),
                     quiet=sorted(union & quiet), tradeoffs=sorted(tradeoffs))
-    axes = f"sweep of {sweep.axes} ({swept_count})" if sweep.axes else f"sweep of {swept_count}"
+    count = f"{swept_count}, and {settled} rows of tie-breaks that earlier runs covered" if settled else swept_count
+    axes = f"sweep of {sweep.axes} ({count})" if sweep.axes else f"sweep of {count}"
     searched = "every example there is (no search)" if sweep.exhaustive else \
         f"{ran - swept_count} searched (seed {seed}, --examples {max_examples})"
     result.coverage = f"{'not reproduced in ' if severity == 0 else ''}{ran} examples: {axes}, {searched}"

@@ -211,6 +211,7 @@ class Teardown:
     #: unraisables and never-awaited coroutines depend on the exact point of the crash, not on the
     #: SDK, so they are evidence of that one ``run_error``, not manifestations of their own
     after_crash: list[Event] = field(default_factory=list)
+    ties_used: str | None = None  # under pinned tie-breaks (trio), the flips the run used
 
     def record(self, channel: str, detail: str, exc: BaseException | None = None, subject: str | None = None,
                origin: str | None = None) -> None:
@@ -764,6 +765,7 @@ def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall:
     import trio
 
     from .explore import seeded_trio_scheduler  # explore imports Hypothesis: not for the production guards
+    from .ties import PinnedTies
 
     async def main() -> None:
         async def bound() -> None:
@@ -774,8 +776,11 @@ def _run_trio(consumer: Callable[[], Awaitable[None]], teardown: Teardown, wall:
         trio.lowlevel.spawn_system_task(bound)
         await consumer()
 
-    with seeded_trio_scheduler(schedule):
-        trio.run(main, clock=virtual_time.trio_clock() if skip_idle else None)  # trio finalizes leftover async generators before it returns
+    with seeded_trio_scheduler(schedule) as scheduler:
+        try:
+            trio.run(main, clock=virtual_time.trio_clock() if skip_idle else None)  # trio finalizes leftover async generators before it returns
+        finally:
+            teardown.ties_used = scheduler.used if isinstance(scheduler, PinnedTies) else None
 
 
 _RUNNERS: dict[str, Callable[[Callable[[], Awaitable[None]], Teardown, float, int | str, bool], None]] = {

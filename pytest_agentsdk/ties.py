@@ -5,10 +5,14 @@ it flips a coin per batch: wake order (oldest woken first) or against it. What a
 shows under trio can hang on several of those flips together, which no order held for the whole
 run gives. So a sweep runs the rows of a binary covering array of strength 3: for any 3 of the
 first :data:`TIE_DECISIONS` batches, and any way of flipping those 3, one row flips them that way,
-in :data:`COVERING_TIES` (19) runs instead of 2**16. That is the guarantee; a condition on more
-flips is met only when a row happens to meet it. On 0.1.44, ``exception_escapes_run`` stopping
-early shows ``unraisable`` in 1/16 of the combinations: 3 flips one way and an even number of
-reversals among 3 more. At the ``instant`` timing one row has it, at ``checkpoints`` none does.
+in :data:`COVERING_TIES` (19) runs instead of 2**16. A run that stops breaking ties after its
+m-th stands for every row that agrees with its first m flips (they run the same), so a row whose
+every way of flipping 3 ties is already stood for adds nothing and is not run
+(:class:`TieCover`): most early stops break at most 11 ties, and the first 12 rows cover those.
+
+That is the guarantee; a condition on more flips is met only when a run happens to meet it. On
+0.1.44, ``exception_escapes_run`` stopping early shows ``unraisable`` in 1/16 of the
+combinations: 3 flips one way and an even number of reversals among 3 more.
 
 A pinned choice is a string, ``ties:`` then 0 or 1 per batch of two or more tasks: ``1`` runs
 it in wake order, ``0`` against it (trio's own order when its coin does not reverse the batch); a
@@ -21,7 +25,8 @@ import itertools
 import math
 import random
 import sys
-from functools import cache
+from collections.abc import Mapping
+from typing import Any
 
 from .script import ScriptError
 
@@ -31,6 +36,8 @@ PREFIX = "ties:"
 #: release it runs on to this bound).
 TIE_DECISIONS = 16
 STRENGTH = 3
+#: Paley's prime: its 12 rows cover any 3 of the first 11 ties, the rest are twins of its first 5.
+_PALEY = 11
 
 
 def _pairwise(columns: int) -> list[tuple[int, ...]]:
@@ -44,21 +51,92 @@ def _pairwise(columns: int) -> list[tuple[int, ...]]:
     return [tuple(int(r in s) for s in subsets) for r in range(rows)]
 
 
-@cache
-def covering(columns: int) -> tuple[tuple[int, ...], ...]:
-    """A binary covering array of strength 3 on ``columns`` columns, by Roux's doubling: A, a
-    strength-3 array on half the columns, side by side with itself, over B, a strength-2 one, beside
-    its complement. Three columns from one half are A's; a column and its twin with a third take all
-    four pairs from A (equal twins) and from B (opposite twins)."""
-    if columns <= STRENGTH:
-        return tuple(itertools.product((0, 1), repeat=columns))
-    half = (columns + 1) // 2
-    doubled = [a + a for a in covering(half)] + [b + tuple(1 - v for v in b) for b in _pairwise(half)]
-    return tuple(dict.fromkeys(row[:columns] for row in doubled))
+def _covering_rows() -> list[tuple[int, ...]]:
+    """19 rows of 16 flips, any 3 of them every way; the first 12 do it for the first 11 flips.
+
+    Top, Paley's array: the zero row and the 11 rotations of the squares mod 11 (0 with them), a
+    strength-3 array of 12 rows on 11 columns; columns 12 to 16 repeat its first 5. Three columns
+    that hold no column with its twin are 3 of Paley's. A column, its twin and a third need the
+    twins equal (Paley's rows, any pair with the third) and opposite: the bottom, a strength-2
+    array on the 11 beside its first 5 complemented."""
+    squares = {x * x % _PALEY for x in range(_PALEY)}
+    twins = TIE_DECISIONS - _PALEY
+    paley = [(0,) * _PALEY] + [tuple(int((c - r) % _PALEY in squares) for c in range(_PALEY)) for r in range(_PALEY)]
+    return [row + row[:twins] for row in paley] + [row + tuple(1 - v for v in row[:twins]) for row in _pairwise(_PALEY)]
 
 
 #: The pinned tie-breaks a sweep runs: every way of flipping any 3 of the first TIE_DECISIONS batches.
-COVERING_TIES = tuple(PREFIX + "".join(map(str, row)) for row in covering(TIE_DECISIONS))
+COVERING_TIES = tuple(PREFIX + "".join(map(str, row)) for row in _covering_rows())
+
+#: Every (3 ties, 3 flips) item is a bit: 8 per triple of tie positions, the flips read as binary.
+_TRIPLES = list(itertools.combinations(range(TIE_DECISIONS), STRENGTH))
+_EVERY = (1 << (8 * len(_TRIPLES))) - 1
+
+
+def _allowing(position: int, flip: int) -> int:
+    """The items a run flipping ``position`` this way leaves possible: those whose triple holds
+    ``position`` flipped so, and every item of the triples without it."""
+    flipped = [sum(1 << v for v in range(8) if (v >> (STRENGTH - 1 - at)) & 1 == flip) for at in range(STRENGTH)]
+    return int.from_bytes(bytes(flipped[triple.index(position)] if position in triple else 0xFF for triple in _TRIPLES), "little")
+
+
+_ALLOWING = [(_allowing(p, 0), _allowing(p, 1)) for p in range(TIE_DECISIONS)]
+
+
+def _stood_for(flips: str) -> int:
+    """The items of every row that starts with ``flips``."""
+    items = _EVERY
+    for position, flip in enumerate(flips[:TIE_DECISIONS]):
+        items &= _ALLOWING[position][flip == "1"]
+    return items
+
+
+class TieCover:
+    """Which ways of flipping 3 of the first TIE_DECISIONS ties the runs of one example shape have
+    stood for: a run that used m flips, all of them (every row agreeing with those m runs as it
+    did). A row is worth running only while one of its own items is not stood for; once none is
+    left, the runs so far are those of a strength-3 covering array."""
+
+    def __init__(self) -> None:
+        self.stood_for = 0
+
+    def adds(self, schedule: str) -> bool:
+        """Whether a run of ``schedule`` (``ties:...``) could flip 3 ties a way no run has yet."""
+        flips = schedule.removeprefix(PREFIX).ljust(TIE_DECISIONS, "0")
+        return bool(_stood_for(flips) & ~self.stood_for)
+
+    def add(self, used: str) -> None:
+        """A run that flipped its ties ``used`` (:attr:`PinnedTies.used`) and then broke no more."""
+        self.stood_for |= _stood_for(used)
+
+    @property
+    def complete(self) -> bool:
+        return self.stood_for == _EVERY
+
+
+class TieCovers:
+    """One :class:`TieCover` per example shape (the example but its ``schedule``), for a sweep
+    whose examples differ only in their pinned tie-breaks."""
+
+    def __init__(self) -> None:
+        self._by_shape: dict[str, TieCover] = {}
+
+    def _of(self, example: Any) -> TieCover | None:
+        schedule = example.get("schedule") if isinstance(example, Mapping) else None
+        if not isinstance(schedule, str):
+            return None
+        shape = repr(sorted((k, v) for k, v in example.items() if k != "schedule"))
+        return self._by_shape.setdefault(shape, TieCover())
+
+    def adds(self, example: Any) -> bool:
+        """False for an example pinned to tie-breaks its shape's runs already stood for."""
+        cover = self._of(example)
+        return cover is None or cover.adds(example["schedule"])
+
+    def add(self, example: Any, used: str | None) -> None:
+        cover = self._of(example)
+        if cover is not None and used is not None:
+            cover.add(used)
 
 
 def checked(where: str, schedule: str) -> str:
@@ -79,6 +157,11 @@ class PinnedTies(random.Random):
         super().__init__(0)
         self.flips = checked("schedule", schedule).removeprefix(PREFIX)
         self.decided = 0
+
+    @property
+    def used(self) -> str:
+        """The flips the run has used so far (a batch past the string took ``0``)."""
+        return self.flips[:self.decided].ljust(self.decided, "0")
 
     def random(self) -> float:
         batch = sys._getframe(1).f_locals.get("batch")

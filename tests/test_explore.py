@@ -282,18 +282,84 @@ def test_a_bad_tie_pinning_says_what_to_give(schedule: str) -> None:
         _first_steps(schedule)
 
 
-@pytest.mark.parametrize("columns", range(1, 40))
-def test_the_covering_rows_break_any_three_ties_every_way(columns: int) -> None:
-    rows = ties.covering(columns)
-    width = min(columns, ties.STRENGTH)
-    for chosen in itertools.combinations(range(columns), width):
-        assert {tuple(row[c] for c in chosen) for row in rows} == set(itertools.product((0, 1), repeat=width)), chosen
+def _flip_triples(rows: list[str], columns: int) -> set[tuple[tuple[int, ...], str]]:
+    """Every (3 columns, their flips) the rows show within the first ``columns``."""
+    return {(chosen, "".join(row[c] for c in chosen)) for row in rows for chosen in itertools.combinations(range(columns), 3)}
+
+
+def test_the_covering_rows_break_any_three_ties_every_way() -> None:
+    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
+    every = {(chosen, "".join(flips)) for chosen in itertools.combinations(range(ties.TIE_DECISIONS), 3)
+             for flips in itertools.product("01", repeat=3)}
+    assert _flip_triples(rows, ties.TIE_DECISIONS) == every
+
+
+def test_the_first_twelve_rows_break_any_three_of_eleven_ties_every_way() -> None:
+    """Why most early stops need 12 runs, not 19: they break at most 11 ties."""
+    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
+    every = {(chosen, "".join(flips)) for chosen in itertools.combinations(range(11), 3) for flips in itertools.product("01", repeat=3)}
+    assert _flip_triples(rows[:12], 11) == every
+    assert _flip_triples(rows[:11], 11) != every
 
 
 def test_the_sweep_s_ties_are_few() -> None:
-    """Roux's doubling gives 19 rows for 16 ties (2**16 combinations, 560 triples of them)."""
-    assert len(ties.COVERING_TIES) == 19
+    """Paley's 12 rows and 7 more for 16 ties (2**16 combinations, 560 triples of them)."""
+    assert len(ties.COVERING_TIES) == len(set(ties.COVERING_TIES)) == 19
     assert {len(t) for t in ties.COVERING_TIES} == {len(ties.PREFIX) + ties.TIE_DECISIONS}
+
+
+def _ways_stood_for(used: str) -> set[tuple[tuple[int, ...], str]]:
+    """By brute force: the (3 ties, flips) of every row that starts with ``used``."""
+    return {(chosen, "".join(flips)) for chosen in itertools.combinations(range(ties.TIE_DECISIONS), 3)
+            for flips in itertools.product("01", repeat=3)
+            if all(c >= len(used) or used[c] == f for c, f in zip(chosen, flips))}
+
+
+@pytest.mark.parametrize("used", ["", "1", "0110", "10110111000", "0110100110010110", "01101001100101101111"])
+def test_a_run_covers_every_row_that_agrees_with_the_flips_it_used(used: str) -> None:
+    """A run that broke its ties ``used`` and no more runs as every row starting so would: it
+    covers their ways of breaking 3 ties, and a row adds something exactly when one is left."""
+    cover = ties.TieCover()
+    cover.add(used)
+    stood_for = _ways_stood_for(used[:ties.TIE_DECISIONS])
+    for row in ties.COVERING_TIES:
+        own = _ways_stood_for(row.removeprefix(ties.PREFIX))
+        assert cover.adds(row) == bool(own - stood_for), row
+    assert cover.complete == (len(stood_for) == 560 * 8)
+    assert not cover.adds(ties.PREFIX + used + "1" * 20)
+
+
+@pytest.mark.parametrize(("flips_per_run", "runs"), [(3, 8), (4, 11), (11, 12), (12, 19), (16, 19)])
+def test_the_judge_leaves_out_rows_earlier_runs_covered(flips_per_run: int, runs: int) -> None:
+    """Pinned examples of one shape run until every way of breaking 3 of the first 16 ties is
+    covered; a shape that breaks few ties needs few, and the coverage line counts the rest."""
+
+    class Pinned(Scenario):
+        name = "pinned"
+
+        def __init__(self) -> None:
+            self.ran: list[str] = []
+
+        def examples(self, model: str | None) -> st.SearchStrategy[Any]:
+            return st.nothing()
+
+        def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+            flips = example["schedule"].removeprefix(ties.PREFIX)[:flips_per_run]
+            self.ran.append(flips)
+            return Outcome(ties_used=flips)
+
+        def sweep(self, model: str | None, backend: str) -> Sweep:
+            return Sweep([{"shape": 1, "schedule": row} for row in ties.COVERING_TIES], exhaustive=True)
+
+    scenario = Pinned()
+    result = explore.judge(scenario, "trio", None, seed=0, max_examples=0)
+    assert len(scenario.ran) == result.examples == runs
+    cover = ties.TieCover()
+    for flips in scenario.ran:
+        cover.add(flips)
+    assert cover.complete
+    left_out = len(ties.COVERING_TIES) - runs
+    assert (f"{runs}, and {left_out} rows of tie-breaks that earlier runs covered" in result.coverage) == bool(left_out)
 
 
 def test_what_trio_draws_besides_its_coin_comes_from_seed_0() -> None:
