@@ -14,6 +14,7 @@ same one line as later.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -366,4 +367,8 @@ def _stdout_reader_gone() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # the interpreter's last collections would walk every object the SDK, mcp and Hypothesis made
+    # (a quarter of a second of a check); frozen, they go with the process, atexit handlers still run
+    gc.freeze()
+    sys.exit(code)

@@ -75,17 +75,24 @@ def run(jobs: Sequence[Callable[[], T]], workers: int, crashed: Callable[[int, s
 
         with interrupt.cleaned_up_on_interrupt(stop_running), selectors.DefaultSelector() as done:
             started = 0
+
+            def start_more() -> None:
+                """Keep ``workers`` running: a job waiting for a long one before it must not idle a core."""
+                nonlocal started
+                while started < len(jobs) and len(running) < max(1, workers):
+                    _start(jobs[started], Path(tmp, str(started)), functools.partial(register, index=started))
+                    started += 1
+
             try:
                 for index in range(len(jobs)):
-                    while started < len(jobs) and len(running) < max(1, workers):
-                        _start(jobs[started], Path(tmp, str(started)), functools.partial(register, index=started))
-                        started += 1
+                    start_more()
                     while index not in status:
                         for key, _ in done.select():
                             pid, finished = running.pop(key.fd)
                             done.unregister(key.fd)
                             os.close(key.fd)
                             status[finished] = os.waitpid(pid, 0)[1]
+                        start_more()
                     yield _result(Path(tmp, str(index)), status[index], index, crashed)
             finally:
                 kill_running()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -43,6 +44,27 @@ def test_results_come_in_job_order_each_from_the_parent_s_state() -> None:
             os.close(write)
     assert results == [("a", 1), ("b", 1), ("c", 1)]
     assert COUNTER["n"] == 0
+
+
+def test_a_job_that_finishes_starts_the_next_while_an_earlier_one_still_runs() -> None:
+    """Two workers; job a runs until job c has run. When b finishes, c must start then (a core
+    idle behind a long job is what made a check wait), not once a is done: a would never be."""
+    read, write = os.pipe()
+
+    def waits_for_c() -> str:
+        ready, _, _ = select.select([read], [], [], 10.0)
+        return "a after c" if ready else "a starved: c never started"
+
+    def c() -> str:
+        os.write(write, b"x")
+        return "c"
+
+    try:
+        results = list(forked.run([waits_for_c, lambda: "b", c], 2, lambda i, why: f"crashed {i}: {why}"))
+    finally:
+        os.close(read)
+        os.close(write)
+    assert results == ["a after c", "b", "c"]
 
 
 def test_a_job_collects_only_what_it_made_and_the_parent_s_collector_is_left_as_it_was() -> None:
