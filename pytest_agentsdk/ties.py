@@ -5,10 +5,10 @@ it flips a coin per batch: wake order (oldest woken first) or against it. What a
 shows under trio can hang on several of those flips together, which no order held for the whole
 run gives. So a sweep runs the rows of a binary covering array of strength 3: for any 3 of the
 first :data:`TIE_DECISIONS` batches, and any way of flipping those 3, one row flips them that way,
-in :data:`COVERING_TIES` (19) runs instead of 2**16. A run that stops breaking ties after its
-m-th stands for every row that agrees with its first m flips (they run the same), so a row whose
-every way of flipping 3 ties is already stood for adds nothing and is not run
-(:class:`TieCover`): most early stops break at most 11 ties, and the first 12 rows cover those.
+in :data:`COVERING_TIES` (19) runs instead of 2**16. A run that breaks m ties covers every row
+that agrees with its m flips (that row would run the same), so a row whose every way of flipping
+3 ties earlier runs covered adds nothing and is not run (:class:`TieCover`): most early stops
+break at most 11 ties, and the first 12 rows cover those.
 
 That is the guarantee; a condition on more flips is met only when a run happens to meet it. On
 0.1.44, ``exception_escapes_run`` stopping early shows ``unraisable`` in 1/16 of the
@@ -83,8 +83,8 @@ def _allowing(position: int, flip: int) -> int:
 _ALLOWING = [(_allowing(p, 0), _allowing(p, 1)) for p in range(TIE_DECISIONS)]
 
 
-def _stood_for(flips: str) -> int:
-    """The items of every row that starts with ``flips``."""
+def _covered_by(flips: str) -> int:
+    """What a run that broke its ties ``flips`` covers: the items of every row starting so."""
     items = _EVERY
     for position, flip in enumerate(flips[:TIE_DECISIONS]):
         items &= _ALLOWING[position][flip == "1"]
@@ -93,25 +93,24 @@ def _stood_for(flips: str) -> int:
 
 class TieCover:
     """Which ways of flipping 3 of the first TIE_DECISIONS ties the runs of one example shape have
-    stood for: a run that used m flips, all of them (every row agreeing with those m runs as it
-    did). A row is worth running only while one of its own items is not stood for; once none is
-    left, the runs so far are those of a strength-3 covering array."""
+    covered. A row is worth running only while one of its own is not covered; once none is left,
+    the runs so far run as a strength-3 covering array would."""
 
     def __init__(self) -> None:
-        self.stood_for = 0
+        self.covered = 0
 
     def adds(self, schedule: str) -> bool:
         """Whether a run of ``schedule`` (``ties:...``) could flip 3 ties a way no run has yet."""
         flips = schedule.removeprefix(PREFIX).ljust(TIE_DECISIONS, "0")
-        return bool(_stood_for(flips) & ~self.stood_for)
+        return bool(_covered_by(flips) & ~self.covered)
 
     def add(self, used: str) -> None:
         """A run that flipped its ties ``used`` (:attr:`PinnedTies.used`) and then broke no more."""
-        self.stood_for |= _stood_for(used)
+        self.covered |= _covered_by(used)
 
     @property
     def complete(self) -> bool:
-        return self.stood_for == _EVERY
+        return self.covered == _EVERY
 
 
 class TieCovers:
@@ -129,7 +128,7 @@ class TieCovers:
         return self._by_shape.setdefault(shape, TieCover())
 
     def adds(self, example: Any) -> bool:
-        """False for an example pinned to tie-breaks its shape's runs already stood for."""
+        """False for an example pinned to tie-breaks its shape's earlier runs covered."""
         cover = self._of(example)
         return cover is None or cover.adds(example["schedule"])
 

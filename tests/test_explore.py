@@ -308,7 +308,7 @@ def test_the_sweep_s_ties_are_few() -> None:
     assert {len(t) for t in ties.COVERING_TIES} == {len(ties.PREFIX) + ties.TIE_DECISIONS}
 
 
-def _ways_stood_for(used: str) -> set[tuple[tuple[int, ...], str]]:
+def _ways_covered_by(used: str) -> set[tuple[tuple[int, ...], str]]:
     """By brute force: the (3 ties, flips) of every row that starts with ``used``."""
     return {(chosen, "".join(flips)) for chosen in itertools.combinations(range(ties.TIE_DECISIONS), 3)
             for flips in itertools.product("01", repeat=3)
@@ -321,11 +321,11 @@ def test_a_run_covers_every_row_that_agrees_with_the_flips_it_used(used: str) ->
     covers their ways of breaking 3 ties, and a row adds something exactly when one is left."""
     cover = ties.TieCover()
     cover.add(used)
-    stood_for = _ways_stood_for(used[:ties.TIE_DECISIONS])
+    covered = _ways_covered_by(used[:ties.TIE_DECISIONS])
     for row in ties.COVERING_TIES:
-        own = _ways_stood_for(row.removeprefix(ties.PREFIX))
-        assert cover.adds(row) == bool(own - stood_for), row
-    assert cover.complete == (len(stood_for) == 560 * 8)
+        own = _ways_covered_by(row.removeprefix(ties.PREFIX))
+        assert cover.adds(row) == bool(own - covered), row
+    assert cover.complete == (len(covered) == 560 * 8)
     assert not cover.adds(ties.PREFIX + used + "1" * 20)
 
 
