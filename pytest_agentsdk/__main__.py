@@ -369,6 +369,8 @@ def _stdout_reader_gone() -> bool:
 if __name__ == "__main__":
     code = main()
     # the interpreter's last collections would walk every object the SDK, mcp and Hypothesis made
-    # (a quarter of a second of a check); frozen, they go with the process, atexit handlers still run
+    # (a quarter of a second of a check); frozen, they go with the process. atexit handlers still
+    # run (weakref.finalize's too); what only a collection would reach (__del__ of garbage in a
+    # cycle) does not: the harness closes what it opens with context managers
     gc.freeze()
     sys.exit(code)

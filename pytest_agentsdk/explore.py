@@ -56,7 +56,9 @@ class Outcome:
     hang: str | None = None  # the stall diagnosis, when the run hung
     evidence: dict[str, Any] = field(default_factory=dict)
     tradeoffs: list[str] = field(default_factory=list)
-    ties_used: str | None = None  # under pinned tie-breaks, the flips the run used (ties.TieCover)
+    #: under pinned tie-breaks, the flips the one trio run of this example used; the judge leaves out
+    #: rows these cover (ties.TieCover), so the outcome must follow from the example and these flips
+    ties_used: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -340,7 +342,9 @@ class _Group:
     examples: int = 0
     swept: int = 0
     names: set[str] = field(default_factory=set)
-    swept_names: set[str] = field(default_factory=set)  # what the sweep alone showed: the same examples on every subject
+    #: what the sweep alone showed: on every subject the same examples, or for rows of trio's
+    #: tie-breaks the same guarantee (every way to break any 3 of the first 16 ties; ties.TieCover)
+    swept_names: set[str] = field(default_factory=set)
     first: Any = None  # the first example that showed something
     more: list[dict[str, Any]] = field(default_factory=list)  # each later example that showed something new
 
@@ -367,9 +371,9 @@ def judge(
 ) -> Result:
     """Sweep, then search, then one verdict over everything that ran.
 
-    The sweep (``scenario.sweep(model, backend)``) runs in full, but for an example pinned to trio
-    tie-breaks that the runs of its shape before it already covered (:class:`TieCovers`: it would
-    run as one of them did, or add no way of breaking 3 ties). The search then looks for an example that
+    The sweep (``scenario.sweep(model, backend)``) runs in full, except an example pinned to trio
+    tie-breaks each of whose ways of breaking 3 of the first 16 ties earlier runs of its shape
+    already covered (:class:`TieCovers`). The search then looks for an example that
     shows a manifestation the sweep has not (so a known finding cannot end it early), at most
     ``max_examples`` generated (the :func:`drawn` ones, in order), and shrinks it. The
     counterexample is the first swept example of the most severe tier found (the flow users

@@ -22,8 +22,10 @@ batch past the string runs against it.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +33,7 @@ from typing import Any
 from .script import ScriptError
 
 PREFIX = "ties:"
+_PINNED = re.compile(re.escape(PREFIX) + "[01]*")
 #: The batches a covering row decides; a batch past them runs against wake order. Bug 1's early
 #: stops had up to 15 batches of two or more on 0.1.44 and 14 on 0.2.190 (a test holds every
 #: release it runs on to this bound).
@@ -121,10 +124,12 @@ class TieCovers:
         self._by_shape: dict[str, TieCover] = {}
 
     def _of(self, example: Any) -> TieCover | None:
+        """None for an example not pinned to tie-breaks, or pinned to a bad string (it runs, and
+        says what is wrong)."""
         schedule = example.get("schedule") if isinstance(example, Mapping) else None
-        if not isinstance(schedule, str):
+        if not isinstance(schedule, str) or not _PINNED.fullmatch(schedule):
             return None
-        shape = repr(sorted((k, v) for k, v in example.items() if k != "schedule"))
+        shape = json.dumps({k: v for k, v in example.items() if k != "schedule"}, sort_keys=True, default=str)
         return self._by_shape.setdefault(shape, TieCover())
 
     def adds(self, example: Any) -> bool:
@@ -140,8 +145,7 @@ class TieCovers:
 
 def checked(where: str, schedule: str) -> str:
     """``schedule`` when it is ``ties:`` then 0s and 1s; else ScriptError saying what to give."""
-    flips = schedule.removeprefix(PREFIX)
-    if not schedule.startswith(PREFIX) or set(flips) - {"0", "1"}:
+    if not _PINNED.fullmatch(schedule):
         raise ScriptError(f"{where}: {schedule!r} is neither a seed nor trio tie-breaks; give a whole number, "
                           f"or {PREFIX!r} then 0 or 1 per batch of woken tasks (e.g. '{PREFIX}0110')")
     return schedule

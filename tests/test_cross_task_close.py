@@ -287,6 +287,8 @@ def test_verdict_does_not_move_with_the_budget(sdk_release: Any, spec: str, back
         assert {r["verdict"] for r in seen.values()} == {"not_applicable"}
         return
     assert sum(swept_in(first["coverage"])) == len(ctc.sweep_examples(backend)), "judged: the full sweep ran"
+    assert {swept_in(r["coverage"]) for r in seen.values()} == {swept_in(first["coverage"])}, \
+        "the rows of tie-breaks a sweep leaves out follow from the runs, never from the budget"
     for examples, result in seen.items():
         search = result["evidence"].get("search") or {}
         assert (result["verdict"], result["manifestations"]) == (first["verdict"], first["manifestations"]), (

@@ -242,6 +242,12 @@ def _trio_scheduler_state() -> tuple[Any, bool]:
 
 def _first_steps(schedule: int | str) -> list[str]:
     """The order in which three tasks spawned a, b, c take their first step on trio."""
+    with explore.seeded_trio_scheduler(schedule):
+        return _first_steps_in_loop()
+
+
+def _first_steps_in_loop() -> list[str]:
+    """:func:`_first_steps` under whatever scheduler trio has now."""
     trio = pytest.importorskip("trio")
     steps: list[str] = []
 
@@ -253,8 +259,7 @@ def _first_steps(schedule: int | str) -> list[str]:
             for name in "abc":
                 nursery.start_soon(step, name)
 
-    with explore.seeded_trio_scheduler(schedule):
-        trio.run(main)
+    trio.run(main)
     return steps
 
 
@@ -329,37 +334,95 @@ def test_a_run_covers_every_row_that_agrees_with_the_flips_it_used(used: str) ->
     assert not cover.adds(ties.PREFIX + used + "1" * 20)
 
 
+class PinnedRows(Scenario):
+    """A sweep of the covering rows for each shape, interleaved: a shape's run breaks its
+    ``flips`` first ties (None: reports none, as a run that could not say does), and one example
+    with a seed rides along."""
+
+    name = "pinned"
+
+    def __init__(self, flips: dict[str, int | None]) -> None:
+        self.flips = flips
+        self.ran: dict[str, list[str]] = {shape: [] for shape in flips}
+
+    def examples(self, model: str | None) -> st.SearchStrategy[Any]:
+        return st.nothing()
+
+    def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
+        schedule = example["schedule"]
+        if isinstance(schedule, int):
+            self.ran.setdefault("seeded", []).append(str(schedule))
+            return Outcome()
+        flips = self.flips[example["shape"]]
+        used = schedule.removeprefix(ties.PREFIX)[:flips] if flips is not None else None
+        self.ran[example["shape"]].append(used or "")
+        return Outcome(ties_used=used)
+
+    def sweep(self, model: str | None, backend: str) -> Sweep:
+        rows = [{"shape": shape, "schedule": row} for row in ties.COVERING_TIES for shape in self.flips]
+        return Sweep([{"shape": "seeded", "schedule": 7}, *rows, {"shape": "seeded", "schedule": 7}], exhaustive=True)
+
+
 @pytest.mark.parametrize(("flips_per_run", "runs"), [(3, 8), (4, 11), (11, 12), (12, 19), (16, 19)])
 def test_the_judge_leaves_out_rows_earlier_runs_covered(flips_per_run: int, runs: int) -> None:
     """Pinned examples of one shape run until every way of breaking 3 of the first 16 ties is
-    covered; a shape that breaks few ties needs few, and the coverage line counts the rest."""
-
-    class Pinned(Scenario):
-        name = "pinned"
-
-        def __init__(self) -> None:
-            self.ran: list[str] = []
-
-        def examples(self, model: str | None) -> st.SearchStrategy[Any]:
-            return st.nothing()
-
-        def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-            flips = example["schedule"].removeprefix(ties.PREFIX)[:flips_per_run]
-            self.ran.append(flips)
-            return Outcome(ties_used=flips)
-
-        def sweep(self, model: str | None, backend: str) -> Sweep:
-            return Sweep([{"shape": 1, "schedule": row} for row in ties.COVERING_TIES], exhaustive=True)
-
-    scenario = Pinned()
+    covered; a shape that breaks few ties needs few, one that cannot say what it used runs every
+    row, another shape's runs cover nothing of this one's, a seeded example always runs, and the
+    coverage line counts what was left out."""
+    scenario = PinnedRows({"short": flips_per_run, "silent": None, "long": 16})
     result = explore.judge(scenario, "trio", None, seed=0, max_examples=0)
-    assert len(scenario.ran) == result.examples == runs
+    assert [len(scenario.ran[shape]) for shape in ("short", "silent", "long", "seeded")] == [runs, 19, 19, 2]
+    assert result.examples == runs + 19 + 19 + 2
     cover = ties.TieCover()
-    for flips in scenario.ran:
+    for flips in scenario.ran["short"]:
         cover.add(flips)
     assert cover.complete
     left_out = len(ties.COVERING_TIES) - runs
-    assert (f"{runs}, and {left_out} rows of tie-breaks that earlier runs covered" in result.coverage) == bool(left_out)
+    assert (f"{result.examples}, and {left_out} rows of tie-breaks that earlier runs covered" in result.coverage) == bool(left_out)
+
+
+def test_a_bad_tie_pinning_is_never_left_out() -> None:
+    """A row that does not parse runs (and its run says what is wrong) however covered its shape."""
+    covers = ties.TieCovers()
+    covers.add({"shape": 1, "schedule": "ties:"}, "")  # a run that broke no tie covers every row of its shape
+    assert not covers.adds({"shape": 1, "schedule": "ties:0110"})
+    assert covers.adds({"shape": 1, "schedule": "ties:2"}) and covers.adds({"shape": 1, "schedule": "oldest_first"})
+    assert covers.adds({"shape": 2, "schedule": "ties:0110"}), "another shape"
+
+
+@pytest.mark.parametrize("tail", ["", "0", "1", "0110100111"])
+def test_a_pinned_run_uses_its_flips_and_no_more(tail: str) -> None:
+    """What leaving rows out rests on: a run that used some flips runs the same whatever follows
+    them, and says which it used (two batches of two or more here: trio's start-up, then a b c;
+    a batch past the string takes 0)."""
+    used = []
+
+    def steps(schedule: str) -> list[str]:
+        with explore.seeded_trio_scheduler(schedule) as scheduler:
+            out = _first_steps_in_loop()
+        used.append(scheduler.used)
+        return out
+
+    assert steps("ties:01" + tail) == ["a", "b", "c"] and used == ["01"]
+    assert steps("ties:" + tail[:1]) == steps("ties:" + tail[:1] + "0") == ["c", "b", "a"]
+    assert used[1:] == [(tail[:1] + "00")[:2]] * 2
+
+
+def test_a_trio_run_that_raises_still_says_which_ties_it_broke() -> None:
+    from pytest_agentsdk import observe
+
+    class Boom(Exception):
+        pass
+
+    async def main(teardown: Any) -> None:
+        trio = pytest.importorskip("trio")
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(trio.lowlevel.checkpoint)
+        raise Boom
+
+    _, teardown = observe.run_observed(main, "trio", schedule="ties:1", own_errors=(Boom,))
+    assert teardown.ties_used is not None and teardown.ties_used.startswith("1")
 
 
 def test_what_trio_draws_besides_its_coin_comes_from_seed_0() -> None:
