@@ -421,10 +421,13 @@ def judge(
     covers = TieCovers()
     settled = 0
     for example in sweep.examples:
-        if not covers.adds(example):
+        cover = covers.of(example)
+        if cover is not None and not cover.adds(example["schedule"]):
             settled += 1
             continue
-        covers.add(example, run(example, swept=True).ties_used)
+        outcome = run(example, swept=True)
+        if cover is not None:
+            cover.add(outcome.ties_used)
         swept_count += 1
     known = frozenset(union)
 

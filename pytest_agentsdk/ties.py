@@ -34,6 +34,8 @@ from .script import ScriptError
 
 PREFIX = "ties:"
 _PINNED = re.compile(re.escape(PREFIX) + "[01]*")
+#: The flip of a batch past the string: against wake order, trio's order when its coin says so.
+_PAST_THE_STRING = "0"
 #: The batches a covering row decides; a batch past them runs against wake order. Bug 1's early
 #: stops had up to 15 batches of two or more on 0.1.44 and 14 on 0.2.190 (a test holds every
 #: release it runs on to this bound).
@@ -104,12 +106,14 @@ class TieCover:
 
     def adds(self, schedule: str) -> bool:
         """Whether a run of ``schedule`` (``ties:...``) could flip 3 ties a way no run has yet."""
-        flips = schedule.removeprefix(PREFIX).ljust(TIE_DECISIONS, "0")
+        flips = schedule.removeprefix(PREFIX).ljust(TIE_DECISIONS, _PAST_THE_STRING)
         return bool(_covered_by(flips) & ~self.covered)
 
-    def add(self, used: str) -> None:
-        """A run that flipped its ties ``used`` (:attr:`PinnedTies.used`) and then broke no more."""
-        self.covered |= _covered_by(used)
+    def add(self, used: str | None) -> None:
+        """A run that flipped its ties ``used`` (:attr:`PinnedTies.used`) and then broke no more;
+        None (a run that could not say) covers nothing."""
+        if used is not None:
+            self.covered |= _covered_by(used)
 
     @property
     def complete(self) -> bool:
@@ -123,24 +127,14 @@ class TieCovers:
     def __init__(self) -> None:
         self._by_shape: dict[str, TieCover] = {}
 
-    def _of(self, example: Any) -> TieCover | None:
-        """None for an example not pinned to tie-breaks, or pinned to a bad string (it runs, and
-        says what is wrong)."""
+    def of(self, example: Any) -> TieCover | None:
+        """The cover of ``example``'s shape; None for an example not pinned to tie-breaks, or
+        pinned to a bad string (it runs, and says what is wrong)."""
         schedule = example.get("schedule") if isinstance(example, Mapping) else None
         if not isinstance(schedule, str) or not _PINNED.fullmatch(schedule):
             return None
         shape = json.dumps({k: v for k, v in example.items() if k != "schedule"}, sort_keys=True, default=str)
         return self._by_shape.setdefault(shape, TieCover())
-
-    def adds(self, example: Any) -> bool:
-        """False for an example pinned to tie-breaks its shape's earlier runs covered."""
-        cover = self._of(example)
-        return cover is None or cover.adds(example["schedule"])
-
-    def add(self, example: Any, used: str | None) -> None:
-        cover = self._of(example)
-        if cover is not None and used is not None:
-            cover.add(used)
 
 
 def checked(where: str, schedule: str) -> str:
@@ -164,7 +158,7 @@ class PinnedTies(random.Random):
     @property
     def used(self) -> str:
         """The flips the run has used so far (a batch past the string took ``0``)."""
-        return self.flips[:self.decided].ljust(self.decided, "0")
+        return self.flips[:self.decided].ljust(self.decided, _PAST_THE_STRING)
 
     def random(self) -> float:
         batch = sys._getframe(1).f_locals.get("batch")
@@ -172,6 +166,6 @@ class PinnedTies(random.Random):
             return super().random()
         if len(batch) < 2:
             return 1.0
-        flip = self.flips[self.decided] if self.decided < len(self.flips) else "0"
+        flip = self.flips[self.decided] if self.decided < len(self.flips) else _PAST_THE_STRING
         self.decided += 1
         return 0.0 if flip == "1" else 1.0

@@ -167,9 +167,11 @@ def test_the_covering_ties_show_what_random_tie_breaks_show(pattern: str) -> Non
     covered: set[str] = set()
     left_out = []
     for example in swept:
-        if covers.adds(example):
+        cover = covers.of(example)
+        assert cover is not None
+        if cover.adds(example["schedule"]):
             outcome = ctc.SCENARIO.run_example(example, "trio", None)
-            covers.add(example, outcome.ties_used)
+            cover.add(outcome.ties_used)
             covered.update(outcome.manifestations)
         else:
             left_out.append(example)
