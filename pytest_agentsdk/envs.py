@@ -360,7 +360,7 @@ class Env:
             for reader in readers:
                 reader.start()
             try:
-                proc.wait(timeout=timeout)
+                interrupt.wait_process(proc, timeout)
             except subprocess.TimeoutExpired:
                 raise EnvError(f"{self.label}: check did not finish within {timeout:.0f} s") from None
             finally:

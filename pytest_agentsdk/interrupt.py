@@ -12,6 +12,12 @@ replace Python's default one), so a run that is not interrupted runs exactly as 
 
 SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stops a command the same way: the same
 cleanup, ``pytest-agentsdk: terminated`` and exit 143 (128 + 15, as a shell reports it).
+
+A main thread that waits while other threads run waits through :func:`as_completed`, :func:`wait` or
+:func:`wait_process`: the kernel may hand
+the signal to a worker thread, and CPython then runs the handler only once the main thread next
+wakes, which a wait with no timeout does only when a worker finishes (a Ctrl-C during two env
+builds was handled when the first build ended, and that env stayed in the cache).
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent import futures
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 EXIT_CODE = 130
 MESSAGE = "pytest-agentsdk: interrupted"
@@ -39,6 +48,8 @@ STOPS: dict[int, tuple[str, int]] = {
 _SPAWN_WAIT_S = 0.3
 #: How long it waits for killed children to die before removing the directories they wrote to.
 REAP_WAIT_S = 0.3
+#: How often a main thread waiting on workers wakes, so a signal a worker thread took is handled.
+WAKE_S = 0.1
 
 _children: dict[int, tuple[subprocess.Popen[Any], bool]] = {}  # id -> (process, leads its own group)
 _paths: dict[int, Path] = {}
@@ -137,6 +148,36 @@ def removed_on_interrupt(path: Path) -> Iterator[Path]:
         yield path
     finally:
         _paths.pop(id(path), None)
+
+
+def as_completed(waited: Iterable[futures.Future[T]]) -> Iterator[futures.Future[T]]:
+    """``concurrent.futures.as_completed(waited)`` (those done together in the order given), waking
+    every WAKE_S: a signal is handled within that, whichever thread the kernel handed it to."""
+    order = list(waited)
+    pending = set(order)
+    while pending:
+        done, pending = futures.wait(pending, timeout=WAKE_S, return_when=futures.FIRST_COMPLETED)
+        yield from (f for f in order if f in done)
+
+
+def wait(waited: Iterable[futures.Future[Any]]) -> None:
+    """``concurrent.futures.wait(waited)``, waking as :func:`as_completed` does (before a pool's
+    exit, which would wait for its threads unwoken)."""
+    for _ in as_completed(waited):
+        pass
+
+
+def wait_process(proc: Any, timeout: float | None = None) -> int:
+    """``proc.wait(timeout)`` (a ``subprocess.Popen`` or a process-like), waking as
+    :func:`as_completed` does: while threads read its pipes, one of them may take the signal."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = WAKE_S if deadline is None else min(WAKE_S, max(0.0, deadline - time.monotonic()))
+        try:
+            return int(proc.wait(timeout=left))
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import envs, forked, options, preload, verdict
+from . import envs, forked, interrupt, options, preload, verdict
 from .bugs import BUG_NAMES, available, model_problem
 
 #: Env builds run at once, beside the checks (see :func:`judge_all`).
@@ -195,13 +195,14 @@ def judge_all(specs: list[envs.Spec], args: argparse.Namespace, seed: int, progr
     with preloaded() as preloaders, ThreadPoolExecutor(max_workers=jobs) as checkers, \
             ThreadPoolExecutor(max_workers=min(BUILDS_AT_ONCE, len(specs) or 1)) as builders:
         builds = {builders.submit(_prepare, spec, args, seed, progress, preloaders): i for i, spec in enumerate(specs)}
-        for done in as_completed(builds):
+        for done in interrupt.as_completed(builds):
             if (exc := done.exception()) is not None:
                 errors[builds[done]] = exc
                 shares.drop(len(clis or [None]))
                 continue
             for j, cli in enumerate(clis or [None]):
                 checks[(builds[done], j)] = checkers.submit(judged, done.result(), cli)
+        interrupt.wait(checks.values())
     if errors:
         raise errors[min(errors)]  # the first bad subject in the order given
     return [checks[key].result() for key in sorted(checks)]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import envs, forked, machine, options, verdict
+from . import envs, forked, interrupt, machine, options, verdict
 from .bugs import BUG_NAMES
 from .patching import PACKAGE_DIR_CODE, Patch, StalePatch, build_source_tree
 
@@ -215,6 +215,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             base_future = pool.submit(machine.judge, latest, judging, args.seed, progress, None, check_jobs, preloaders)
             futures = {name: pool.submit(machine.judge, spec, argparse.Namespace(**{**vars(judging), "bug": list(MUTANTS[name].judged)}),
                                          args.seed, progress, None, check_jobs, preloaders) for name, spec in trees.items()}
+            interrupt.wait([base_future, *futures.values()])
             baseline = base_future.result()
             reports = {name: f.result() for name, f in futures.items()}
     rows = [judge_mutant(m, reports.get(m.name), baseline, stale.get(m.name)) for m in chosen]

@@ -37,7 +37,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from . import cache, envs
+from . import cache, envs, interrupt
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -152,7 +152,9 @@ def fingerprints(versions: list[str], progress: Callable[[str], None] | None = N
     if missing and progress:
         progress(f"comparing the sources of {len(missing)} release(s) (their sdists)")
     with ThreadPoolExecutor(max_workers=max(1, min(FETCHES_AT_ONCE, len(missing)))) as pool:
-        fetched = dict(zip(missing, pool.map(lambda v: _fetched(*links[v]), missing)))
+        fetches = {v: pool.submit(_fetched, *links[v]) for v in missing}
+        interrupt.wait(fetches.values())
+        fetched = {v: f.result() for v, f in fetches.items()}
     _write_cache(path, {keys[v]: value for v, value in fetched.items() if value is not None})
     found = {v: value for v, key in keys.items() if (value := cached.get(key) or fetched.get(v))}
     if (without := [v for v in versions if v not in found]) and progress:

@@ -135,6 +135,58 @@ def test_a_signal_that_lands_while_a_child_fails_to_start_still_stops_the_comman
     assert_interrupted(proc, err, signal.SIGTERM)
 
 
+#: A worker thread sends SIGTERM to itself once the main thread sleeps waiting (on the worker through
+#: ``interrupt.as_completed`` or ``interrupt.wait``, or on a child through ``interrupt.wait_process``,
+#: as a check's pipe readers run beside it), then never finishes: the command stops only if the
+#: main thread wakes.
+SIGNAL_TAKEN_BY_A_WORKER = textwrap.dedent("""
+    import signal, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+    from pytest_agentsdk import interrupt
+
+    def main_thread_sleeps():
+        with open(f"/proc/self/task/{threading.main_thread().native_id}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+    def job():
+        while not main_thread_sleeps():
+            time.sleep(0.01)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        threading.Event().wait()
+
+    with interrupt.handled():
+        worker = ThreadPoolExecutor(1).submit(job)
+        if sys.argv[1] == "as_completed":
+            for _ in interrupt.as_completed([worker]):
+                pass
+        elif sys.argv[1] == "wait":
+            interrupt.wait([worker])
+        else:
+            with interrupt.child([sys.executable, "-c", "import time; time.sleep(3600)", sys.argv[2]]) as proc:
+                interrupt.wait_process(proc)
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the main thread's state from /proc")
+@pytest.mark.parametrize("waiting", ["as_completed", "wait", "wait_process"])
+def test_a_signal_a_worker_thread_took_still_stops_a_main_thread_waiting(waiting: str) -> None:
+    """The kernel may hand the signal to a worker thread; CPython runs the handler in the main
+    thread only when it next wakes. A wait with no timeout woke only when what it waited for ended
+    (Ctrl-C during two env builds was handled when the first ended, and left that env in the
+    cache); with ``concurrent.futures``' own waits or ``Popen.wait()`` this command never stops."""
+    marker = f"waited-{os.getpid()}-{waiting}"  # names the child this test starts, and no other
+    proc = subprocess.Popen([sys.executable, "-c", SIGNAL_TAKEN_BY_A_WORKER, waiting, marker], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_interrupted(proc, err, signal.SIGTERM)
+    assert procfs.naming(marker) == []
+
+
 def test_a_builder_thread_moves_nothing_into_the_cache_once_a_stop_began(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Builder threads keep running while the main thread stops: one that finished its env then
     must not rename the directory the stop is deleting into the cache (a matrix under SIGTERM left
