@@ -34,7 +34,7 @@ from hypothesis.internal.conjecture import providers
 
 from . import cache, virtual_time
 from .script import TRANSPORT_OPS
-from .ties import PinnedTies, TieCovers
+from .ties import PinnedTies, RunsByShape
 from .verdict import Result
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ class Outcome:
     hang: str | None = None  # the stall diagnosis, when the run hung
     evidence: dict[str, Any] = field(default_factory=dict)
     tradeoffs: list[str] = field(default_factory=list)
-    #: under pinned tie-breaks, the flips the one trio run of this example used; the judge leaves out
-    #: rows these cover (ties.TieCover), so the outcome must follow from the example and these flips
+    #: under pinned tie-breaks, the flips the one trio run of this example used; the judge does not
+    #: run a row that starts with them (ties.TieRuns), so the outcome must follow from the example and these flips
     ties_used: str | None = None
 
     @property
@@ -342,8 +342,8 @@ class _Group:
     examples: int = 0
     swept: int = 0
     names: set[str] = field(default_factory=set)
-    #: what the sweep alone showed: on every subject the same examples, or for rows of trio's
-    #: tie-breaks the same guarantee (every way to break any 3 of the first 16 ties; ties.TieCover)
+    #: what the sweep alone showed: on every subject the same examples (a row of trio's tie-breaks
+    #: left out would have run as one that ran; ties.TieRuns)
     swept_names: set[str] = field(default_factory=set)
     first: Any = None  # the first example that showed something
     more: list[dict[str, Any]] = field(default_factory=list)  # each later example that showed something new
@@ -372,8 +372,8 @@ def judge(
     """Sweep, then search, then one verdict over everything that ran.
 
     The sweep (``scenario.sweep(model, backend)``) runs in full, except an example pinned to trio
-    tie-breaks each of whose ways of breaking 3 of the first 16 ties earlier runs of its shape
-    already covered (:class:`TieCovers`). The search then looks for an example that
+    tie-breaks that would run exactly as an earlier run of its shape did (it starts with the flips
+    that run used, :class:`pytest_agentsdk.ties.TieRuns`). The search then looks for an example that
     shows a manifestation the sweep has not (so a known finding cannot end it early), at most
     ``max_examples`` generated (the :func:`drawn` ones, in order), and shrinks it. The
     counterexample is the first swept example of the most severe tier found (the flow users
@@ -418,16 +418,16 @@ def judge(
                     g.swept_names.update(outcome.names)
         return outcome
 
-    covers = TieCovers()
-    settled = 0
+    by_shape = RunsByShape()
+    repeated = 0
     for example in sweep.examples:
-        cover = covers.of(example)
-        if cover is not None and not cover.adds(example["schedule"]):
-            settled += 1
+        tie_runs = by_shape.of(example)
+        if tie_runs is not None and tie_runs.repeats(example["schedule"]):
+            repeated += 1
             continue
         outcome = run(example, swept=True)
-        if cover is not None:
-            cover.add(outcome.ties_used)
+        if tie_runs is not None:
+            tie_runs.add(outcome.ties_used)
         swept_count += 1
     known = frozenset(union)
 
@@ -447,7 +447,7 @@ def judge(
     result = Result(scenario.name, _VERDICT_OF[severity], backend, model, examples=ran,
                     manifestations=sorted(union - {HANG}) + ([HANG] if HANG in union else []),
                     quiet=sorted(union & quiet), tradeoffs=sorted(tradeoffs))
-    count = f"{swept_count}, and {settled} rows of tie-breaks that earlier runs covered" if settled else swept_count
+    count = f"{swept_count}, and {repeated} rows of tie-breaks that would run as an earlier run did" if repeated else swept_count
     axes = f"sweep of {sweep.axes} ({count})" if sweep.axes else f"sweep of {count}"
     searched = "every example there is (no search)" if sweep.exhaustive else \
         f"{ran - swept_count} searched (seed {seed}, --examples {max_examples})"

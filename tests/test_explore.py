@@ -300,38 +300,35 @@ def test_the_covering_rows_break_any_three_ties_every_way() -> None:
 
 
 def test_the_first_twelve_rows_break_any_three_of_eleven_ties_every_way() -> None:
-    """Why most early stops need 12 runs, not 19: they break at most 11 ties."""
+    """Why most early stops need 12 runs, not 20: they break at most 11 ties, and the last 8 rows
+    repeat top rows in their first 11 flips (so they would run as those did)."""
     rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
     every = {(chosen, "".join(flips)) for chosen in itertools.combinations(range(11), 3) for flips in itertools.product("01", repeat=3)}
     assert _flip_triples(rows[:12], 11) == every
     assert _flip_triples(rows[:11], 11) != every
+    assert {row[:11] for row in rows[12:]} <= {row[:11] for row in rows[:12]}
 
 
 def test_the_sweep_s_ties_are_few() -> None:
-    """Paley's 12 rows and 7 more for 16 ties (2**16 combinations, 560 triples of them)."""
-    assert len(ties.COVERING_TIES) == len(set(ties.COVERING_TIES)) == 19
+    """Paley's 12 rows and 8 more for 16 ties (2**16 combinations)."""
+    assert len(ties.COVERING_TIES) == len(set(ties.COVERING_TIES)) == 20
     assert {len(t) for t in ties.COVERING_TIES} == {len(ties.PREFIX) + ties.TIE_DECISIONS}
 
 
-def _ways_covered_by(used: str) -> set[tuple[tuple[int, ...], str]]:
-    """By brute force: the (3 ties, flips) of every row that starts with ``used``."""
-    return {(chosen, "".join(flips)) for chosen in itertools.combinations(range(ties.TIE_DECISIONS), 3)
-            for flips in itertools.product("01", repeat=3)
-            if all(c >= len(used) or used[c] == f for c, f in zip(chosen, flips))}
-
-
-@pytest.mark.parametrize("used", ["", "1", "0110", "10110111000", "0110100110010110", "01101001100101101111"])
-def test_a_run_covers_every_row_that_agrees_with_the_flips_it_used(used: str) -> None:
-    """A run that broke its ties ``used`` and no more runs as every row starting so would: it
-    covers their ways of breaking 3 ties, and a row adds something exactly when one is left."""
-    cover = ties.TieCover()
-    cover.add(used)
-    covered = _ways_covered_by(used[:ties.TIE_DECISIONS])
-    for row in ties.COVERING_TIES:
-        own = _ways_covered_by(row.removeprefix(ties.PREFIX))
-        assert cover.adds(row) == bool(own - covered), row
-    assert cover.complete == (len(covered) == 560 * 8)
-    assert not cover.adds(ties.PREFIX + used + "1" * 20)
+@pytest.mark.parametrize(("used", "repeated", "new"), [
+    ("0110", ["ties:0110", "ties:01101", "ties:011", "ties:0110" + "1" * 20], ["ties:0111", "ties:01", "ties:1110"]),
+    ("", ["ties:", "ties:1", "ties:0110"], []),
+    ("0110000", ["ties:011", "ties:0110000", "ties:01100001"], ["ties:0110001", "ties:0110100"]),
+])
+def test_a_row_that_starts_with_the_flips_a_run_used_repeats_it(used: str, repeated: list[str], new: list[str]) -> None:
+    """A run that broke its ties ``used`` and no more runs as every row starting so would (a row
+    shorter than that takes 0 past its end, as trio's batches past the string do)."""
+    tie_runs = ties.TieRuns()
+    tie_runs.add(used)
+    assert [row for row in repeated + new if tie_runs.repeats(row)] == repeated
+    tie_runs = ties.TieRuns()
+    tie_runs.add(None)  # a run that could not say what it used stands for no other
+    assert not any(tie_runs.repeats(row) for row in repeated + new)
 
 
 class PinnedRows(Scenario):
@@ -363,34 +360,39 @@ class PinnedRows(Scenario):
         return Sweep([{"shape": "seeded", "schedule": 7}, *rows, {"shape": "seeded", "schedule": 7}], exhaustive=True)
 
 
-@pytest.mark.parametrize(("flips_per_run", "runs"), [(3, 8), (4, 11), (11, 12), (12, 19), (16, 19)])
-def test_the_judge_leaves_out_rows_earlier_runs_covered(flips_per_run: int, runs: int) -> None:
-    """Pinned examples of one shape run until every way of breaking 3 of the first 16 ties is
-    covered; a shape that breaks few ties needs few, one that cannot say what it used runs every
-    row, another shape's runs cover nothing of this one's, a seeded example always runs, and the
-    coverage line counts what was left out."""
+@pytest.mark.parametrize("flips_per_run", [0, 3, 4, 11, 12, 16])
+def test_the_judge_runs_a_row_unless_it_would_run_as_an_earlier_one_did(flips_per_run: int) -> None:
+    """Pinned examples of one shape run unless a run of that shape used flips the row starts
+    with: a shape that breaks few ties runs once per distinct prefix of the rows (a strength-3
+    array shows every way of flipping the first 3, and Paley's 12 rows are distinct in their first
+    11 flips), one that cannot say what it used runs every row, another shape's runs stand for
+    nothing of this one's, a seeded example always runs, and the coverage line counts what was
+    left out."""
     scenario = PinnedRows({"short": flips_per_run, "silent": None, "long": 16})
     result = explore.judge(scenario, "trio", None, seed=0, max_examples=0)
-    assert [len(scenario.ran[shape]) for shape in ("short", "silent", "long", "seeded")] == [runs, 19, 19, 2]
-    assert result.examples == runs + 19 + 19 + 2
-    cover = ties.TieCover()
-    for flips in scenario.ran["short"]:
-        cover.add(flips)
-    assert cover.complete
-    left_out = len(ties.COVERING_TIES) - runs
-    assert (f"{result.examples}, and {left_out} rows of tie-breaks that earlier runs covered" in result.coverage) == bool(left_out)
+    every = len(ties.COVERING_TIES)
+    assert [len(scenario.ran[shape]) for shape in ("silent", "long", "seeded")] == [every, every, 2]
+    ran = scenario.ran["short"]
+    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
+    assert len(ran) == len(set(ran)) and set(ran) == {row[:flips_per_run] for row in rows}, "each distinct prefix once"
+    assert len(ran) <= 12 if flips_per_run <= 11 else len(ran) == every
+    if flips_per_run <= ties.STRENGTH:
+        assert len(ran) == 2 ** flips_per_run
+    assert result.examples == len(ran) + 2 * every + 2
+    left_out = every - len(ran)
+    assert (f"{result.examples}, and {left_out} rows of tie-breaks that would run as an earlier run did" in result.coverage) == bool(left_out)
 
 
 def test_a_bad_tie_pinning_is_never_left_out() -> None:
-    """A row that does not parse runs (and its run says what is wrong) however covered its shape."""
-    covers = ties.TieCovers()
+    """A row that does not parse runs (and its run says what is wrong) whatever ran before it."""
+    by_shape = ties.RunsByShape()
 
     def run(example: dict[str, Any]) -> bool:
         """Whether the judge runs ``example`` (as :func:`explore.judge` asks)."""
-        cover = covers.of(example)
-        return cover is None or cover.adds(example["schedule"])
+        tie_runs = by_shape.of(example)
+        return tie_runs is None or not tie_runs.repeats(example["schedule"])
 
-    covers.of({"shape": 1, "schedule": "ties:"}).add("")  # a run that broke no tie covers every row of its shape
+    by_shape.of({"shape": 1, "schedule": "ties:"}).add("")  # a run that broke no tie stands for every row of its shape
     assert not run({"shape": 1, "schedule": "ties:0110"})
     assert run({"shape": 1, "schedule": "ties:2"}) and run({"shape": 1, "schedule": "oldest_first"})
     assert run({"shape": 2, "schedule": "ties:0110"}), "another shape"

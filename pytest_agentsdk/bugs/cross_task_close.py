@@ -398,8 +398,8 @@ def sweep_examples(backend: str) -> list[dict[str, Any]]:
     the consumer returns at once or keeps running; a pattern that closes what it opens is swept
     once per timing and pace (when the GC runs cannot matter to it), one that returns at once
     once per timing and GC timing. Then every pattern stopping early at each timing, under trio
-    once per row of :data:`pytest_agentsdk.ties.COVERING_TIES` (the judge leaves out a row whose
-    every way of breaking 3 ties earlier runs covered, :class:`pytest_agentsdk.ties.TieCovers`): there what a pattern shows
+    once per row of :data:`pytest_agentsdk.ties.COVERING_TIES` (the judge does not run a row that
+    would run as an earlier one did, :class:`pytest_agentsdk.ties.TieRuns`): there what a pattern shows
     hangs on how trio breaks several ties together (``move_on_after``, ``native_timeout`` and
     ``exception_escapes_run`` leave an unfinished generator to the collector, ``asyncgen_gc_warning``;
     ``unraisable`` on 0.1.44 and 0.1.48), so a sweep without them called patterns safe below some
@@ -523,8 +523,8 @@ class CrossTaskClose(Scenario):
         early = f"every pattern stopping early x {len(TIMINGS)} timings"
         if backend == "trio":
             early += (f" x trio's tie-breaks, every way to break any {ties.STRENGTH} of the first {ties.TIE_DECISIONS} "
-                      f"ties (up to {len(ties.COVERING_TIES)} rows of a covering array; a run that breaks m < "
-                      f"{ties.TIE_DECISIONS} ties covers every row that agrees with its m flips)")
+                      f"ties ({len(ties.COVERING_TIES)} rows of a covering array; a run that breaks m ties and no more "
+                      "stands for every row that starts with its m flips)")
         return Sweep(sweep_examples(backend), f"{len(PATTERNS)} patterns x {len(TIMINGS)} timings ({', '.join(TIMINGS)}) x "
                                               f"the GC timings and paces that matter to each (up to {len(GC_TIMINGS)} x 2), then {early}")
 
