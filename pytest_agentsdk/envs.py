@@ -365,9 +365,9 @@ class Env:
                 raise EnvError(f"{self.label}: check did not finish within {timeout:.0f} s") from None
             finally:
                 proc.kill()  # a no-op once it exited; one that timed out, or a caller interrupted, must not outlive us
-                proc.wait()
+                interrupt.wait_process(proc)
                 for reader in readers:
-                    reader.join()
+                    interrupt.join(reader)
         share_bytecode(self.path)  # what this check compiled, for the envs judged after it
         try:
             data: dict[str, Any] = json.loads("".join(out))

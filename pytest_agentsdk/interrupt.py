@@ -13,8 +13,8 @@ replace Python's default one), so a run that is not interrupted runs exactly as 
 SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stops a command the same way: the same
 cleanup, ``pytest-agentsdk: terminated`` and exit 143 (128 + 15, as a shell reports it).
 
-A main thread that waits while other threads run waits through :func:`as_completed`, :func:`wait` or
-:func:`wait_process`: the kernel may hand
+A main thread that waits while other threads run waits through :func:`as_completed`, :func:`wait`,
+:func:`wait_process` or :func:`join`: the kernel may hand
 the signal to a worker thread, and CPython then runs the handler only once the main thread next
 wakes, which a wait with no timeout does only when a worker finishes (a Ctrl-C during two env
 builds was handled when the first build ended, and that env stayed in the cache).
@@ -172,12 +172,19 @@ def wait_process(proc: Any, timeout: float | None = None) -> int:
     :func:`as_completed` does: while threads read its pipes, one of them may take the signal."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        left = WAKE_S if deadline is None else min(WAKE_S, max(0.0, deadline - time.monotonic()))
+        left = WAKE_S if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(getattr(proc, "args", "process"), timeout or 0)
         try:
-            return int(proc.wait(timeout=left))
+            return int(proc.wait(timeout=min(WAKE_S, left)))
         except subprocess.TimeoutExpired:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise
+            pass
+
+
+def join(thread: threading.Thread) -> None:
+    """``thread.join()``, waking as :func:`as_completed` does."""
+    while thread.is_alive():
+        thread.join(WAKE_S)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -335,14 +335,17 @@ class Unavailable(RuntimeError):
 def captured(proc: Any, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     """Read ``proc`` (a ``subprocess.Popen`` or a fork of a server, with text pipes) to its end,
     like ``subprocess.run(..., capture_output=True)``."""
+    from . import interrupt
+
     assert proc.stdout is not None and proc.stderr is not None
-    stdout, stderr = proc.stdout, proc.stderr
-    err: list[str] = []
-    reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
-    reader.start()
-    out = stdout.read()
-    reader.join()
-    return subprocess.CompletedProcess(list(argv), proc.wait(), out, "".join(err))
+    read: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda name=name, pipe=pipe: read.__setitem__(name, pipe.read()), daemon=True)
+               for name, pipe in (("out", proc.stdout), ("err", proc.stderr))]
+    for reader in readers:  # on threads: this one, maybe the main thread, waits where a signal can reach it
+        reader.start()
+    for reader in readers:
+        interrupt.join(reader)
+    return subprocess.CompletedProcess(list(argv), interrupt.wait_process(proc), read["out"], read["err"])
 
 
 class _Forked:
@@ -360,7 +363,7 @@ class _Forked:
 
     def _message(self, timeout: float | None) -> dict[str, Any] | None:
         """The server's next answer on this connection; None when it closed the connection."""
-        self.conn.settimeout(timeout)
+        self.conn.settimeout(None if timeout is None else max(timeout, 1e-3))  # 0 would make the socket non-blocking
         while b"\n" not in self._buffer:
             chunk = self.conn.recv(4096)
             if not chunk:

@@ -11,7 +11,7 @@ A run that used m flips and then broke no more ties runs exactly as every row st
 m flips would, so such a row is not run again (:class:`TieRuns`): every row either runs or would
 have run as one that did, on every release alike, and two subjects are judged on the same rows.
 Most early stops break at most 11 ties; the array's last 8 rows repeat top rows in their first 11
-flips, so there 12 runs stand for all 20.
+flips, so there at most 12 runs stand for all 20.
 
 That is the guarantee; a condition on more flips is met only when a row happens to meet it, and
 then on every release that behaves alike. On 0.1.44, ``exception_escapes_run`` stopping early

@@ -10,8 +10,10 @@ check runs in another env.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -148,8 +150,14 @@ SIGNAL_TAKEN_BY_A_WORKER = textwrap.dedent("""
         with open(f"/proc/self/task/{threading.main_thread().native_id}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "S"
 
+    def main_thread_waits():  # asleep twice, 0.05 s apart: in its wait, not passing through a lock on its way
+        if not main_thread_sleeps():
+            return False
+        time.sleep(0.05)
+        return main_thread_sleeps()
+
     def job():
-        while not main_thread_sleeps():
+        while not main_thread_waits():
             time.sleep(0.01)
         signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
         threading.Event().wait()
@@ -185,6 +193,27 @@ def test_a_signal_a_worker_thread_took_still_stops_a_main_thread_waiting(waiting
             proc.wait()
     assert_interrupted(proc, err, signal.SIGTERM)
     assert procfs.naming(marker) == []
+
+
+def test_waiting_on_a_preloaded_run_keeps_what_it_read_and_times_out_as_a_process_does() -> None:
+    """``wait_process`` on a run forked by a preloading server (its exit status comes over a
+    socket): a status that arrives in pieces across waits is read whole, and a wait that runs out
+    (or is given none at all) raises ``TimeoutExpired`` naming the whole timeout, not a socket error."""
+    from pytest_agentsdk import preload
+
+    ours, server = socket.socketpair()
+    with ours, server:
+        server.sendall(b'{"pid": 4242}\n')
+        run = preload._Forked(ours, io.StringIO(), io.StringIO())
+        for timeout in (0.2, 0.0):
+            with pytest.raises(subprocess.TimeoutExpired) as raised:
+                interrupt.wait_process(run, timeout)
+            assert raised.value.timeout == timeout
+        server.sendall(b'{"status": ')
+        with pytest.raises(subprocess.TimeoutExpired):
+            interrupt.wait_process(run, 0.2)
+        server.sendall(b"256}\n")
+        assert interrupt.wait_process(run) == 1 == run.returncode
 
 
 def test_a_builder_thread_moves_nothing_into_the_cache_once_a_stop_began(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -389,7 +389,7 @@ def _script_json(pattern: str, assistants: int, checkpoints: tuple[tuple[str, in
                  delays: tuple[tuple[str, float], ...]) -> dict[str, Any]:
     """One JSON script per shape, shared by the examples that play it (examples are read, never
     changed): serialising a Script is most of what building an example costs, and the sweep's
-    272 examples (asyncio) or 1,208 (trio) have 52 shapes."""
+    272 examples (asyncio) or 1,260 (trio) have 52 shapes."""
     return build_script(pattern, assistants, dict(checkpoints), dict(delays)).to_json()
 
 
