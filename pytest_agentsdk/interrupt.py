@@ -14,10 +14,11 @@ SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stops a command the same way
 cleanup, ``pytest-agentsdk: terminated`` and exit 143 (128 + 15, as a shell reports it).
 
 A main thread that waits while other threads run waits through :func:`as_completed`, :func:`wait`,
-:func:`wait_process` or :func:`join`: the kernel may hand
-the signal to a worker thread, and CPython then runs the handler only once the main thread next
-wakes, which a wait with no timeout does only when a worker finishes (a Ctrl-C during two env
-builds was handled when the first build ended, and that env stayed in the cache).
+:func:`wait_process` or :func:`join`: the kernel may hand the signal to a worker thread, and
+CPython then runs the handler only once the main thread next wakes, which a wait with no timeout
+does only when what it waits for ends (a Ctrl-C during two env builds was handled when the first
+build ended, and that env stayed in the cache). Not covered: an asyncio loop judging real-CLI
+rows in this process (``check --cli``) wakes for the CLI's output and its timers only.
 """
 
 from __future__ import annotations
