@@ -345,8 +345,8 @@ def _unlike_when_examples_could_not_run(row: dict[str, Any], baseline: Result | 
 
 
 def _pattern_moves(baseline: Result, candidate: Result) -> dict[str, dict[str, list[str]]]:
-    """Per consumer pattern / named flow, what the sweep (the same examples on both sides; for rows
-    of trio's tie-breaks, the same guarantee: every way to break any 3 of the first 16 ties) showed
+    """Per consumer pattern / named flow, what the sweep (the same examples on both sides; a row of
+    trio's tie-breaks left out on a side would have run there as one that ran, ties.TieRuns) showed
     newly or no longer: a manifestation spreading to a pattern that was safe is a regression even
     when the union already had it. The sweep's examples only, never the search's: like for like,
     and the same at any budget (so it is said as "the sweep of" a pattern: the search may still

@@ -287,26 +287,30 @@ def test_a_bad_tie_pinning_says_what_to_give(schedule: str) -> None:
         _first_steps(schedule)
 
 
+#: The covering rows as flips alone.
+ROWS = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
+
+
 def _flip_triples(rows: list[str], columns: int) -> set[tuple[tuple[int, ...], str]]:
     """Every (3 columns, their flips) the rows show within the first ``columns``."""
     return {(chosen, "".join(row[c] for c in chosen)) for row in rows for chosen in itertools.combinations(range(columns), 3)}
 
 
+def _every_way(columns: int) -> set[tuple[tuple[int, ...], str]]:
+    """Every (3 of the first ``columns`` columns, flips of them) there is."""
+    return {(chosen, "".join(flips)) for chosen in itertools.combinations(range(columns), 3) for flips in itertools.product("01", repeat=3)}
+
+
 def test_the_covering_rows_break_any_three_ties_every_way() -> None:
-    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
-    every = {(chosen, "".join(flips)) for chosen in itertools.combinations(range(ties.TIE_DECISIONS), 3)
-             for flips in itertools.product("01", repeat=3)}
-    assert _flip_triples(rows, ties.TIE_DECISIONS) == every
+    assert _flip_triples(ROWS, ties.TIE_DECISIONS) == _every_way(ties.TIE_DECISIONS)
 
 
 def test_the_first_twelve_rows_break_any_three_of_eleven_ties_every_way() -> None:
     """Why most early stops need 12 runs, not 20: they break at most 11 ties, and the last 8 rows
     repeat top rows in their first 11 flips (so they would run as those did)."""
-    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
-    every = {(chosen, "".join(flips)) for chosen in itertools.combinations(range(11), 3) for flips in itertools.product("01", repeat=3)}
-    assert _flip_triples(rows[:12], 11) == every
-    assert _flip_triples(rows[:11], 11) != every
-    assert {row[:11] for row in rows[12:]} <= {row[:11] for row in rows[:12]}
+    assert _flip_triples(ROWS[:12], 11) == _every_way(11)
+    assert _flip_triples(ROWS[:11], 11) != _every_way(11)
+    assert {row[:11] for row in ROWS[12:]} <= {row[:11] for row in ROWS[:12]}
 
 
 def test_the_sweep_s_ties_are_few() -> None:
@@ -373,8 +377,7 @@ def test_the_judge_runs_a_row_unless_it_would_run_as_an_earlier_one_did(flips_pe
     every = len(ties.COVERING_TIES)
     assert [len(scenario.ran[shape]) for shape in ("silent", "long", "seeded")] == [every, every, 2]
     ran = scenario.ran["short"]
-    rows = [t.removeprefix(ties.PREFIX) for t in ties.COVERING_TIES]
-    assert len(ran) == len(set(ran)) and set(ran) == {row[:flips_per_run] for row in rows}, "each distinct prefix once"
+    assert len(ran) == len(set(ran)) and set(ran) == {row[:flips_per_run] for row in ROWS}, "each distinct prefix once"
     assert len(ran) <= 12 if flips_per_run <= 11 else len(ran) == every
     if flips_per_run <= ties.STRENGTH:
         assert len(ran) == 2 ** flips_per_run
