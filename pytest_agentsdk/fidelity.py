@@ -5,6 +5,9 @@ twice through the real SDK: by the real CLI against the scripted Messages API (s
 and by the scripted CLI. The two frame sequences are compared by kind and by the fields the
 oracles read (subtype, task status, ``stop_reason``, whether a frame is a subagent's, task ids
 relative to each other, what arrives between turns), after dropping what no oracle reads.
+They are compared lane by lane (the main agent's, each subagent's, each task's reports): the
+oracles judge by provenance, and the real CLI interleaves concurrent agents as timing has it
+(a background agent's reply may reach stdout before or after the main agent's).
 A difference is either fixed in the scripted CLI or listed in :data:`KNOWN` with why it remains;
 :func:`compare` reports the rest, and the fidelity test fails on them.
 """
@@ -56,34 +59,50 @@ KNOWN: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Shape:
-    """A frame as the oracles see it."""
+    """A frame as the oracles see it, and whose it is (``main``, ``subagent N`` or ``task N``)."""
 
     kind: str
     fields: tuple[tuple[str, Any], ...] = ()
+    lane: str = "main"
 
     def describe(self) -> str:
         return self.kind + (f"({', '.join(f'{k}={v}' for k, v in self.fields)})" if self.fields else "")
 
 
 def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
-    """The frames an oracle reads, normalized: task ids become their order of first appearance."""
+    """The frames an oracle reads, normalized: task ids and subagents (by the tool call that
+    started them) become their order of first appearance."""
     tasks: dict[str, int] = {}
+    subagents: dict[str, int] = {}
     out = []
     for frame in frames:
         kind = wire.kind(frame)
         if kind in IGNORED or frame.get("sdk_host_only"):
             continue
         fields: list[tuple[str, Any]] = []
+        lane = "main"
         if frame.get("type") in ("assistant", "user"):
-            fields.append(("by", "subagent" if frame.get("parent_tool_use_id") else "main"))
+            parent = frame.get("parent_tool_use_id")
+            fields.append(("by", "subagent" if parent else "main"))
+            if parent:
+                lane = f"subagent {subagents.setdefault(parent, len(subagents))}"
             if frame["type"] == "assistant":
                 fields.append(("stop_reason", (frame.get("message") or {}).get("stop_reason")))
         if task_id := frame.get("task_id"):
             fields.append(("task", tasks.setdefault(task_id, len(tasks))))
+            lane = f"task {tasks[task_id]}"
         status = frame.get("status") or (frame.get("patch") or {}).get("status")
         if status and kind != "system/session_state_changed":
             fields.append(("status", status))
-        out.append(Shape(kind, tuple(fields)))
+        out.append(Shape(kind, tuple(fields), lane))
+    return out
+
+
+def lanes(sequence: list[Shape]) -> dict[str, list[Shape]]:
+    """``sequence`` split by whose frames they are, each lane in its own order."""
+    out: dict[str, list[Shape]] = {}
+    for shape in sequence:
+        out.setdefault(shape.lane, []).append(shape)
     return out
 
 
@@ -109,28 +128,33 @@ class Comparison:
 
 
 def compare(story: str, real: Played, scripted: Played) -> Comparison:
-    """Align the two sequences by kind; each kind one side has more of, and each field that
-    differs on aligned frames, is a difference unless :data:`KNOWN` explains it."""
+    """Align the two sequences lane by lane, by kind; each kind one side has more of in a lane,
+    and each field that differs on aligned frames, is a difference unless :data:`KNOWN` explains it."""
     a, b = shapes(real.frames), shapes(scripted.frames)
     found: dict[str, str] = {}
-    matcher = difflib.SequenceMatcher(a=[s.kind for s in a], b=[s.kind for s in b], autojunk=False)
     known = KNOWN.get(story, {})
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            for x, y in zip(a[i1:i2], b[j1:j2]):
-                for (key, value), (_, other) in zip(x.fields, y.fields):
-                    if value != other:
-                        found.setdefault(key, f"{x.kind}: {key} real {value!r}, scripted {other!r}")
-            continue
-        for side, extra in (("real", a[i1:i2]), ("scripted", b[j1:j2])):
-            for shape in extra:
-                key = shape.kind if shape.kind in known else shape.describe()
-                found.setdefault(key, f"{side} only: {shape.describe()}")
+    real_lanes, scripted_lanes = lanes(a), lanes(b)
+    for lane in dict.fromkeys([*real_lanes, *scripted_lanes]):
+        x_lane, y_lane = real_lanes.get(lane, []), scripted_lanes.get(lane, [])
+        matcher = difflib.SequenceMatcher(a=[s.kind for s in x_lane], b=[s.kind for s in y_lane], autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op == "equal":
+                for x, y in zip(x_lane[i1:i2], y_lane[j1:j2]):
+                    for (key, value), (_, other) in zip(x.fields, y.fields):
+                        if value != other:
+                            found.setdefault(key, f"{x.kind}: {key} real {value!r}, scripted {other!r}")
+                continue
+            for side, extra in (("real", x_lane[i1:i2]), ("scripted", y_lane[j1:j2])):
+                for shape in extra:
+                    key = shape.kind if shape.kind in known else shape.describe()
+                    found.setdefault(key, f"{side} only: {shape.describe()}")
     between_real = [s.describe() for s in shapes(real.between)]
     between_scripted = [s.describe() for s in shapes(scripted.between)]
 
-    def judged(between: list[Shape]) -> list[str]:
-        return [s.kind for s in between if s.kind not in known and s.describe() not in known]
+    def judged(between: list[Shape]) -> dict[str, list[str]]:
+        kept = {lane: [s.kind for s in those if s.kind not in known and s.describe() not in known]
+                for lane, those in lanes(between).items()}
+        return {lane: kinds for lane, kinds in kept.items() if kinds}
 
     if judged(shapes(real.between)) != judged(shapes(scripted.between)):
         found.setdefault("between_turns", f"between turns: real {between_real}, scripted {between_scripted}")

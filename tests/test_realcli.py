@@ -119,6 +119,24 @@ def test_a_real_cli_example_is_one_of_the_stories_or_refused_naming_the_field(bu
 TRACES_CLI = "2.1.330"
 
 
+def test_fidelity_compares_each_agent_in_its_own_order_and_still_finds_a_changed_report() -> None:
+    """The real CLI interleaves a background agent's frames with the main agent's as timing has it
+    (CI saw the subagent's reply before the main agent's once): that is no difference, a report
+    that says another status is."""
+    from pytest_agentsdk import fidelity
+
+    played = fidelity.STORIES["background_agent_lie"][2]("asyncio")
+    frames = played.frames
+    subagent = next(i for i, f in enumerate(frames) if f.get("type") == "assistant" and f.get("parent_tool_use_id"))
+    first_main_reply = next(i for i, f in enumerate(frames) if f.get("type") == "user") + 1
+    moved = [*frames[:first_main_reply], frames[subagent], *frames[first_main_reply:subagent], *frames[subagent + 1:]]
+    assert moved != frames
+    assert fidelity.compare("background_agent_lie", fidelity.Played(moved), played).differences == []
+    failed = [{**f, "status": "failed"} if f.get("subtype") == "task_notification" else f for f in moved]
+    assert fidelity.compare("background_agent_lie", fidelity.Played(failed), played).differences == [
+        "system/task_notification: status real 'failed', scripted 'completed'"]
+
+
 @pytest.fixture(scope="session")
 def real_cli() -> realcli.Cli:
     """The real CLI these tests run: ``$PYTEST_AGENTSDK_CLI``, else the version the installed SDK's

@@ -552,7 +552,8 @@ def real_sweep() -> list[dict[str, Any]]:
 def _real_main_replies(background: bool) -> list[Reply]:
     spawn = model_server.tool_use(REAL_SPAWN, "Agent", {"description": "Research TERN-501", "prompt": "Do the research.",
                                                          "subagent_type": "general-purpose", "run_in_background": background})
-    # a background agent starts work once the main agent's turn is answered: the frames come in one order every run
+    # a background agent starts work once the main agent's turn is answered: the model serves them in one order
+    # every run (the CLI may still write the two replies to stdout in either order; no oracle reads that order)
     replies = [Reply([spawn], stop_reason="tool_use"),
                Reply([model_server.text("MAIN: agent dispatched.")], opens=_AGENT_GATE if background else None)]
     if background:  # the CLI's own turn reacting to the task notification
