@@ -296,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fidelity = sub.add_parser("fidelity", help="compare the scripted CLI with a real CLI, story by story",
                               description="Play each bug's default story on a real Claude Code CLI (against the scripted "
-                                          "Messages API) and on the scripted CLI, and compare the frames the oracles read. "
-                                          "Exit 0 when every difference is a known one, 1 otherwise.")
+                                          "Messages API) and on the scripted CLI, and compare the frames the oracles read, "
+                                          "agent by agent (concurrent agents interleave as timing has it). Exit 0 when every difference is a known one, 1 otherwise.")
     fidelity.add_argument("--cli", type=options.cli_spec, required=True, metavar="PATH|VERSION|bundled", help="the real CLI (as check --cli)")
     fidelity.add_argument("--backend", choices=options.BACKENDS, default="asyncio")
     fidelity.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
