@@ -269,6 +269,27 @@ def test_fidelity_the_scripted_cli_stays_within_what_the_real_cli_does(real_cli:
 
 
 @pytest.mark.realcli
+def test_fidelity_holds_when_the_real_cli_writes_the_subagents_reply_first(real_cli: realcli.Cli) -> None:
+    """The order CI once met, forced: the model serves the background agent's reply before the main
+    agent's (their gates swapped), so the real CLI writes the agent's reply and its completion
+    before the main agent's; compared agent by agent, that is still no difference."""
+    from pytest_agentsdk import fidelity
+    from pytest_agentsdk.bugs import premature_completion as pc
+
+    main = pc._real_main_replies(background=True)
+    main[1] = dataclasses.replace(main[1], opens=None, gate="agent_replied")
+    work = pc.REAL_STORIES["text_null"]()
+    work[0].opens = "agent_replied"
+    with realcli.tap_stdout() as frames, realcli.CliSession(real_cli, main, work) as session:
+        realcli.play_query(session, "Research these assets.", "asyncio")
+    session.raise_for_unscripted()
+    kinds = [(f["type"], bool(f.get("parent_tool_use_id"))) for f in frames if f["type"] == "assistant"]
+    assert kinds.index(("assistant", True)) < kinds.index(("assistant", False), 1), kinds
+    scripted = fidelity.STORIES["background_agent_lie"][2]("asyncio")
+    assert fidelity.compare("background_agent_lie", fidelity.Played(list(frames)), scripted).differences == []
+
+
+@pytest.mark.realcli
 def test_a_subprocess_transport_change_is_judged_over_the_real_cli(real_cli: realcli.Cli, sdk_release: Any, candidate_env: Any) -> None:
     """tests/candidates' close_is_noop changes only SubprocessCLITransport.close(): the scripted CLI
     never runs it; over the real CLI a ClaudeSDKClient that disconnects now leaves the CLI running."""
