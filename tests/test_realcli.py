@@ -270,21 +270,33 @@ def test_fidelity_the_scripted_cli_stays_within_what_the_real_cli_does(real_cli:
 
 @pytest.mark.realcli
 def test_fidelity_holds_when_the_real_cli_writes_the_subagents_reply_first(real_cli: realcli.Cli) -> None:
-    """The order CI once met, forced: the model serves the background agent's reply before the main
-    agent's (their gates swapped), so the real CLI writes the agent's reply and its completion
+    """The order CI once met, forced: the model holds the main agent's reply until the SDK has read
+    the background agent's reply, so the real CLI writes the agent's reply and its completion
     before the main agent's; compared agent by agent, that is still no difference."""
+    from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+
     from pytest_agentsdk import fidelity
     from pytest_agentsdk.bugs import premature_completion as pc
 
     main = pc._real_main_replies(background=True)
-    main[1] = dataclasses.replace(main[1], opens=None, gate="agent_replied")
-    work = pc.REAL_STORIES["text_null"]()
-    work[0].opens = "agent_replied"
-    with realcli.tap_stdout() as frames, realcli.CliSession(real_cli, main, work) as session:
-        realcli.play_query(session, "Research these assets.", "asyncio")
+    main[1] = dataclasses.replace(main[1], opens=None, gate="agent_read")
+    with realcli.tap_stdout() as frames, realcli.CliSession(real_cli, main, pc.REAL_STORIES["text_null"]()) as session:
+        tapped = SubprocessCLITransport.read_messages
+
+        async def opening(self: Any) -> Any:
+            async for frame in tapped(self):
+                if frame.get("type") == "assistant" and frame.get("parent_tool_use_id"):
+                    session.model.open("agent_read")
+                yield frame
+
+        SubprocessCLITransport.read_messages = opening  # type: ignore[method-assign]
+        try:
+            realcli.play_query(session, "Research these assets.", "asyncio")
+        finally:
+            SubprocessCLITransport.read_messages = tapped  # type: ignore[method-assign]
     session.raise_for_unscripted()
-    kinds = [(f["type"], bool(f.get("parent_tool_use_id"))) for f in frames if f["type"] == "assistant"]
-    assert kinds.index(("assistant", True)) < kinds.index(("assistant", False), 1), kinds
+    by_subagent = [bool(f.get("parent_tool_use_id")) for f in frames if f["type"] == "assistant"]
+    assert by_subagent[:3] == [False, True, False], by_subagent  # the spawn, the agent's reply, the main reply
     scripted = fidelity.STORIES["background_agent_lie"][2]("asyncio")
     assert fidelity.compare("background_agent_lie", fidelity.Played(list(frames)), scripted).differences == []
 
