@@ -13,13 +13,19 @@ it at all. No code of the command has run yet, so those are counted apart: ``pyt
 
     python benchmarks/interrupt.py [--count 30] [--seed N] [--examples 5] [--signal INT|TERM]
     python benchmarks/interrupt.py --command matrix --count 5     # env builds and child checks in flight
+    python benchmarks/interrupt.py --cli PATH --to-thread --count 10  # check --cli, the signal taken by a worker
 
 ``matrix`` rounds use an empty env cache each (uv's own cache stays warm), so builds are in flight.
+``--cli PATH`` interrupts bug 3's ``check`` over that real CLI, whose asyncio loop runs in the
+command's main thread. ``--to-thread`` sends the signal to one of the command's other threads
+(``tgkill``, the thread drawn from the seed), as the kernel may: CPython runs the handler only when
+the main thread next wakes, so this is the worst case for a main thread that waits.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import random
 import re
@@ -51,7 +57,9 @@ def before_main(returncode: int, err: str, signum: int) -> bool:
     return err.rstrip().endswith("KeyboardInterrupt") and not _HARNESS_FRAME.search(err)
 
 
-def command(kind: str, examples: int) -> list[str]:
+def command(kind: str, examples: int, cli: str | None) -> list[str]:
+    if cli:
+        return ["check", "--cli", cli, "--bug", "premature_completion", "--backend", "asyncio", "--seed", "0", "-q"]
     if kind == "check":
         return ["check", "--seed", "0", "--examples", str(examples), "-q"]
     return ["matrix", "--sdk", "0.1.48", "--sdk", "0.1.50", "--seed", "0", "--examples", str(examples), "--bug", "cross_task_close"]
@@ -70,15 +78,31 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signum: int) -> dict[str, object]:
+def to_a_worker(pid: int, signum: int, rng: random.Random) -> bool:
+    """Send ``signum`` to one of ``pid``'s threads but its main one (False: it has no other now)."""
+    try:
+        workers = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    except FileNotFoundError:
+        return False
+    if not workers:
+        return False
+    ctypes.CDLL(None, use_errno=True).tgkill(pid, rng.choice(workers), signum)
+    return True
+
+
+def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signum: int,
+              to_thread: random.Random | None) -> dict[str, object]:
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache)}
     proc = start(args, env)
+    by_worker = False
     try:
         time.sleep(delay)
         finished_first = proc.poll() is not None
         sent = time.perf_counter()
         if not finished_first:
-            os.killpg(proc.pid, signum)
+            by_worker = to_thread is not None and to_a_worker(proc.pid, signum, to_thread)
+            if not by_worker:
+                os.killpg(proc.pid, signum)
         _, err = proc.communicate(timeout=120)
         latency = time.perf_counter() - sent
     finally:
@@ -110,6 +134,8 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signu
         outcome = f"exit {proc.returncode}, last line {lines[-1][:90] if lines else '(none)'!r}"
     if left or temp:
         outcome += f"; left behind: {', '.join(left + temp)[:200]}"
+    if to_thread is not None and not finished_first and not by_worker:
+        outcome += " (no worker thread then: sent to the group)"
     return {"delay": delay, "latency": latency, "outcome": outcome, "signalled": not finished_first}
 
 
@@ -120,14 +146,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="seed of the delays (default: random, printed)")
     parser.add_argument("--examples", type=int, default=5, help="the command's --examples (default 5)")
     parser.add_argument("--signal", choices=("INT", "TERM"), default="INT", help="the signal sent (default INT: Ctrl-C)")
+    parser.add_argument("--cli", metavar="PATH", help="interrupt check --cli PATH (bug 3 over that real CLI) instead")
+    parser.add_argument("--to-thread", action="store_true", help="send the signal to one of the command's worker threads")
     args = parser.parse_args()
+    if args.cli and args.command != "check":
+        parser.error("--cli goes with --command check")
+    if args.to_thread and not hasattr(ctypes.CDLL(None), "tgkill"):
+        parser.error("--to-thread needs a C library with tgkill (glibc 2.30 or later)")
     signum = signal.Signals[f"SIG{args.signal}"]
     # a shell starting this in the background ignores SIGINT, and an ignored signal stays ignored
     # in every child: catch it here so that the commands start with Python's default handling
     signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    cmd = command(args.command, args.examples)
+    cmd = command(args.command, args.examples, args.cli)
+    to_thread = random.Random(seed + 1) if args.to_thread else None  # its own stream: the delays stay those of the seed
     with tempfile.TemporaryDirectory(prefix="agentsdk-interrupt-") as tmp:
         cache_root = Path(tmp)
         shared = Path(os.environ.get("PYTEST_AGENTSDK_CACHE", Path.home() / ".cache" / "pytest-agentsdk"))
@@ -140,11 +173,12 @@ def main() -> None:
         proc.communicate()
         window = time.perf_counter() - started
         print(f"python -m pytest_agentsdk {' '.join(cmd)}")
-        print(f"seed {seed}; {args.count} SIG{args.signal}s; uninterrupted run {window:.1f} s (exit {proc.returncode}); "
+        print(f"seed {seed}; {args.count} SIG{args.signal}s{' to a worker thread' if args.to_thread else ''}; uninterrupted run {window:.1f} s (exit {proc.returncode}); "
               f"{os.cpu_count()} cores; {sys.executable}")
         rows = []
         for i in range(args.count):
-            row = one_round(cmd, rng.uniform(0.0, window), cache_for(i), own_cache=args.command == "matrix", signum=signum)
+            row = one_round(cmd, rng.uniform(0.0, window), cache_for(i), own_cache=args.command == "matrix", signum=signum,
+                            to_thread=to_thread)
             rows.append(row)
             print(f"  {i + 1:2d}  SIG{args.signal} at {row['delay']:6.2f} s  exit after {row['latency']:6.3f} s  {row['outcome']}", flush=True)
     signalled = [r for r in rows if r["signalled"]]

@@ -103,16 +103,19 @@ def main() -> None:
         runs += [("cold-envs (empty env cache)", "cold-envs", cache, None, {}),
                  ("warm, a fresh interpreter per check", "warm-fresh", cache, None, {"PYTEST_AGENTSDK_PRELOAD": "0"}),
                  ("warm (envs cached)", "warm", cache, None, {})]
-        rows = []
+        rows, compared = [], []
         for name, short, envs_cache, uv_cache, extra in runs:
             seconds, cpu, reports, builds = run_matrix(envs_cache, uv_cache, args.examples, args.all, ["--judge-each"] if args.judge_each else [], extra)
             built = f"  {len(builds)} envs built, {sum(builds):6.1f} s of builds" if builds else ""
             print(f"{name:<34} {seconds:7.1f} s wall {cpu:7.1f} s CPU  {len(reports)} reports{built}", flush=True)
             rows.append((short, seconds, reports))
+            compared.append(json.dumps([report["results"] for report in reports], sort_keys=True)
+                            .replace(str(envs_cache), "<env cache>"))  # its path shows in evidence: no verdict
         warm = rows[-1][1]
         print("  ".join(f"{short} {seconds / warm:.2f}x warm" for short, seconds, _ in rows))
-        verdicts = {json.dumps([report["results"] for report in reports], sort_keys=True) for _, _, reports in rows}
-        print("every run gave the same reports" if len(verdicts) == 1 else "THE RUNS GAVE DIFFERENT REPORTS: a speed-up broke a verdict")
+        differ = [short for (short, _, _), results in zip(rows, compared) if results != compared[-1]]
+        print("every run gave the same reports" if not differ else
+              f"THE RUNS GAVE DIFFERENT REPORTS ({', '.join(differ)} against warm): a speed-up broke a verdict")
         if not args.no_breakdown:
             parts = breakdown(cache, rows[-1][2], args.examples)
             total = sum(parts.values())

@@ -86,7 +86,7 @@ def resolve(spec: str, progress: Callable[[str], None] | None = None) -> Cli:
 def version_of(path: Path) -> str:
     """``claude --version`` prints ``2.1.330 (Claude Code)``."""
     try:
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
+        out = interrupt.run([str(path), "--version"], timeout=30)  # a Ctrl-C kills it and waits for it
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CliError(f"--cli {path}: cannot run it ({exc})") from None
     found = re.search(r"\d+\.\d+\.\d+", out.stdout)
@@ -197,7 +197,7 @@ class CliSession:
     def __enter__(self) -> CliSession:
         self.root = Path(tempfile.mkdtemp(prefix="agentsdk-cli-"))
         self._on_interrupt = contextlib.ExitStack()  # a command stopped by Ctrl-C exits at once: clean up first
-        self._on_interrupt.enter_context(interrupt.cleaned_up_on_interrupt(lambda: _signal_processes_in(self.root)))
+        self._on_interrupt.enter_context(interrupt.cleaned_up_on_interrupt(lambda: _kill_and_reap(self.root)))
         self._on_interrupt.enter_context(interrupt.removed_on_interrupt(self.root))
         for sub in ("home", "config", "tmp", "work"):
             (self.root / sub).mkdir()
@@ -275,6 +275,45 @@ def _kill_processes_in(root: Path) -> list[int]:
     finally:
         logging.getLogger("asyncio").removeFilter(notice)
     return killed
+
+
+def _kill_and_reap(root: Path) -> None:
+    """On Ctrl-C: kill the CLI processes of ``root`` and reap those this process started, within
+    :data:`~pytest_agentsdk.interrupt.REAP_WAIT_S`. The command exits at once after: a CLI killed
+    but not reaped would outlive it as a zombie, and keep its process group, until init reaps it.
+    A CLI that a terminal's Ctrl-C reached too may be exiting already: its environment is gone, so
+    it is known only as a child of this process that has none."""
+    deadline = time.monotonic() + interrupt.REAP_WAIT_S
+    for pid in [*_signal_processes_in(root), *_exiting_children()]:
+        # by waitpid, not by the state: a killed CLI's main thread shows as a zombie while its other
+        # threads still exit, and cannot be reaped until they have
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:  # not this process's child (init reaps it), or asyncio's watcher thread reaped it
+                break
+            time.sleep(0.005)
+
+
+def _exiting_children() -> list[int]:
+    """This process's children whose environment is gone (empty, or no longer readable): exiting,
+    or exited (zombies)."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or (entry / "stat").read_text().rsplit(") ", 1)[1].split()[1] != me:
+                continue
+        except (OSError, IndexError):  # gone
+            continue
+        try:
+            if (entry / "environ").read_bytes():
+                continue
+        except OSError:  # ESRCH: its memory is gone already
+            pass
+        found.append(int(entry.name))
+    return found
 
 
 def _state(pid: int) -> str | None:

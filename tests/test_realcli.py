@@ -320,23 +320,32 @@ def test_a_subprocess_transport_change_is_judged_over_the_real_cli(real_cli: rea
 
 
 @pytest.mark.realcli
-def test_ctrl_c_mid_story_leaves_no_process_and_no_directory(real_cli: realcli.Cli, tmp_path: Path) -> None:
-    """SIGINT while the real CLI runs a story: the documented exit, and nothing left behind."""
+@pytest.mark.parametrize("to_group", [False, True], ids=["to_the_command", "to_its_group"])
+def test_ctrl_c_mid_story_leaves_no_process_and_no_directory(real_cli: realcli.Cli, tmp_path: Path, to_group: bool) -> None:
+    """SIGINT to the command alone (``kill -INT``), or to its process group as a terminal's Ctrl-C
+    sends it (the CLI gets it too, and may be exiting when the command cleans up), while the real
+    CLI runs a story: the documented exit, and nothing left behind, not even the killed CLI as a
+    zombie in the command's process group."""
     import signal
     import time
 
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", "check", "--bug", "premature_completion", "--cli",
                              str(real_cli.path), "--backend", "asyncio", "--seed", "0", "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not [x for x in _leftovers(tmp_path) if x.startswith("process")] and time.monotonic() < deadline:
         time.sleep(0.05)  # polling for the CLI process to exist, not waiting out a race
-    proc.send_signal(signal.SIGINT)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("pytest-agentsdk: interrupted"), err
     assert _leftovers(tmp_path) == []
+    with pytest.raises(ProcessLookupError):  # the group is empty once the command has exited: the CLI was reaped
+        os.killpg(proc.pid, 0)
 
 
 @pytest.mark.realcli
