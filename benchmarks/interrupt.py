@@ -86,13 +86,16 @@ def to_a_worker(pid: int, signum: int, rng: random.Random) -> bool:
         return False
     if not workers:
         return False
-    ctypes.CDLL(None, use_errno=True).tgkill(pid, rng.choice(workers), signum)
-    return True
+    return ctypes.CDLL(None, use_errno=True).tgkill(pid, rng.choice(workers), signum) == 0  # ESRCH: that thread just ended
 
 
 def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signum: int,
-              to_thread: random.Random | None) -> dict[str, object]:
+              to_thread: random.Random | None, tmpdir: Path | None) -> dict[str, object]:
+    """``tmpdir``: the command's TMPDIR (a real CLI's session directories go there), checked after."""
     env = {**os.environ, "PYTEST_AGENTSDK_CACHE": str(cache)}
+    if tmpdir is not None:
+        tmpdir.mkdir()
+        env["TMPDIR"] = str(tmpdir)
     proc = start(args, env)
     by_worker = False
     try:
@@ -115,6 +118,7 @@ def one_round(args: list[str], delay: float, cache: Path, own_cache: bool, signu
         left.append(f"process group {proc.pid} still alive")
         os.killpg(proc.pid, signal.SIGKILL)
     temp = sorted(p.name for p in (cache / "envs").glob(".build-*")) if (cache / "envs").is_dir() else []
+    temp += sorted(p.name for p in tmpdir.iterdir()) if tmpdir is not None else []
     message, code = interrupt.STOPS[signum]
     clean = (proc.returncode == code and lines[-1:] == [message] and lines.count(message) == 1
              and "Traceback" not in err and not left and not temp)
@@ -178,7 +182,7 @@ def main() -> None:
         rows = []
         for i in range(args.count):
             row = one_round(cmd, rng.uniform(0.0, window), cache_for(i), own_cache=args.command == "matrix", signum=signum,
-                            to_thread=to_thread)
+                            to_thread=to_thread, tmpdir=cache_root / f"tmp{i}" if args.cli else None)
             rows.append(row)
             print(f"  {i + 1:2d}  SIG{args.signal} at {row['delay']:6.2f} s  exit after {row['latency']:6.3f} s  {row['outcome']}", flush=True)
     signalled = [r for r in rows if r["signalled"]]

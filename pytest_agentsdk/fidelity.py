@@ -7,7 +7,9 @@ oracles read (subtype, task status, ``stop_reason``, whether a frame is a subage
 relative to each other, what arrives between turns), after dropping what no oracle reads.
 They are compared lane by lane (the main agent's, each subagent's, each task's reports): the
 oracles judge by provenance, and the real CLI interleaves concurrent agents as timing has it
-(a background agent's reply may reach stdout before or after the main agent's).
+(a background agent's reply may reach stdout before or after the main agent's). Which turn a
+frame falls in (the results before it) is compared too: ``receive_response()`` ends at a result,
+so that decides which call a consumer reads the frame from, and bug 2's oracle reads it.
 A difference is either fixed in the scripted CLI or listed in :data:`KNOWN` with why it remains;
 :func:`compare` reports the rest, and the fidelity test fails on them.
 """
@@ -34,13 +36,15 @@ _STOP_REASON = ("the real CLI's stream-json assistant frames carry stop_reason n
                 "oracle reads the main agent's, and bug 3's scripted shapes with no result are the ones where a "
                 "release's typed stop_reason can show a cut text (ground truth is the script's, never the frames)")
 _TASKS_CHANGED = "not modelled: no oracle reads background_tasks_changed"
+_HELD_RESULT = ("with stdin closed the real CLI holds turn 1's result back and emits both results at the end (or at once, "
+                "as timing has it); the scripted CLI emits turn 1's at once (query() reads to the end either way)")
 KNOWN: dict[str, dict[str, str]] = {
     "one_turn": {"stop_reason": _STOP_REASON},
     "background_agent_lie": {
         "stop_reason": _STOP_REASON,
         "system/background_tasks_changed": _TASKS_CHANGED,
-        "result": "with stdin closed the real CLI holds turn 1's result back and emits both results at the end; the "
-                  "scripted CLI emits turn 1's at once (query() reads to the end either way)",
+        "result": _HELD_RESULT,
+        "turn": _HELD_RESULT,
     },
     "foreground_agent": {
         "stop_reason": _STOP_REASON,
@@ -59,22 +63,28 @@ KNOWN: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Shape:
-    """A frame as the oracles see it, and whose it is (``main``, ``subagent N`` or ``task N``)."""
+    """A frame as the oracles see it, whose it is (``main``, ``subagent N`` or ``task N``) and in
+    which turn it came (the results before it)."""
 
     kind: str
     fields: tuple[tuple[str, Any], ...] = ()
     lane: str = "main"
+    turn: int = 0
 
     def describe(self) -> str:
         return self.kind + (f"({', '.join(f'{k}={v}' for k, v in self.fields)})" if self.fields else "")
 
 
 def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
-    """The frames an oracle reads, normalized: task ids and subagents (by the tool call that
-    started them) become their order of first appearance."""
+    """The frames an oracle reads, normalized: task ids become their order of first appearance,
+    subagents the order of the main agent's tool calls that started them (what races is when
+    their frames come, not that order). A frame with a task id is in that task's lane."""
+    spawns = {block.get("id"): str(i) for i, block in enumerate(
+        block for frame in frames if frame.get("type") == "assistant" and not frame.get("parent_tool_use_id")
+        for block in (frame.get("message") or {}).get("content") or [] if isinstance(block, dict) and block.get("type") == "tool_use")}
     tasks: dict[str, int] = {}
-    subagents: dict[str, int] = {}
     out = []
+    results = 0
     for frame in frames:
         kind = wire.kind(frame)
         if kind in IGNORED or frame.get("sdk_host_only"):
@@ -85,7 +95,7 @@ def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
             parent = frame.get("parent_tool_use_id")
             fields.append(("by", "subagent" if parent else "main"))
             if parent:
-                lane = f"subagent {subagents.setdefault(parent, len(subagents))}"
+                lane = f"subagent {spawns.get(parent, 'of no tool call')}"
             if frame["type"] == "assistant":
                 fields.append(("stop_reason", (frame.get("message") or {}).get("stop_reason")))
         if task_id := frame.get("task_id"):
@@ -94,7 +104,8 @@ def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
         status = frame.get("status") or (frame.get("patch") or {}).get("status")
         if status and kind != "system/session_state_changed":
             fields.append(("status", status))
-        out.append(Shape(kind, tuple(fields), lane))
+        out.append(Shape(kind, tuple(fields), lane, results))
+        results += frame.get("type") == "result"
     return out
 
 
@@ -129,7 +140,8 @@ class Comparison:
 
 def compare(story: str, real: Played, scripted: Played) -> Comparison:
     """Align the two sequences lane by lane, by kind; each kind one side has more of in a lane,
-    and each field that differs on aligned frames, is a difference unless :data:`KNOWN` explains it."""
+    and each field (or turn) that differs on aligned frames, is a difference unless :data:`KNOWN`
+    explains it."""
     a, b = shapes(real.frames), shapes(scripted.frames)
     found: dict[str, str] = {}
     known = KNOWN.get(story, {})
@@ -140,7 +152,7 @@ def compare(story: str, real: Played, scripted: Played) -> Comparison:
         for op, i1, i2, j1, j2 in matcher.get_opcodes():
             if op == "equal":
                 for x, y in zip(x_lane[i1:i2], y_lane[j1:j2]):
-                    for (key, value), (_, other) in zip(x.fields, y.fields):
+                    for (key, value), (_, other) in zip((*x.fields, ("turn", x.turn)), (*y.fields, ("turn", y.turn))):
                         if value != other:
                             found.setdefault(key, f"{x.kind}: {key} real {value!r}, scripted {other!r}")
                 continue
@@ -151,10 +163,8 @@ def compare(story: str, real: Played, scripted: Played) -> Comparison:
     between_real = [s.describe() for s in shapes(real.between)]
     between_scripted = [s.describe() for s in shapes(scripted.between)]
 
-    def judged(between: list[Shape]) -> dict[str, list[str]]:
-        kept = {lane: [s.kind for s in those if s.kind not in known and s.describe() not in known]
-                for lane, those in lanes(between).items()}
-        return {lane: kinds for lane, kinds in kept.items() if kinds}
+    def judged(between: list[Shape]) -> list[str]:  # in order: one turn's window, whose frames come as they are caused
+        return [s.kind for s in between if s.kind not in known and s.describe() not in known]
 
     if judged(shapes(real.between)) != judged(shapes(scripted.between)):
         found.setdefault("between_turns", f"between turns: real {between_real}, scripted {between_scripted}")

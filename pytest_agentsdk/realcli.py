@@ -283,17 +283,20 @@ def _kill_and_reap(root: Path) -> None:
     but not reaped would outlive it as a zombie, and keep its process group, until init reaps it.
     A CLI that a terminal's Ctrl-C reached too may be exiting already: its environment is gone, so
     it is known only as a child of this process that has none."""
+    pending = {*_signal_processes_in(root), *_exiting_children()}
     deadline = time.monotonic() + interrupt.REAP_WAIT_S
-    for pid in [*_signal_processes_in(root), *_exiting_children()]:
+    while pending:  # each tried in every round: one that never ends (a child not a CLI's) starves no other
         # by waitpid, not by the state: a killed CLI's main thread shows as a zombie while its other
         # threads still exit, and cannot be reaped until they have
-        while time.monotonic() < deadline:
+        for pid in list(pending):
             try:
                 if os.waitpid(pid, os.WNOHANG)[0]:
-                    break
+                    pending.discard(pid)
             except ChildProcessError:  # not this process's child (init reaps it), or asyncio's watcher thread reaped it
-                break
-            time.sleep(0.005)
+                pending.discard(pid)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.005)
 
 
 def _exiting_children() -> list[int]:
@@ -421,9 +424,10 @@ def play_client(session: CliSession, prompts: list[str], backend: str, responses
 
 
 @contextlib.contextmanager
-def tap_stdout() -> Iterator[list[dict[str, Any]]]:
+def tap_stdout(on_frame: Callable[[dict[str, Any]], object] | None = None) -> Iterator[list[dict[str, Any]]]:
     """Record every frame the SDK's ``SubprocessCLITransport`` reads from a CLI's stdout, in
-    order, while the block runs (the fidelity check compares them with the scripted CLI's). The
+    order, while the block runs (the fidelity check compares them with the scripted CLI's), and
+    call ``on_frame`` with each as it is read (a story that acts on what the SDK has read). The
     class's reader is wrapped, not replaced: the SDK runs its own transport as usual."""
     from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
@@ -433,6 +437,8 @@ def tap_stdout() -> Iterator[list[dict[str, Any]]]:
     async def tapped(self: Any) -> AsyncIterator[dict[str, Any]]:
         async for frame in original(self):
             frames.append(frame)
+            if on_frame is not None:
+                on_frame(frame)
             yield frame
 
     SubprocessCLITransport.read_messages = tapped  # type: ignore[method-assign]

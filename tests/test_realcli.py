@@ -4,6 +4,7 @@ no CLI needed), then the three bugs, the fidelity check and the cleanup on a rea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -135,6 +136,39 @@ def test_fidelity_compares_each_agent_in_its_own_order_and_still_finds_a_changed
     failed = [{**f, "status": "failed"} if f.get("subtype") == "task_notification" else f for f in moved]
     assert fidelity.compare("background_agent_lie", fidelity.Played(failed), played).differences == [
         "system/task_notification: status real 'failed', scripted 'completed'"]
+
+
+def _kinds_at(frames: list[dict[str, Any]], *kinds: str) -> list[int]:
+    from pytest_agentsdk import wire
+
+    return [i for i, f in enumerate(frames) if wire.kind(f) in kinds]
+
+
+def test_fidelity_finds_a_report_that_crosses_a_result() -> None:
+    """Lanes drop the order between agents, not which turn a frame falls in: a task's report moved
+    past its turn's result, or the CLI's own reaction moved before the report it reacts to (turn 2's
+    call would end on it: bug 2), is a difference, in the frames and between the turns."""
+    from pytest_agentsdk import fidelity
+
+    foreground = fidelity.STORIES["foreground_agent"][2]("asyncio")
+    frames = foreground.frames
+    reports, (result, *_) = _kinds_at(frames, "system/task_updated", "system/task_notification"), _kinds_at(frames, "result")
+    late = [f for i, f in enumerate(frames) if i not in reports][:result] + [frames[i] for i in reports] \
+        + [f for i, f in enumerate(frames) if i not in reports][result:]
+    assert late != frames
+    assert fidelity.compare("foreground_agent", fidelity.Played(late), foreground).differences == [
+        "system/task_updated: turn real 1, scripted 0"]
+
+    two_turns = fidelity.STORIES["two_turns_background"][2]("asyncio")
+
+    def reaction_first(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The CLI's own turn (its init .. its result) moved before the task's report."""
+        report, init, result = _kinds_at(frames, "system/task_updated")[0], _kinds_at(frames, "system/init")[-1], _kinds_at(frames, "result")[-1]
+        return frames[:report] + frames[init:result + 1] + frames[report:init] + frames[result + 1:]
+
+    played = fidelity.Played(reaction_first(two_turns.frames), reaction_first(two_turns.between))
+    differences = fidelity.compare("two_turns_background", played, two_turns).differences
+    assert [d.split(":")[0] for d in differences] == ["system/task_updated", "between turns"], differences
 
 
 @pytest.fixture(scope="session")
@@ -271,29 +305,21 @@ def test_fidelity_the_scripted_cli_stays_within_what_the_real_cli_does(real_cli:
 @pytest.mark.realcli
 def test_fidelity_holds_when_the_real_cli_writes_the_subagents_reply_first(real_cli: realcli.Cli) -> None:
     """The order CI once met, forced: the model holds the main agent's reply until the SDK has read
-    the background agent's reply, so the real CLI writes the agent's reply and its completion
-    before the main agent's; compared agent by agent, that is still no difference."""
-    from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
-
+    the background agent's reply, so the real CLI writes the agent's reply before the main agent's
+    (its task reports then race the main reply); compared agent by agent, that is no difference."""
     from pytest_agentsdk import fidelity
     from pytest_agentsdk.bugs import premature_completion as pc
 
     main = pc._real_main_replies(background=True)
     main[1] = dataclasses.replace(main[1], opens=None, gate="agent_read")
-    with realcli.tap_stdout() as frames, realcli.CliSession(real_cli, main, pc.REAL_STORIES["text_null"]()) as session:
-        tapped = SubprocessCLITransport.read_messages
 
-        async def opening(self: Any) -> Any:
-            async for frame in tapped(self):
-                if frame.get("type") == "assistant" and frame.get("parent_tool_use_id"):
-                    session.model.open("agent_read")
-                yield frame
+    def open_at_the_agents_reply(frame: dict[str, Any]) -> None:
+        if frame.get("type") == "assistant" and frame.get("parent_tool_use_id"):
+            session.model.open("agent_read")
 
-        SubprocessCLITransport.read_messages = opening  # type: ignore[method-assign]
-        try:
-            realcli.play_query(session, "Research these assets.", "asyncio")
-        finally:
-            SubprocessCLITransport.read_messages = tapped  # type: ignore[method-assign]
+    with realcli.tap_stdout(open_at_the_agents_reply) as frames, \
+            realcli.CliSession(real_cli, main, pc.REAL_STORIES["text_null"]()) as session:
+        realcli.play_query(session, "Research these assets.", "asyncio")
     session.raise_for_unscripted()
     by_subagent = [bool(f.get("parent_tool_use_id")) for f in frames if f["type"] == "assistant"]
     assert by_subagent[:3] == [False, True, False], by_subagent  # the spawn, the agent's reply, the main reply
@@ -333,19 +359,23 @@ def test_ctrl_c_mid_story_leaves_no_process_and_no_directory(real_cli: realcli.C
     proc = subprocess.Popen([sys.executable, "-m", "pytest_agentsdk", "check", "--bug", "premature_completion", "--cli",
                              str(real_cli.path), "--backend", "asyncio", "--seed", "0", "--quiet"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not [x for x in _leftovers(tmp_path) if x.startswith("process")] and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling for the CLI process to exist, not waiting out a race
-    if to_group:
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("pytest-agentsdk: interrupted"), err
-    assert _leftovers(tmp_path) == []
-    with pytest.raises(ProcessLookupError):  # the group is empty once the command has exited: the CLI was reaped
-        os.killpg(proc.pid, 0)
+    try:
+        deadline = time.monotonic() + 120
+        while not [x for x in _leftovers(tmp_path) if x.startswith("process")] and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the CLI process to exist, not waiting out a race
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1].startswith("pytest-agentsdk: interrupted"), err
+        assert _leftovers(tmp_path) == []
+        with pytest.raises(ProcessLookupError):  # the group is empty once the command has exited: the CLI was reaped
+            os.killpg(proc.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # a failure above leaves nothing running either
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.realcli
