@@ -79,9 +79,7 @@ def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
     """The frames an oracle reads, normalized: task ids become their order of first appearance,
     subagents the order of the main agent's tool calls that started them (what races is when
     their frames come, not that order). A frame with a task id is in that task's lane."""
-    spawns = {block.get("id"): str(i) for i, block in enumerate(
-        block for frame in frames if frame.get("type") == "assistant" and not frame.get("parent_tool_use_id")
-        for block in (frame.get("message") or {}).get("content") or [] if isinstance(block, dict) and block.get("type") == "tool_use")}
+    spawns = _spawn_order(frames)
     tasks: dict[str, int] = {}
     out = []
     results = 0
@@ -107,6 +105,18 @@ def shapes(frames: list[dict[str, Any]]) -> list[Shape]:
         out.append(Shape(kind, tuple(fields), lane, results))
         results += frame.get("type") == "result"
     return out
+
+
+def _spawn_order(frames: list[dict[str, Any]]) -> dict[Any, str]:
+    """Tool call id -> its position among the main agent's tool calls: a subagent's number."""
+    order: dict[Any, str] = {}
+    for frame in frames:
+        if frame.get("type") != "assistant" or frame.get("parent_tool_use_id"):
+            continue
+        for block in (frame.get("message") or {}).get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                order[block.get("id")] = str(len(order))
+    return order
 
 
 def lanes(sequence: list[Shape]) -> dict[str, list[Shape]]:

@@ -305,10 +305,7 @@ def _exiting_children() -> list[int]:
     me = str(os.getpid())
     found = []
     for entry in Path("/proc").iterdir():
-        try:
-            if not entry.name.isdigit() or (entry / "stat").read_text().rsplit(") ", 1)[1].split()[1] != me:
-                continue
-        except (OSError, IndexError):  # gone
+        if not entry.name.isdigit() or (_stat(int(entry.name)) or ["", ""])[1] != me:
             continue
         try:
             if (entry / "environ").read_bytes():
@@ -321,8 +318,14 @@ def _exiting_children() -> list[int]:
 
 def _state(pid: int) -> str | None:
     """The process state letter (``Z``: a zombie), None when it is gone."""
+    return stat[0] if (stat := _stat(pid)) else None
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state, parent pid, ...), None when
+    it is gone. The name is cut at its last ``) ``: it may hold one itself."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().split(") ", 1)[1][:1]
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(") ", 1)[1].split()
     except (OSError, IndexError):
         return None
 
