@@ -5,6 +5,8 @@ One session is a real ``claude_agent_sdk.query()``: connect, the initialize hand
 then (system init, assistant, result) and EOF. It runs over
 
 * ``trivial``: the hand-written Transport below, which does nothing but answer and EOF (the floor);
+* ``ungated floor``: the same, but queueing the turn with the initialize reply, before the prompt,
+  as the peer does: what waiting for the prompt alone costs (no harness may skip that wait);
 * ``scripted``: our ``ScriptedTransport`` (provenance log, checkpoints, stall detection);
 * ``cassette``: claude-agent-cassette's ``ReplayTransport``, both as its README replays a frames
   file (``ReplayTransport(frames)``) and from a duplex tape recorded with its ``RecordingTransport``
@@ -138,6 +140,24 @@ def run(args: argparse.Namespace) -> None:
         async def close(self) -> None:
             await self.end_input()
 
+    class UngatedFloor(TrivialTransport):
+        """The trivial transport with one change: the turn's frames are queued with the reply to
+        the first control request (initialize), before any prompt, as the peer queues them. No
+        harness may do this (the bug-2 oracle judges frames by the prompts before them); it shows
+        what waiting for the prompt alone costs, the rest of the code held equal."""
+
+        _queued = False
+
+        async def write(self, data: str) -> None:
+            message = json.loads(data)
+            if message["type"] == "control_request":
+                reply = {"subtype": "success", "request_id": message["request_id"], "response": {}}
+                self._out.append({"type": "control_response", "response": reply})
+                if not self._queued:
+                    self._queued = True
+                    self._out.extend(frames)
+            self._wake.set()
+
     class RecordingFloor(TrivialTransport):
         """The floor of any transport the oracles can judge: the trivial one, also keeping what they
         read (each stdin line with the prompts written before it; each frame as a stamped copy, with
@@ -181,6 +201,7 @@ def run(args: argparse.Namespace) -> None:
     script = Script().turn(*frames)
     contenders: dict[str, Callable[[], Transport]] = {
         "trivial": TrivialTransport,
+        "ungated floor": UngatedFloor,
         "recording floor": RecordingFloor,
         "scripted": lambda: ScriptedTransport(script),
     }
@@ -343,12 +364,16 @@ def report(
                 if verdict == "MISSED" and name.startswith("cassette") and isinstance(floor, float) and floor / other > target:
                     verdict += " (the gated floor itself is above it: see the last lines)"
                 print(f"{backend:<8} scripted/{name:<16} {ratio:>6.2f}x  {verdict}".rstrip())
-    # what turn gating alone costs against the peer, which streams every frame at initialize without
-    # waiting for the prompt: the floor's own ratio bounds every turn-gated transport's from below
+    # what turn gating alone costs: the trivial transport against itself with the turn queued at
+    # initialize (the peer's way); and the gated floor against the peer, which bounds every turn-gated
+    # transport's ratio to the peer from below
     for backend in args.backend:
-        floor, peer = results.get((backend, "trivial")), results.get((backend, "cassette frames"))
-        if isinstance(floor, float) and isinstance(peer, float):
-            print(f"{backend:<8} {'trivial/cassette frames':<25} {floor / peer:>6.2f}x  (the turn-gated floor against the ungated peer)")
+        floor = results.get((backend, "trivial"))
+        for name, why in (("ungated floor", "waiting for the prompt, all else equal"),
+                          ("cassette frames", "the turn-gated floor against the ungated peer")):
+            other = results.get((backend, name))
+            if isinstance(floor, float) and isinstance(other, float):
+                print(f"{backend:<8} {'trivial/' + name:<25} {floor / other:>6.2f}x  ({why})")
 
 
 def main(argv: list[str]) -> None:
