@@ -125,7 +125,7 @@ def flow(example: dict[str, Any]) -> str:
     return FLOWS[(done, "late" if turn >= len(pace) or pace[turn] == "late" else "soon")]
 
 
-def sweep_examples() -> list[dict[str, Any]]:
+def sweep_examples(model: str) -> list[dict[str, Any]]:
     """One task started in turn 0: every timing x report x progress (0/1), and for the timings
     the pace can change, a late and an immediate next prompt; the seed's flow first. A late
     completion gets a third turn, so it reaches a call; so does the seed's flow once per pace, so
@@ -137,7 +137,11 @@ def sweep_examples() -> list[dict[str, Any]]:
     task_updated belongs to turn 1's own frames, so a call that holds task frames back while a
     background task runs loses it (found only by the search before). The first of two agents runs
     at every timing x report: a call that reads on for a task whose completion came as both
-    task_updated and notification leaks that notification only there."""
+    task_updated and notification leaks that notification only there. And under ``model``, each
+    timing whose completion it spreads out (:func:`_spreads`), with its frames a checkpoint apart:
+    the first lands before what comes next (the turn's result, the next prompt), the rest after it,
+    in a third turn's call (a call that remembers only what it read itself which turn a
+    ``background_tasks_changed`` follows leaks it there: found only by the search before)."""
     crossed = [
         _swept(3 if done == "later" else 2, [_swept_task(0, done, report, progress)], pace)
         for done in DONE
@@ -151,11 +155,23 @@ def sweep_examples() -> list[dict[str, Any]]:
                    for done in DONE for report in REPORTS]
     beside_foreground = [_swept(3, [_swept_task(0, done, report, 0), _swept_task(1, "in_turn", "both", 1, background=False)], "late")
                          for done in DONE for report in REPORTS]
-    return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground
+    split = [_swept(3, [_swept_task(0, done, report, 0, gap=1)], pace)
+             for done in DONE if _spreads(done, model == "wake-parent")
+             for report in REPORTS
+             for pace in (("late", 0) if done in _PACED else (0,))]
+    return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground + split
 
 
-def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True) -> dict[str, Any]:
-    return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": 0}
+def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True, gap: int = 0) -> dict[str, Any]:
+    return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": gap}
+
+
+def _spreads(done: str, wake: bool) -> bool:
+    """Whether a background completion at ``done`` is emitted as its task's clock has it (its
+    ``delay`` and ``gap`` apply) rather than as one block: not when it must keep its promise
+    (before its turn's result, before the next prompt's first frame), nor when a wake-parent CLI
+    runs its own turn on it at once (a real CLI never interleaves two turns of the main agent)."""
+    return done not in ("in_turn", "at_prompt") and not (wake and done in _WAKES)
 
 
 def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[str, Any]:
@@ -165,7 +181,8 @@ def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[s
 SWEEP_AXES = (f"{len(DONE)} timings x {len(REPORTS)} reports x 2 progress, x 2 paces where the pace matters "
               f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent, "
               f"+ beside the first, at each of its {len(DONE)} timings x {len(REPORTS)} reports, a second agent finishing "
-              f"within turn 1, in the background or the foreground")
+              f"within turn 1, in the background or the foreground, + each timing the model spreads out x {len(REPORTS)} reports, "
+              f"its completion's frames a checkpoint apart")
 
 
 # ---------------------------------------------------------------- examples -> Script
@@ -321,12 +338,8 @@ def build_script(example: dict[str, Any], model: str) -> Script:
     # Task segments come first: a completion released by the same prompt precedes that turn's frames.
     for task in (t for t in tasks if t.background):
         frames = _progress_frames(task) + _completion_frames(task, wake)
-        # A wake-parent CLI's own turn follows the completion at once, as one block: a real CLI
-        # never interleaves two turns of the main agent. in_turn and at_prompt completions keep
-        # their promise (before that result / before that first frame) the same way.
         own = wake and task.wakes
-        spread = not own and task.done not in ("in_turn", "at_prompt")
-        delay, gap = (task.delay, task.gap) if spread else (0, 0)
+        delay, gap = (task.delay, task.gap) if _spreads(task.done, wake) else (0, 0)
         s = task.turn
         if task.done in ("at_prompt", "mid_next") and s + 1 >= prompts:
             raise ScriptError(f"tasks[{task.index}].done: {task.done!r} needs a prompt after turn {s}; raise prompts or start it earlier")
@@ -509,9 +522,9 @@ class LateTaskNotification(Scenario):
         return outcome
 
     def sweep(self, model: str | None, backend: str) -> Sweep:
-        """The known classes (:func:`sweep_examples`), the seed's flow first."""
+        """The known classes under ``model`` (:func:`sweep_examples`), the seed's flow first."""
         self._asides = {key: v for key, v in self._asides.items() if key[1] != model}  # a judgement starts
-        return Sweep(sweep_examples(), SWEEP_AXES)
+        return Sweep(sweep_examples(one_of("model", model, MODELS)), SWEEP_AXES)
 
     def group(self, example: Any) -> str | None:
         return flow(example)
