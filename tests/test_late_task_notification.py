@@ -273,7 +273,7 @@ def test_a_frame_the_parser_drops_counts_as_undelivered() -> None:
 
 # ---------------------------------------------------------------- the sweep
 def test_the_sweep_spans_every_known_class_seed_first() -> None:
-    examples = ltn.sweep_examples()
+    examples = ltn.sweep_examples("notify-only")
     assert examples[0] == ltn.SEED_EXAMPLE and ltn.flow(examples[0]) == ltn.SEED_FLOW
     spanned = {(t["done"], t["report"], t["progress"]) for ex in examples for t in ex["tasks"]}
     assert spanned == {(d, r, p) for d in ltn.DONE for r in ltn.REPORTS for p in (0, 1)}
@@ -289,6 +289,22 @@ def test_the_sweep_spans_every_known_class_seed_first() -> None:
     assert sorted(beside) == sorted((done, report, 1, "in_turn", background)
                                     for done in ltn.DONE for report in ltn.REPORTS for background in (True, False))
     assert all(ex["tasks"][1]["report"] == "both" for ex in examples if len(ex["tasks"]) == 2 and not ex["tasks"][1]["background"])
+
+
+def test_the_sweep_splits_a_completion_wherever_the_model_spreads_it() -> None:
+    """A completion the CLI emits on its task's clock comes with its frames a checkpoint apart, so
+    the first lands before the turn's result (or the next prompt) and the rest after it, with a
+    third call to read them: at each timing the model spreads, every report, both paces where the
+    pace matters. A wake-parent CLI runs its own turn on a completion that finds it idle, at once:
+    there only a completion mid next turn spreads."""
+    def split(model: str) -> set[tuple[str, str, str | int]]:
+        return {(t["done"], t["report"], ex["pace"][-1]) for ex in ltn.sweep_examples(model) for t in ex["tasks"] if t["gap"]}
+
+    assert split("wake-parent") == {("mid_next", report, 0) for report in ltn.REPORTS}
+    assert split("notify-only") == {(done, report, pace) for done in ("between", "mid_next", "later") for report in ltn.REPORTS
+                                    for pace in (("late", 0) if done != "mid_next" else (0,))}
+    assert all(ex["prompts"] == 3 for model in ltn.MODELS for ex in ltn.sweep_examples(model) if ex["tasks"][0]["gap"])
+    assert ltn.SCENARIO.sweep("wake-parent", "trio").examples == ltn.sweep_examples("wake-parent")
 
 
 # ---------------------------------------------------------------- the installed SDK
@@ -463,6 +479,20 @@ def test_separate_channel_fix_fixes_with_nothing_lost(candidate: Any) -> None:
     assert changes(judged) == {"notify-only": ("fixed", "fixes", []), "wake-parent": ("fixed", "fixes", [])}
     assert all(r.tradeoffs == [] and "asides" not in r.evidence for r, _ in judged.values())
     assert all(r.coverage.startswith("not reproduced in ") for r, _ in judged.values())
+
+
+def test_a_fix_that_remembers_per_call_where_a_report_went_is_found_by_the_sweep(candidate: Any) -> None:
+    """separate_channel, remembering per call which turn a ``background_tasks_changed`` follows:
+    a wake-parent CLI's one that comes a checkpoint after its task's report, past the result of
+    the call that read the report, is taken for the next call's own. The sweep spreads a
+    completion's frames so, and finds it with one searched example: before, only the search
+    could, at some seeds (``verify`` called the candidate a fix at seed 0)."""
+    judged = candidate("separate_channel_per_call", "--model", "wake-parent", "--examples", "1")
+    assert changes(judged) == {"wake-parent": ("reproduced", "narrows", ["stale:task_lifecycle"])}
+    result, _ = judged["wake-parent"]
+    (task,) = result.counterexample["tasks"]
+    assert (task["done"], task["gap"]) == ("mid_next", 1)
+    assert [name for name, pattern in result.evidence["patterns"].items() if not pattern["safe"]] == ["completes mid next turn"]
 
 
 def test_fix_awaiting_a_reaction_that_never_comes_regresses_as_a_hang(candidate: Any) -> None:
