@@ -1,16 +1,17 @@
 """Do verdicts flicker? ``check`` under many seeds, where each bug reproduces and where a fix moves it.
 
 Subjects: the latest release (every bug reproduces) and the fix candidates of tests/candidates
-that move one bug each (``separate_channel`` fixes late_task_notification; ``judge_the_agent``
-narrows premature_completion: no SDK can fix the lies a result hides; no release or candidate
-fixes cross_task_close yet). For each, ``check``
+that move one bug each (``separate_channel`` fixes late_task_notification, and its per-call
+variant narrows it, a verdict that once moved with the seed; ``judge_the_agent`` narrows
+premature_completion: no SDK can fix the lies a result hides; no release or candidate fixes
+cross_task_close yet). For each, ``check``
 runs once per seed in the subject's env; a (bug, model, backend) whose verdict or manifestation
 set differs between seeds is a flip. Seed 0 runs twice: the two JSON reports (counterexamples
 included; check prints no timings) must be identical. Last, the installed release is judged by
 pytest through ``agentsdk_check``, serially and with ``-n 2``: the ``--agentsdk-report`` files must
 be identical. Prints one table; exits 1 on any flip or difference.
 
-    python benchmarks/determinism.py [--seeds 20] [--examples 5] [--jobs 2]
+    python benchmarks/determinism.py [--seeds 20] [--examples 30] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from candidates import BASE_VERSION, build_candidate  # noqa: E402
 
 from pytest_agentsdk import envs, patching, verdict  # noqa: E402
+from pytest_agentsdk.options import DEFAULT_EXAMPLES  # noqa: E402
 from pytest_agentsdk.bugs import BUG_NAMES  # noqa: E402
 
 #: (label, candidate name or None for the release itself, the bugs judged on it)
 SUBJECTS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
     ("latest", None, BUG_NAMES),
     ("separate_channel", "separate_channel", ("late_task_notification",)),
+    ("separate_channel_per_call", "separate_channel_per_call", ("late_task_notification",)),
     ("judge_the_agent", "judge_the_agent", ("premature_completion",)),
 )
 
@@ -87,7 +90,9 @@ def pytest_reports(tmp: Path, examples: int) -> tuple[dict[str, Any], dict[str, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 per subject (default 20)")
-    parser.add_argument("--examples", type=int, default=5, help="check's searched examples per bug/model/backend (default 5)")
+    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+                        help=f"check's searched examples per bug/model/backend (default {DEFAULT_EXAMPLES}, check's own: a class "
+                             "only the search finds may show only past a small budget)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="checks run at once (default: the number of cores)")
     args = parser.parse_args()
     started = time.perf_counter()
