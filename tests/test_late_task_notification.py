@@ -345,6 +345,33 @@ async def test_a_task_runs_on_its_own_clock_when_the_consumer_waits_for_it(agent
 
 
 @pytest.mark.anyio
+async def test_a_task_ended_by_a_consumer_waiting_for_it_is_reacted_to_at_once(agentsdk_backend: str) -> None:
+    """A completion scripted mid next turn, its frames spread apart, that ends early because the
+    consumer reads on for it: the wake-parent CLI is idle then, so it reports the end as one block
+    and runs its own turn on it at once (as for a completion scripted to find it idle). A consumer
+    that sends the next prompt as soon as it reads the notification finds the CLI's own turn
+    already under way: it does not come in the middle of the next turn."""
+    from claude_agent_sdk import ClaudeSDKClient
+
+    script = ltn.build_script(with_task(done="mid_next", gap=3, delay=2), "wake-parent")
+    transport = ltn.TaskClockTransport(script)
+    async with ClaudeSDKClient(transport=transport) as client:
+        await client.query("prompt 0")
+        async for message in client.receive_messages():
+            if getattr(message, "subtype", None) == "task_notification":
+                break
+        await client.query("prompt 1")
+        async for message in client.receive_messages():
+            if getattr(message, "result", None) == "answer to prompt 1":
+                break
+    emitted = [(e.segment, e.prompts_before) for e in transport.log.emissions]
+    first = next(i for i, (segment, _) in enumerate(emitted) if segment == "task:t0")
+    block = [segment for segment, _ in emitted[first:first + 5]]  # notification, background_tasks_changed; init, assistant, result
+    assert block == ["task:t0"] * 2 + ["cli:t0"] * 3, emitted
+    assert emitted[first][1] == 1 and transport.log.stall is None  # it ended before prompt 1
+
+
+@pytest.mark.anyio
 async def test_a_call_that_never_returns_is_reported_as_a_hang(agentsdk_backend: str) -> None:
     """A consumer waiting for a second answer it never asked for: the scripted CLI diagnoses the
     stall, the call raises, and the helper names the turn instead of the test hanging."""

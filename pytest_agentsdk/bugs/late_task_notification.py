@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -405,6 +405,9 @@ class TaskClockTransport(ScriptedTransport):
             return False
         segment = self._clocked[task]
         if task in self._idle_reactions:
+            # the CLI is idle: it reports the end as one block and runs its own turn on it at once,
+            # as build_script has it for a completion that finds the CLI idle (see _spreads)
+            segment = replace(segment, gap=0, trigger=replace(segment.trigger, delay=0))
             key = (segment.name, len(segment.frames) - 1)  # the plan's index is shared: add to a copy
             self._released_after = {**self._released_after, key: (*self._released_after.get(key, ()), self._idle_reactions[task])}
         self._release(segment, preempt=False)
