@@ -64,6 +64,8 @@ from ..verdict import Result
 
 NAME = "late_task_notification"
 MODELS = BUG_MODELS[NAME]
+#: The model a judgement that names none plays (``agentsdk_check(NAME)``): CLI 2.1.330's behaviour.
+DEFAULT_MODEL = "wake-parent"
 #: When a background task started in turn s completes, relative to the consumer's turns.
 #: The seed's timing comes first, so it is what Hypothesis tries first and shrinks towards.
 #: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between them) spread
@@ -138,10 +140,12 @@ def sweep_examples(model: str) -> list[dict[str, Any]]:
     background task runs loses it (found only by the search before). The first of two agents runs
     at every timing x report: a call that reads on for a task whose completion came as both
     task_updated and notification leaks that notification only there. And under ``model``, each
-    timing whose completion it spreads out (:func:`_spreads`), with its frames a checkpoint apart:
-    the first lands before what comes next (the turn's result, the next prompt), the rest after it,
-    in a third turn's call (a call that remembers only what it read itself which turn a
-    ``background_tasks_changed`` follows leaks it there: found only by the search before)."""
+    timing whose completion it spreads out (:func:`_spreads`) and reports in two frames or more,
+    those frames a checkpoint apart and the next prompt sent at once: the first lands before what
+    comes next (the turn's result, the next prompt), the rest after it, for a third turn's call (a
+    call that remembers only what it read itself which turn a ``background_tasks_changed`` follows
+    leaks it there: found only by the search before). A consumer that waits for quiet before its
+    next prompt reads every frame of a completion between turns before it, so that pace splits none."""
     crossed = [
         _swept(3 if done == "later" else 2, [_swept_task(0, done, report, progress)], pace)
         for done in DONE
@@ -155,10 +159,10 @@ def sweep_examples(model: str) -> list[dict[str, Any]]:
                    for done in DONE for report in REPORTS]
     beside_foreground = [_swept(3, [_swept_task(0, done, report, 0), _swept_task(1, "in_turn", "both", 1, background=False)], "late")
                          for done in DONE for report in REPORTS]
-    split = [_swept(3, [_swept_task(0, done, report, 0, gap=1)], pace)
-             for done in DONE if _spreads(done, model == "wake-parent")
-             for report in REPORTS
-             for pace in (("late", 0) if done in _PACED else (0,))]
+    wake = model == "wake-parent"
+    split = [_swept(3, [_swept_task(0, done, report, 0, gap=1)], 0)
+             for done in DONE if _spreads(done, wake)
+             for report in REPORTS if len(_completion_frames(_Task(0, 0, True, done, report, 0, 0, 1), wake)) > 1]
     return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground + split
 
 
@@ -181,8 +185,8 @@ def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[s
 SWEEP_AXES = (f"{len(DONE)} timings x {len(REPORTS)} reports x 2 progress, x 2 paces where the pace matters "
               f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent, "
               f"+ beside the first, at each of its {len(DONE)} timings x {len(REPORTS)} reports, a second agent finishing "
-              f"within turn 1, in the background or the foreground, + each timing the model spreads out x {len(REPORTS)} reports, "
-              f"its completion's frames a checkpoint apart")
+              f"within turn 1, in the background or the foreground, + each timing the model spreads out x each report it sends "
+              f"in two frames or more, those frames a checkpoint apart, the next prompt sent at once")
 
 
 # ---------------------------------------------------------------- examples -> Script
@@ -514,7 +518,7 @@ class LateTaskNotification(Scenario):
         return _EXAMPLES
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        script = build_script(example, model or "wake-parent")
+        script = build_script(example, model or DEFAULT_MODEL)
         prompts = example.get("prompts", 2)
         pace = _pace(example, prompts)
         outcome = outcome_of(run_in_fresh_loop(lambda: play(script, pace, prompts), backend, skip_idle=True))
@@ -525,9 +529,10 @@ class LateTaskNotification(Scenario):
         return outcome
 
     def sweep(self, model: str | None, backend: str) -> Sweep:
-        """The known classes under ``model`` (:func:`sweep_examples`), the seed's flow first."""
+        """The known classes under ``model`` (:func:`sweep_examples`; :data:`DEFAULT_MODEL` when it names
+        none, as :meth:`run_example` plays it), the seed's flow first."""
         self._asides = {key: v for key, v in self._asides.items() if key[1] != model}  # a judgement starts
-        return Sweep(sweep_examples(one_of("model", model, MODELS)), SWEEP_AXES)
+        return Sweep(sweep_examples(model or DEFAULT_MODEL), SWEEP_AXES)
 
     def group(self, example: Any) -> str | None:
         return flow(example)
