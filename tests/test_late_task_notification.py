@@ -4,9 +4,11 @@ the verdicts and changes across releases and fix candidates (tests/candidates)."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -338,19 +340,27 @@ def test_flows_without_a_late_completion_never_manifest(anyio_backend: str, agen
     assert (outcome.names, outcome.tradeoffs) == ([], []), outcome.evidence
 
 
-@pytest.mark.anyio
-async def test_a_task_runs_on_its_own_clock_when_the_consumer_waits_for_it(agentsdk_backend: str) -> None:
-    """A task scripted to end after the next turn still ends while a consumer reads on in its
-    own turn for it (the seed's first fix), as time would pass: no stall."""
+@contextlib.asynccontextmanager
+async def reading_on_for_the_task(script: Script) -> AsyncIterator[tuple[ltn.TaskClockTransport, Any]]:
+    """The scripted CLI and a client whose first call read on past its result until the task's
+    notification (the seed's first fix), for a test to go on with."""
     from claude_agent_sdk import ClaudeSDKClient
 
-    script = ltn.build_script(with_task(done="later"), "notify-only")
     transport = ltn.TaskClockTransport(script)
     async with ClaudeSDKClient(transport=transport) as client:
         await client.query("prompt 0")
         async for message in client.receive_messages():
             if getattr(message, "subtype", None) == "task_notification":
                 break
+        yield transport, client
+
+
+@pytest.mark.anyio
+async def test_a_task_runs_on_its_own_clock_when_the_consumer_waits_for_it(agentsdk_backend: str) -> None:
+    """A task scripted to end after the next turn still ends while a consumer reads on in its
+    own turn for it (the seed's first fix), as time would pass: no stall."""
+    async with reading_on_for_the_task(ltn.build_script(with_task(done="later"), "notify-only")) as (transport, _):
+        pass
     emitted = [(e.segment, e.prompts_before) for e in transport.log.emissions if e.segment == "task:t0"]
     assert emitted == [("task:t0", 1)] and transport.log.stall is None
 
@@ -362,15 +372,8 @@ async def test_a_task_ended_by_a_consumer_waiting_for_it_is_reacted_to_at_once(a
     and runs its own turn on it at once (as for a completion scripted to find it idle). A consumer
     that sends the next prompt as soon as it reads the notification finds the CLI's own turn
     already under way: it does not come in the middle of the next turn."""
-    from claude_agent_sdk import ClaudeSDKClient
-
     script = ltn.build_script(with_task(done="mid_next", gap=3, delay=2), "wake-parent")
-    transport = ltn.TaskClockTransport(script)
-    async with ClaudeSDKClient(transport=transport) as client:
-        await client.query("prompt 0")
-        async for message in client.receive_messages():
-            if getattr(message, "subtype", None) == "task_notification":
-                break
+    async with reading_on_for_the_task(script) as (transport, client):
         await client.query("prompt 1")
         async for message in client.receive_messages():
             if getattr(message, "result", None) == "answer to prompt 1":
