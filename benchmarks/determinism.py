@@ -1,10 +1,9 @@
 """Do verdicts flicker? ``check`` under many seeds, where each bug reproduces and where a fix moves it.
 
 Subjects: the latest release (every bug reproduces) and the fix candidates of tests/candidates
-that move one bug each (``separate_channel`` fixes late_task_notification, and its per-call
-variant narrows it, a verdict that once moved with the seed; ``judge_the_agent`` narrows
-premature_completion: no SDK can fix the lies a result hides; no release or candidate fixes
-cross_task_close yet). For each, ``check``
+that move one bug each (``separate_channel`` fixes late_task_notification, a verdict that once
+moved with the seed; ``judge_the_agent`` narrows premature_completion: no SDK can fix the lies a
+result hides; no release or candidate fixes cross_task_close yet). For each, ``check``
 runs once per seed in the subject's env; a (bug, model, backend) whose verdict or manifestation
 set differs between seeds is a flip. Seed 0 runs twice: the two JSON reports (counterexamples
 included; check prints no timings) must be identical. Last, the installed release is judged by
@@ -40,7 +39,6 @@ from pytest_agentsdk.bugs import BUG_NAMES  # noqa: E402
 SUBJECTS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
     ("latest", None, BUG_NAMES),
     ("separate_channel", "separate_channel", ("late_task_notification",)),
-    ("separate_channel_per_call", "separate_channel_per_call", ("late_task_notification",)),
     ("judge_the_agent", "judge_the_agent", ("premature_completion",)),
 )
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -127,7 +127,7 @@ def flow(example: dict[str, Any]) -> str:
     return FLOWS[(done, "late" if turn >= len(pace) or pace[turn] == "late" else "soon")]
 
 
-def sweep_examples(model: str) -> list[dict[str, Any]]:
+def sweep_examples() -> list[dict[str, Any]]:
     """One task started in turn 0: every timing x report x progress (0/1), and for the timings
     the pace can change, a late and an immediate next prompt; the seed's flow first. A late
     completion gets a third turn, so it reaches a call; so does the seed's flow once per pace, so
@@ -139,13 +139,7 @@ def sweep_examples(model: str) -> list[dict[str, Any]]:
     task_updated belongs to turn 1's own frames, so a call that holds task frames back while a
     background task runs loses it (found only by the search before). The first of two agents runs
     at every timing x report: a call that reads on for a task whose completion came as both
-    task_updated and notification leaks that notification only there. And under ``model``, each
-    timing whose completion it spreads out (:func:`_spreads`) and reports in two frames or more,
-    those frames a checkpoint apart and the next prompt sent at once: the first lands before what
-    comes next (the turn's result, the next prompt), the rest after it, for a third turn's call (a
-    call that remembers only what it read itself which turn a ``background_tasks_changed`` follows
-    leaks it there: found only by the search before). A consumer that waits for quiet before its
-    next prompt reads every frame of a completion between turns before it, so that pace splits none."""
+    task_updated and notification leaks that notification only there."""
     crossed = [
         _swept(3 if done == "later" else 2, [_swept_task(0, done, report, progress)], pace)
         for done in DONE
@@ -159,15 +153,11 @@ def sweep_examples(model: str) -> list[dict[str, Any]]:
                    for done in DONE for report in REPORTS]
     beside_foreground = [_swept(3, [_swept_task(0, done, report, 0), _swept_task(1, "in_turn", "both", 1, background=False)], "late")
                          for done in DONE for report in REPORTS]
-    wake = model == "wake-parent"
-    split = [_swept(3, [_swept_task(0, done, report, 0, gap=1)], 0)
-             for done in DONE if _spreads(done, wake)
-             for report in REPORTS if len(_completion_frames(_Task(0, 0, True, done, report, 0, 0, 1), wake)) > 1]
-    return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground + split
+    return crossed[:1] + cascade + crossed[1:] + [foreground] + overlapping + beside_foreground
 
 
-def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True, gap: int = 0) -> dict[str, Any]:
-    return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": gap}
+def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True) -> dict[str, Any]:
+    return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": 0}
 
 
 def _spreads(done: str, wake: bool) -> bool:
@@ -185,8 +175,7 @@ def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[s
 SWEEP_AXES = (f"{len(DONE)} timings x {len(REPORTS)} reports x 2 progress, x 2 paces where the pace matters "
               f"({', '.join(sorted(_PACED))}), + the seed's flow with a third turn x 2 paces, + a foreground agent, "
               f"+ beside the first, at each of its {len(DONE)} timings x {len(REPORTS)} reports, a second agent finishing "
-              f"within turn 1, in the background or the foreground, + each timing the model spreads out x each report it sends "
-              f"in two frames or more, those frames a checkpoint apart, the next prompt sent at once")
+              f"within turn 1, in the background or the foreground")
 
 
 # ---------------------------------------------------------------- examples -> Script
@@ -341,7 +330,7 @@ def build_script(example: dict[str, Any], model: str) -> Script:
     turns = [_turn_frames(k, tasks, wake) for k in range(prompts)]
     # Task segments come first: a completion released by the same prompt precedes that turn's frames.
     for task in (t for t in tasks if t.background):
-        frames = _progress_frames(task) + _completion_frames(task, wake)
+        progress, report = _progress_frames(task), _completion_frames(task, wake)
         own = wake and task.wakes
         delay, gap = (task.delay, task.gap) if _spreads(task.done, wake) else (0, 0)
         s = task.turn
@@ -359,10 +348,18 @@ def build_script(example: dict[str, Any], model: str) -> Script:
         else:  # later: after turn s+1's result, or after the session's last result
             last = min(s + 1, prompts - 1)
             trigger = {"after": (f"turn{last}", turns[last][2])}
-        script.event(f"task:{task.id}", *frames, delay=delay, gap=gap, optional=True, **trigger)
+        name = f"task:{task.id}"
+        if progress and gap:
+            # the subagent works on the task's clock, its frames a gap apart; the CLI writes the
+            # report of its end as one block a gap after them (CLI 2.1.330, at a turn's end and mid
+            # turn alike): nothing of a turn comes between task_notification and background_tasks_changed
+            script.event(f"{name}:work", *progress, cause=name, delay=delay, gap=gap, optional=True, **trigger)
+            script.event(name, *report, after=(f"{name}:work", len(progress) - 1), delay=gap, optional=True)
+        else:
+            script.event(name, *progress, *report, delay=delay, optional=True, **trigger)
         reaction: dict[str, Any] = {"cause": f"cli:task:{task.id}", "optional": True}
         if own:
-            script.event(f"cli:{task.id}", *_own_turn(task), after=(f"task:{task.id}", len(frames) - 1), **reaction)
+            script.event(f"cli:{task.id}", *_own_turn(task), after=(name, len(script.segments[-1].frames) - 1), **reaction)
         elif wake and task.done == "mid_next":
             # folded into turn s+1; the CLI reacts only if the task ends while it is idle, i.e.
             # when the consumer waits for it instead of sending prompt s+1 (TaskClockTransport)
@@ -381,7 +378,8 @@ def clocked_segments(script: Script) -> dict[str, Segment]:
         s.cause[5:]: s
         for s in script.segments
         if s.cause.startswith("task:")
-        and (s.trigger.prompt is not None or (s.trigger.after is not None and s.trigger.after[0] != starter.get(s.cause[5:])))
+        and (s.trigger.prompt is not None or (s.trigger.after is not None and s.trigger.after[0] != starter.get(s.cause[5:])
+                                              and not s.trigger.after[0].startswith(s.cause)))  # not a report after its work
     }
 
 
@@ -408,11 +406,9 @@ class TaskClockTransport(ScriptedTransport):
         if task is None:
             return False
         segment = self._clocked[task]
-        if task in self._idle_reactions:
-            # the CLI is idle: it reports the end as one block and runs its own turn on it at once,
-            # as build_script has it for a completion that finds the CLI idle (see _spreads)
-            segment = replace(segment, gap=0, trigger=replace(segment.trigger, delay=0))
-            key = (segment.name, len(segment.frames) - 1)  # the plan's index is shared: add to a copy
+        if task in self._idle_reactions:  # the CLI's own turn follows the report of the task's end at once
+            report = next(s for s in self.script.segments if s.name == f"task:{task}")
+            key = (report.name, len(report.frames) - 1)  # the plan's index is shared: add to a copy
             self._released_after = {**self._released_after, key: (*self._released_after.get(key, ()), self._idle_reactions[task])}
         self._release(segment, preempt=False)
         return True
@@ -529,10 +525,9 @@ class LateTaskNotification(Scenario):
         return outcome
 
     def sweep(self, model: str | None, backend: str) -> Sweep:
-        """The known classes under ``model`` (:func:`sweep_examples`; :data:`DEFAULT_MODEL` when it names
-        none, as :meth:`run_example` plays it), the seed's flow first."""
+        """The known classes (:func:`sweep_examples`), the seed's flow first."""
         self._asides = {key: v for key, v in self._asides.items() if key[1] != model}  # a judgement starts
-        return Sweep(sweep_examples(model or DEFAULT_MODEL), SWEEP_AXES)
+        return Sweep(sweep_examples(), SWEEP_AXES)
 
     def group(self, example: Any) -> str | None:
         return flow(example)

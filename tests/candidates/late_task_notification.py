@@ -9,7 +9,6 @@
 | drain_until_settled | ``receive_response()`` reads on past the result while the reader tracks agent tasks in flight | notify-only narrows: the subagent's frames no longer leak, but the reader runs ahead of the consumer and may settle the task before the call sees its result; wake-parent regresses: reading on takes the CLI's reaction turn into flows that were free of it (``misattributed`` and ``stale:cli_turn`` new in "completes mid next turn", ``stale:turn`` in "completes after the next turn": the call ends on the reaction turn's result, not its own) |
 | consume_through | ``receive_response()`` reads on past its result while a task it saw start runs, and through the CLI's reaction turn to one that ends after it when the CLI reports session state, until a result or idle (the seed's first fix) | wake-parent fixes; notify-only narrows: a state-less CLI gives no sign that a notification follows a terminal ``task_updated`` |
 | separate_channel | ``receive_response()`` diverts what belongs to an earlier turn (its tasks, their subagents, the CLI's reaction turn) to ``client.stale_messages`` (the seed's second fix) | fixes under both, nothing lost |
-| separate_channel_per_call | separate_channel, but which turn a ``background_tasks_changed`` follows is remembered per call: one that comes after the result of the call that read its task's report is taken for the next call's own | notify-only fixes (that CLI sends none); wake-parent narrows: ``stale:task_lifecycle`` in "completes mid next turn", where the report's frames are a checkpoint apart (found only by the search before, at some seeds) |
 | await_reaction | consume_through, but after a task ends it always waits for the CLI's reaction turn | wake-parent fixes; notify-only regresses: hang |
 """
 
@@ -118,71 +117,63 @@ def _consume_through(owed_on_end: str) -> tuple[Patch, ...]:
     return _STATE_IN_ORDER, Patch("client.py", _RESPONSE_LOOP, loop)
 
 
-def _separate_channel(per_call: bool) -> tuple[Patch, ...]:
-    """The seed's second fix. A ``background_tasks_changed`` that lists no task of this turn
-    follows the task frame it reports on, so it goes where that frame went; ``per_call``: the
-    call remembers only the task frames it read itself, so one that arrives after the result of
-    the call that read its task frame is taken for the next call's own."""
-    last = "last_task_turn" if per_call else "self._last_task_turn"
-    return (
-        Patch(
-            "client.py",
-            "        self._materialized: MaterializedResume | None = None\n",
-            "        self._materialized: MaterializedResume | None = None\n"
-            "        #: messages receive_response() kept out of a later turn: an earlier turn's background\n"
-            "        #: tasks, their subagents, and the turns the CLI ran to react to them\n"
-            "        self.stale_messages: list[Message] = []\n"
-            "        self._prompts = 0\n"
-            "        self._turn_of: dict[str, int] = {}  # task id / its tool_use_id -> the prompt that started it\n"
-            + ("" if per_call else "        self._last_task_turn = 0  # the turn of the last task frame read\n"),
-        ),
-        _after_prompt_written("self._prompts += 1"),
-        Patch(
-            "client.py",
-            _RESPONSE_LOOP,
-            "        from .types import TERMINAL_TASK_STATUSES, SystemMessage, TaskNotificationMessage, TaskStartedMessage, TaskUpdatedMessage\n"
-            "\n"
-            "        turn = self._prompts\n"
-            + ("        last_task_turn = turn\n" if per_call else "")
-            + "        held: list[Message] | None = None  # after a stale completion: maybe the CLI's reaction turn\n"
-            "        async for message in self.receive_messages():\n"
-            "            if isinstance(message, TaskStartedMessage):\n"
-            "                self._turn_of.setdefault(message.task_id, turn)\n"
-            "                if message.tool_use_id:\n"
-            "                    self._turn_of.setdefault(message.tool_use_id, turn)\n"
-            "            data = message.data if isinstance(message, SystemMessage) else {}\n"
-            '            key = data.get("task_id") or getattr(message, "parent_tool_use_id", None)\n'
-            "            owner = self._turn_of.get(key, turn) if key else turn\n"
-            '            if data.get("task_id"):\n'
-            f"                {last} = owner\n"
-            '            elif getattr(message, "subtype", None) == "background_tasks_changed":\n'
-            '                listed = {t.get("task_id") for t in data.get("tasks") or []}\n'
-            f"                owner = {last} if all(self._turn_of.get(t, turn) < turn for t in listed) else turn\n"
-            "            if owner < turn:\n"
-            "                self.stale_messages.append(message)\n"
-            "                ended = isinstance(message, TaskNotificationMessage) or (\n"
-            "                    isinstance(message, TaskUpdatedMessage) and message.status in TERMINAL_TASK_STATUSES\n"
-            "                )\n"
-            "                if ended and held is None:\n"
-            "                    held = []\n"
-            "                continue\n"
-            "            if held is None:\n"
-            "                yield message\n"
-            "                if isinstance(message, ResultMessage):\n"
-            "                    return\n"
-            "                continue\n"
-            "            held.append(message)\n"
-            "            if isinstance(message, ResultMessage):\n"
-            '                if (message.origin or {}).get("kind") not in (None, "human"):\n'
-            "                    self.stale_messages += held  # the CLI's own turn, reacting to that completion\n"
-            "                    held = None\n"
-            "                    continue\n"
-            "                for mine in held:\n"
-            "                    yield mine\n"
-            "                return\n",
-        ),
-    )
-
+_SEPARATE_CHANNEL = (
+    Patch(
+        "client.py",
+        "        self._materialized: MaterializedResume | None = None\n",
+        "        self._materialized: MaterializedResume | None = None\n"
+        "        #: messages receive_response() kept out of a later turn: an earlier turn's background\n"
+        "        #: tasks, their subagents, and the turns the CLI ran to react to them\n"
+        "        self.stale_messages: list[Message] = []\n"
+        "        self._prompts = 0\n"
+        "        self._turn_of: dict[str, int] = {}  # task id / its tool_use_id -> the prompt that started it\n",
+    ),
+    _after_prompt_written("self._prompts += 1"),
+    Patch(
+        "client.py",
+        _RESPONSE_LOOP,
+        "        from .types import TERMINAL_TASK_STATUSES, SystemMessage, TaskNotificationMessage, TaskStartedMessage, TaskUpdatedMessage\n"
+        "\n"
+        "        turn = self._prompts\n"
+        "        last_task_turn = turn  # background_tasks_changed follows the task frame it reports on\n"
+        "        held: list[Message] | None = None  # after a stale completion: maybe the CLI's reaction turn\n"
+        "        async for message in self.receive_messages():\n"
+        "            if isinstance(message, TaskStartedMessage):\n"
+        "                self._turn_of.setdefault(message.task_id, turn)\n"
+        "                if message.tool_use_id:\n"
+        "                    self._turn_of.setdefault(message.tool_use_id, turn)\n"
+        "            data = message.data if isinstance(message, SystemMessage) else {}\n"
+        '            key = data.get("task_id") or getattr(message, "parent_tool_use_id", None)\n'
+        "            owner = self._turn_of.get(key, turn) if key else turn\n"
+        '            if data.get("task_id"):\n'
+        "                last_task_turn = owner\n"
+        '            elif getattr(message, "subtype", None) == "background_tasks_changed":\n'
+        '                listed = {t.get("task_id") for t in data.get("tasks") or []}\n'
+        "                owner = last_task_turn if all(self._turn_of.get(t, turn) < turn for t in listed) else turn\n"
+        "            if owner < turn:\n"
+        "                self.stale_messages.append(message)\n"
+        "                ended = isinstance(message, TaskNotificationMessage) or (\n"
+        "                    isinstance(message, TaskUpdatedMessage) and message.status in TERMINAL_TASK_STATUSES\n"
+        "                )\n"
+        "                if ended and held is None:\n"
+        "                    held = []\n"
+        "                continue\n"
+        "            if held is None:\n"
+        "                yield message\n"
+        "                if isinstance(message, ResultMessage):\n"
+        "                    return\n"
+        "                continue\n"
+        "            held.append(message)\n"
+        "            if isinstance(message, ResultMessage):\n"
+        '                if (message.origin or {}).get("kind") not in (None, "human"):\n'
+        "                    self.stale_messages += held  # the CLI's own turn, reacting to that completion\n"
+        "                    held = None\n"
+        "                    continue\n"
+        "                for mine in held:\n"
+        "                    yield mine\n"
+        "                return\n",
+    ),
+)
 
 CANDIDATES: dict[str, tuple[Patch, ...]] = {
     "turn_epoch": _EPOCH,
@@ -225,7 +216,6 @@ CANDIDATES: dict[str, tuple[Patch, ...]] = {
         ),
     ),
     "consume_through": _consume_through("state is not None"),
-    "separate_channel": _separate_channel(per_call=False),
-    "separate_channel_per_call": _separate_channel(per_call=True),
+    "separate_channel": _SEPARATE_CHANNEL,
     "await_reaction": _consume_through("True"),
 }
