@@ -68,8 +68,9 @@ MODELS = BUG_MODELS[NAME]
 DEFAULT_MODEL = "wake-parent"
 #: When a background task started in turn s completes, relative to the consumer's turns.
 #: The seed's timing comes first, so it is what Hypothesis tries first and shrinks towards.
-#: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between them) spread
-#: between / mid_next / later completions; the others are emitted as one block.
+#: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between its subagent's frames,
+#: and before the report of its end, which is one block) spread between / mid_next / later
+#: completions (:func:`_spreads`); the others are emitted as one block.
 DONE = (
     "between",  # after turn s's result, before prompt s+1 (the consumer's pace decides)
     "at_prompt",  # as prompt s+1 is written, before its first frame
