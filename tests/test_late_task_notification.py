@@ -361,12 +361,14 @@ async def test_a_task_runs_on_its_own_clock_when_the_consumer_waits_for_it(agent
 
 @pytest.mark.anyio
 async def test_a_task_ended_by_a_consumer_waiting_for_it_is_reacted_to_at_once(agentsdk_backend: str) -> None:
-    """A completion scripted mid next turn, its frames spread apart, that ends early because the
-    consumer reads on for it: the wake-parent CLI is idle then, so it reports the end as one block
-    and runs its own turn on it at once (as for a completion scripted to find it idle). A consumer
-    that sends the next prompt as soon as it reads the notification finds the CLI's own turn
-    already under way: it does not come in the middle of the next turn."""
-    script = ltn.build_script(with_task(done="mid_next", gap=3, delay=2), "wake-parent")
+    """A completion scripted mid next turn, its subagent's work spread apart, that ends early
+    because the consumer reads on for it: the work plays, then the report of the end as one block,
+    and the wake-parent CLI, idle then, runs its own turn on it at once (as for a completion
+    scripted to find it idle). A consumer that sends the next prompt as soon as it reads the
+    notification finds the CLI's own turn already under way: it does not come in the middle of the
+    next turn."""
+    script = ltn.build_script(with_task(done="mid_next", progress=1, gap=3, delay=2), "wake-parent")
+    assert [s.name for s in script.segments if s.cause == "task:t0"] == ["task:t0:work", "task:t0"]
     async with reading_on_for_the_task(script) as (transport, client):
         await client.query("prompt 1")
         async for message in client.receive_messages():
@@ -376,6 +378,7 @@ async def test_a_task_ended_by_a_consumer_waiting_for_it_is_reacted_to_at_once(a
     first = next(i for i, (segment, _) in enumerate(emitted) if segment == "task:t0")
     block = [segment for segment, _ in emitted[first:first + 5]]  # notification, background_tasks_changed; init, assistant, result
     assert block == ["task:t0"] * 2 + ["cli:t0"] * 3, emitted
+    assert [segment for segment, _ in emitted[:first] if segment and segment.startswith("task:")] == ["task:t0:work"] * 2
     assert emitted[first][1] == 1 and transport.log.stall is None  # it ended before prompt 1
 
 

@@ -380,7 +380,7 @@ def clocked_segments(script: Script) -> dict[str, Segment]:
         for s in script.segments
         if s.cause.startswith("task:")
         and (s.trigger.prompt is not None or (s.trigger.after is not None and s.trigger.after[0] != starter.get(s.cause[5:])
-                                              and not s.trigger.after[0].startswith(s.cause)))  # not a report after its work
+                                              and s.trigger.after[0] != f"{s.cause}:work"))  # not a report after its work
     }
 
 
