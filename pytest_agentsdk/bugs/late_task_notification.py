@@ -64,13 +64,11 @@ from ..verdict import Result
 
 NAME = "late_task_notification"
 MODELS = BUG_MODELS[NAME]
-#: The model a judgement that names none plays (``agentsdk_check(NAME)``): CLI 2.1.330's behaviour.
-DEFAULT_MODEL = "wake-parent"
 #: When a background task started in turn s completes, relative to the consumer's turns.
 #: The seed's timing comes first, so it is what Hypothesis tries first and shrinks towards.
 #: A task's ``delay`` (checkpoints before its frames) and ``gap`` (between its subagent's frames,
 #: and before the report of its end, which is one block) spread between / mid_next / later
-#: completions (:func:`_spreads`); the others are emitted as one block.
+#: completions; the others are emitted as one block.
 DONE = (
     "between",  # after turn s's result, before prompt s+1 (the consumer's pace decides)
     "at_prompt",  # as prompt s+1 is written, before its first frame
@@ -159,14 +157,6 @@ def sweep_examples() -> list[dict[str, Any]]:
 
 def _swept_task(turn: int, done: str, report: str, progress: int, background: bool = True) -> dict[str, Any]:
     return {"turn": turn, "background": background, "done": done, "report": report, "progress": progress, "delay": 0, "gap": 0}
-
-
-def _spreads(done: str, wake: bool) -> bool:
-    """Whether a background completion at ``done`` is emitted as its task's clock has it (its
-    ``delay`` and ``gap`` apply) rather than as one block: not when it must keep its promise
-    (before its turn's result, before the next prompt's first frame), nor when a wake-parent CLI
-    runs its own turn on it at once (a real CLI never interleaves two turns of the main agent)."""
-    return done not in ("in_turn", "at_prompt") and not (wake and done in _WAKES)
 
 
 def _swept(prompts: int, tasks: list[dict[str, Any]], pace: str | int) -> dict[str, Any]:
@@ -332,8 +322,12 @@ def build_script(example: dict[str, Any], model: str) -> Script:
     # Task segments come first: a completion released by the same prompt precedes that turn's frames.
     for task in (t for t in tasks if t.background):
         progress, report = _progress_frames(task), _completion_frames(task, wake)
+        # A wake-parent CLI's own turn follows the completion at once, as one block: a real CLI
+        # never interleaves two turns of the main agent. in_turn and at_prompt completions keep
+        # their promise (before that result / before that first frame) the same way.
         own = wake and task.wakes
-        delay, gap = (task.delay, task.gap) if _spreads(task.done, wake) else (0, 0)
+        spread = not own and task.done not in ("in_turn", "at_prompt")
+        delay, gap = (task.delay, task.gap) if spread else (0, 0)
         s = task.turn
         if task.done in ("at_prompt", "mid_next") and s + 1 >= prompts:
             raise ScriptError(f"tasks[{task.index}].done: {task.done!r} needs a prompt after turn {s}; raise prompts or start it earlier")
@@ -360,7 +354,7 @@ def build_script(example: dict[str, Any], model: str) -> Script:
             script.event(name, *progress, *report, delay=delay, optional=True, **trigger)
         reaction: dict[str, Any] = {"cause": f"cli:task:{task.id}", "optional": True}
         if own:
-            script.event(f"cli:{task.id}", *_own_turn(task), after=(name, len(script.segments[-1].frames) - 1), **reaction)
+            script.event(f"cli:{task.id}", *_own_turn(task), after=(name, len(script.segment(name).frames) - 1), **reaction)
         elif wake and task.done == "mid_next":
             # folded into turn s+1; the CLI reacts only if the task ends while it is idle, i.e.
             # when the consumer waits for it instead of sending prompt s+1 (TaskClockTransport)
@@ -408,7 +402,7 @@ class TaskClockTransport(ScriptedTransport):
             return False
         segment = self._clocked[task]
         if task in self._idle_reactions:  # the CLI's own turn follows the report of the task's end at once
-            report = next(s for s in self.script.segments if s.name == f"task:{task}")
+            report = self.script.segment(f"task:{task}")
             key = (report.name, len(report.frames) - 1)  # the plan's index is shared: add to a copy
             self._released_after = {**self._released_after, key: (*self._released_after.get(key, ()), self._idle_reactions[task])}
         self._release(segment, preempt=False)
@@ -515,7 +509,7 @@ class LateTaskNotification(Scenario):
         return _EXAMPLES
 
     def run_example(self, example: Any, backend: str, model: str | None) -> Outcome:
-        script = build_script(example, model or DEFAULT_MODEL)
+        script = build_script(example, model or "wake-parent")
         prompts = example.get("prompts", 2)
         pace = _pace(example, prompts)
         outcome = outcome_of(run_in_fresh_loop(lambda: play(script, pace, prompts), backend, skip_idle=True))
