@@ -170,13 +170,14 @@ def compare(story: str, real: Played, scripted: Played) -> Comparison:
                 for shape in extra:
                     key = shape.kind if shape.kind in known else shape.describe()
                     found.setdefault(key, f"{side} only: {shape.describe()}")
-    between_real = [s.describe() for s in shapes(real.between)]
-    between_scripted = [s.describe() for s in shapes(scripted.between)]
+    real_between, scripted_between = shapes(real.between), shapes(scripted.between)
+    between_real = [s.describe() for s in real_between]
+    between_scripted = [s.describe() for s in scripted_between]
 
     def judged(between: list[Shape]) -> list[str]:  # in order: one turn's window, whose frames come as they are caused
         return [s.kind for s in between if s.kind not in known and s.describe() not in known]
 
-    if judged(shapes(real.between)) != judged(shapes(scripted.between)):
+    if judged(real_between) != judged(scripted_between):
         found.setdefault("between_turns", f"between turns: real {between_real}, scripted {between_scripted}")
     return Comparison(story, a, b, [d for k, d in found.items() if k not in known],
                       [f"{d} ({known[k]})" for k, d in found.items() if k in known], between_real, between_scripted)
